@@ -1,0 +1,31 @@
+# make run: set up and start the demo. make test: set up and run every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed-requirements
+
+.PHONY: run test bench nginx typecheck clean
+
+$(INSTALLED): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+nginx:
+	@bash scripts/install-system-packages.sh
+
+typecheck: $(INSTALLED)
+	$(PY) -m mypy --strict signing
+
+test: $(INSTALLED) nginx typecheck
+	$(PY) -m pytest
+
+run: $(INSTALLED) nginx
+	$(PY) -m harness.demo
+
+bench: $(INSTALLED)
+	@bash scripts/install-system-packages.sh --bench
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache

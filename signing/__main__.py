@@ -1,0 +1,136 @@
+"""Command line: ``python -m signing {genkey,sign,verify,nginx-keys}``.
+
+Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
+(``kid=secret`` entries), never from the command line. The active key is ``--kid``,
+else ``SECURE_LINK_ACTIVE_KID``, else the last key listed.
+
+``verify`` exits 0 for a valid link, 1 for an invalid one (nginx: 403), 3 for an expired
+one (410) and 4 for a request nginx refuses as malformed (400); 2 means a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .exc import BadSignature, LinkError, LinkExpired, MalformedRequest
+from .keys import generate_secret, parse_keys, render_nginx_keys, write_private_file
+from .secure_link import SecureLinkSigner
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_EXPIRED, EXIT_MALFORMED = 0, 1, 2, 3, 4
+
+
+def load_keys(keys_file: Path | None) -> dict[str, str]:
+    """Read the key set from ``keys_file`` or from ``$SECURE_LINK_KEYS``."""
+    if keys_file is not None:
+        return parse_keys(keys_file.read_text(encoding="utf-8"))
+    text = os.environ.get("SECURE_LINK_KEYS", "")
+    if not text.strip():
+        raise ValueError("no keys: pass --keys-file FILE or set SECURE_LINK_KEYS='kid=secret'")
+    return parse_keys(text)
+
+
+def build_signer(options: argparse.Namespace) -> SecureLinkSigner:
+    keys = load_keys(options.keys_file)
+    active_kid = options.kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or list(keys)[-1]
+    return SecureLinkSigner(
+        keys=keys,
+        active_kid=active_kid,
+        prefix=options.prefix,
+        expiry_bucket=options.expiry_bucket,
+    )
+
+
+def command_genkey(options: argparse.Namespace) -> int:
+    print(generate_secret())
+    return EXIT_VALID
+
+
+def command_sign(options: argparse.Namespace) -> int:
+    link = build_signer(options).sign(
+        options.path,
+        ttl=options.ttl,
+        client_ip=options.client_ip,
+        filename=options.filename,
+        disposition="inline" if options.inline else None,
+    )
+    print(options.base_url.rstrip("/") + link.url)
+    return EXIT_VALID
+
+
+def command_verify(options: argparse.Namespace) -> int:
+    parts = urlsplit(options.url)
+    raw_path = (parts.path or "/").encode("utf-8")
+    try:
+        verified = build_signer(options).verify(
+            raw_path=raw_path, query=parts.query.encode("utf-8"), remote_addr=options.remote_addr
+        )
+    except MalformedRequest as error:
+        print(f"malformed (400): {error}")
+        return EXIT_MALFORMED
+    except LinkExpired as error:
+        print(f"expired (410): expired at {error.expires_at.isoformat()}")
+        return EXIT_EXPIRED
+    except BadSignature as error:
+        print(f"invalid (403): {error}")
+        return EXIT_INVALID
+    print(f"valid: {verified.uri.decode('utf-8', 'replace')} until {verified.expires} (key {verified.kid})")
+    return EXIT_VALID
+
+
+def command_nginx_keys(options: argparse.Namespace) -> int:
+    keys = load_keys(options.keys_file)
+    write_private_file(options.output, render_nginx_keys(keys))
+    print(f"wrote {len(keys)} key(s) ({', '.join(keys)}) to {options.output} (mode 0600)")
+    return EXIT_VALID
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m signing", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_keys(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--keys-file", type=Path, help="file of kid=secret lines")
+        sub.add_argument("--kid", help="key id to sign with (default: the last key)")
+        sub.add_argument("--prefix", default="/media/", help="protected URL prefix")
+        sub.add_argument("--expiry-bucket", type=int, default=0, help="round expires up (s)")
+        return sub
+
+    commands.add_parser("genkey", help="print a new random secret").set_defaults(run=command_genkey)
+
+    sign = with_keys(commands.add_parser("sign", help="print a signed link"))
+    sign.add_argument("path", help="decoded URL path, e.g. '/media/images/a b.jpg'")
+    sign.add_argument("--ttl", type=int, required=True, help="lifetime in seconds")
+    sign.add_argument("--client-ip", help="bind the link to this client address")
+    sign.add_argument("--filename", help="download name sent in Content-Disposition")
+    sign.add_argument("--inline", action="store_true", help="Content-Disposition: inline")
+    sign.add_argument("--base-url", default="", help="scheme and host to prepend")
+    sign.set_defaults(run=command_sign)
+
+    verify = with_keys(commands.add_parser("verify", help="check a link as nginx would"))
+    verify.add_argument("url", help="the link, absolute or path?query")
+    verify.add_argument("--remote-addr", default="127.0.0.1", help="the client's address")
+    verify.set_defaults(run=command_verify)
+
+    nginx_keys = with_keys(commands.add_parser("nginx-keys", help="write nginx's keys include"))
+    nginx_keys.add_argument("--output", type=Path, required=True, help="file to write (0600)")
+    nginx_keys.set_defaults(run=command_nginx_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = make_parser().parse_args(argv)
+    try:
+        status: int = options.run(options)
+    except (ValueError, LinkError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

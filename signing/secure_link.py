@@ -1,0 +1,305 @@
+"""Links that nginx's stock ``secure_link`` module verifies by itself.
+
+A link is the file's URL path, percent-encoded, with these query arguments::
+
+    /media/images/a%20b.jpg?md5=TOKEN&expires=1767225600&kid=k1[&ip=1][&disposition=D][&filename=F]
+
+``TOKEN`` is the unpadded base64url MD5 of the *signed string*, seven fields joined by ``|``::
+
+    {expires}|{kid}|{client}|{disposition}|{filename}|{uri}|{secret}
+
+=============  ==============================  ================================================
+field          nginx variable                  value
+=============  ==============================  ================================================
+expires        ``$secure_link_expires``        the ``expires`` argument as sent: Unix seconds
+kid            ``$arg_kid``                    the key id that picked the secret
+client         ``$secure_link_client``         ``""``, or ``$remote_addr`` when ``ip=1``
+disposition    ``$secure_link_disposition``    ``""``, ``attachment`` or ``inline``
+filename       ``$secure_link_filename``       ``""``, or the download name as
+                                               ``quote(name, safe="")``
+uri            ``$uri``                        the decoded, normalised path (UTF-8 bytes)
+secret         ``$secure_link_secret``         the secret of key ``kid``
+=============  ==============================  ================================================
+
+Why no two links share a signed string: the first five fields can never hold ``|`` (digits,
+a key id from ``[a-z0-9_-]``, an IP address, a fixed word, percent-encoded text), and nginx
+maps any other value of ``ip``, ``disposition`` or ``filename`` to ``!``, which no signer
+emits. The secret is fixed by the key id. So the first five ``|`` and the ``|secret`` suffix
+split every signed string one way only, even when ``uri`` contains ``|``; an optional field
+that is empty in one link and set in another differs in its own slot and nowhere else.
+
+The verifier here answers exactly what ``nginx/secure_link.conf`` answers: nginx's
+``$secure_link`` is ``""`` (403), ``"0"`` (410, ``expires < now``) or ``"1"``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
+
+from .disposition import DISPOSITIONS, content_disposition, quote_filename
+from .encoding import base64url_encode, nginx_base64url_decode
+from .exc import BadSignature, LinkExpired
+from .keys import check_keys
+from .paths import check_signable_path, nginx_uri, quote_path
+
+# nginx's ngx_atotm refuses values above the largest 64-bit time_t.
+_MAX_TIME_T = 2**63 - 1
+_MAX_TOKEN_LENGTH = 24
+# Values of the optional fields, as nginx/secure_link.conf maps them; "!" is never signed.
+_UNSIGNABLE = b"!"
+_DISPOSITION_FIELD = {b"": b"", b"attachment": b"attachment", b"inline": b"inline"}
+_FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
+
+
+class LinkStatus(enum.Enum):
+    """The value of nginx's ``$secure_link`` for a request."""
+
+    INVALID = ""
+    EXPIRED = "0"
+    VALID = "1"
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """A freshly signed link. ``url`` is relative: prepend the site's scheme and host."""
+
+    url: str
+    path: str
+    expires: int
+    kid: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class VerifiedLink:
+    """What a request that verified grants: the file's ``$uri`` and how to present it."""
+
+    uri: bytes
+    expires: int
+    kid: str
+    disposition: str
+    quoted_filename: str
+
+    @property
+    def filename(self) -> str:
+        return unquote(self.quoted_filename)
+
+    @property
+    def content_disposition(self) -> str | None:
+        return content_disposition(self.disposition, self.quoted_filename)
+
+
+def token_for(signed_string: bytes) -> str:
+    """The ``md5`` argument nginx expects for ``signed_string``."""
+    return base64url_encode(hashlib.md5(signed_string).digest())
+
+
+def nginx_arg(query: bytes, name: bytes) -> bytes | None:
+    """``$arg_<name>``: the raw value of the first ``name=`` argument, name case-insensitive."""
+    if not query:
+        return None
+    size = len(name)
+    for argument in query.split(b"&"):
+        if argument[size : size + 1] == b"=" and argument[:size].lower() == name:
+            return argument[size + 1 :]
+    return None
+
+
+def nginx_atotm(text: bytes) -> int:
+    """nginx's ``ngx_atotm``: decimal digits to an int, or -1 when empty, not digits or too big."""
+    if not text or not text.isdigit() or not text.isascii():
+        return -1
+    value = int(text)
+    return value if value <= _MAX_TIME_T else -1
+
+
+def canonical_client_address(address: str) -> str:
+    """The text nginx's ``$remote_addr`` holds for ``address`` (IPv4 or IPv6)."""
+    if "%" in address:
+        raise ValueError(f"client address {address!r} has a zone id, which nginx never reports")
+    parsed = ipaddress.ip_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return f"::ffff:{parsed.ipv4_mapped}"
+    return str(parsed)
+
+
+class SecureLinkSigner:
+    """Signs links for nginx's ``secure_link`` and verifies them exactly as nginx does.
+
+    ``keys`` maps key ids to secrets; links are signed with ``active_kid`` and any key in
+    ``keys`` verifies. ``expiry_bucket`` (seconds, 0 for none) rounds ``expires`` up to a
+    multiple of itself, so that links minted inside one window are the same URL.
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Mapping[str, str],
+        active_kid: str,
+        prefix: str = "/media/",
+        expiry_bucket: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_keys(keys)
+        if active_kid not in keys:
+            raise ValueError(f"the active key id {active_kid!r} is not among the keys {sorted(keys)}")
+        if not (prefix.startswith("/") and prefix.endswith("/")):
+            raise ValueError(f"the protected prefix {prefix!r} must start and end with '/'")
+        if expiry_bucket < 0:
+            raise ValueError(f"expiry_bucket must be 0 or more seconds, got {expiry_bucket}")
+        self._secrets = {kid.encode("ascii"): secret.encode("ascii") for kid, secret in keys.items()}
+        self.active_kid = active_kid
+        self.prefix = prefix
+        self.expiry_bucket = expiry_bucket
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        kids = sorted(kid.decode() for kid in self._secrets)
+        return f"<SecureLinkSigner kids={kids} active_kid={self.active_kid!r} prefix={self.prefix!r}>"
+
+    @property
+    def key_ids(self) -> list[str]:
+        return [kid.decode() for kid in self._secrets]
+
+    def get_timestamp(self) -> int:
+        """Now, in whole Unix seconds: the one place the signer reads the time."""
+        return int(self.clock())
+
+    def expires_for(self, ttl: int | timedelta) -> int:
+        """The ``expires`` value for a link that must live at least ``ttl`` seconds from now."""
+        seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else ttl
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        expires = self.get_timestamp() + seconds
+        bucket = self.expiry_bucket
+        return expires if bucket <= 1 else -(-expires // bucket) * bucket
+
+    def sign(
+        self,
+        path: str,
+        *,
+        ttl: int | timedelta,
+        client_ip: str | None = None,
+        filename: str | None = None,
+        disposition: str | None = None,
+        kid: str | None = None,
+    ) -> SignedLink:
+        """Sign the decoded URL ``path`` (``/media/a b.jpg``) for ``ttl`` seconds.
+
+        ``client_ip`` binds the link to one address. ``filename`` makes nginx send
+        ``Content-Disposition`` (``attachment`` unless ``disposition="inline"``).
+        Raises UnsafePath for a path that cannot be signed and ValueError for bad options.
+        """
+        uri = check_signable_path(path, prefix=self.prefix)
+        kid = self.active_kid if kid is None else kid
+        secret = self._secrets.get(kid.encode("ascii", "replace"))
+        if secret is None:
+            raise ValueError(f"unknown key id {kid!r}")
+        if disposition is None:
+            disposition = "attachment" if filename else ""
+        elif disposition not in DISPOSITIONS:
+            raise ValueError(f"disposition must be one of {DISPOSITIONS}, got {disposition!r}")
+        if filename is not None and (not filename or "\0" in filename):
+            raise ValueError("filename must be a non-empty name without NUL")
+        quoted_filename = quote_filename(filename) if filename else ""
+        client = canonical_client_address(client_ip) if client_ip else ""
+        expires = self.expires_for(ttl)
+
+        signed_string = b"|".join(
+            (
+                str(expires).encode(),
+                kid.encode(),
+                client.encode(),
+                disposition.encode(),
+                quoted_filename.encode(),
+                uri,
+                secret,
+            )
+        )
+        query = f"md5={token_for(signed_string)}&expires={expires}&kid={kid}"
+        if client:
+            query += "&ip=1"
+        if disposition:
+            query += f"&disposition={disposition}"
+        if quoted_filename:
+            query += f"&filename={quoted_filename}"
+        return SignedLink(url=f"{quote_path(path)}?{query}", path=path, expires=expires, kid=kid)
+
+    def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
+        """nginx's ``$secure_link`` for a request whose ``$uri`` and raw query are given."""
+        kid = nginx_arg(query, b"kid") or b""
+        secret = self._secrets.get(kid.lower())
+        if secret is None:
+            return LinkStatus.INVALID
+        token, expires_text = _token_and_expires(query)
+        expires = nginx_atotm(expires_text)
+        if expires <= 0 or len(token) > _MAX_TOKEN_LENGTH:
+            return LinkStatus.INVALID
+        digest = nginx_base64url_decode(token)
+        if digest is None or len(digest) != 16:
+            return LinkStatus.INVALID
+        signed_string = b"|".join(
+            (
+                expires_text,
+                kid,
+                _client_field(query, remote_addr),
+                _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE),
+                _filename_field(query),
+                uri,
+                secret,
+            )
+        )
+        if not hmac.compare_digest(digest, hashlib.md5(signed_string).digest()):
+            return LinkStatus.INVALID
+        return LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID
+
+    def verify(self, *, raw_path: bytes, query: bytes, remote_addr: str) -> VerifiedLink:
+        """Check a request as nginx does; return what it grants or raise.
+
+        Raises MalformedRequest (nginx: 400) for a path nginx refuses, BadSignature (403)
+        for an invalid link and LinkExpired (410) for an expired one.
+        """
+        uri = nginx_uri(raw_path)
+        status = self.status(uri=uri, query=query, remote_addr=remote_addr)
+        expires = nginx_atotm(_token_and_expires(query)[1])
+        if status is LinkStatus.INVALID:
+            raise BadSignature(f"the link for {uri.decode('utf-8', 'replace')!r} does not verify")
+        if status is LinkStatus.EXPIRED:
+            raise LinkExpired(f"the link expired at {expires}", expires=expires)
+        return VerifiedLink(
+            uri=uri,
+            expires=expires,
+            kid=(nginx_arg(query, b"kid") or b"").decode("ascii"),
+            disposition=_DISPOSITION_FIELD[(nginx_arg(query, b"disposition") or b"").lower()].decode(),
+            quoted_filename=_filename_field(query).decode("ascii"),
+        )
+
+
+def _token_and_expires(query: bytes) -> tuple[bytes, bytes]:
+    # secure_link "$arg_md5,$arg_expires": nginx splits the joined value at the first ','.
+    joined = (nginx_arg(query, b"md5") or b"") + b"," + (nginx_arg(query, b"expires") or b"")
+    token, _, expires_text = joined.partition(b",")
+    return token, expires_text
+
+
+def _client_field(query: bytes, remote_addr: str) -> bytes:
+    bind = nginx_arg(query, b"ip") or b""
+    if bind == b"":
+        return b""
+    return remote_addr.encode("ascii") if bind == b"1" else _UNSIGNABLE
+
+
+def _filename_field(query: bytes) -> bytes:
+    filename = nginx_arg(query, b"filename") or b""
+    return filename if all(byte in _FILENAME_BYTES for byte in filename) else _UNSIGNABLE
