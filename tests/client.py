@@ -1,0 +1,46 @@
+"""A tiny HTTP client that sends the request target byte for byte (no re-encoding)."""
+
+from __future__ import annotations
+
+import http.client
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+class _RawTargetConnection(http.client.HTTPConnection):
+    def _encode_request(self, request: str) -> bytes:  # type: ignore[override]
+        # The target arrives as latin-1 text so that raw UTF-8 bytes pass through untouched.
+        return request.encode("latin-1")
+
+
+def fetch(
+    base_url: str,
+    target: str | bytes,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    source_address: str | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    """Send one request for ``target`` (``/path?query``) to ``base_url`` and read the answer."""
+    parts = urlsplit(base_url)
+    raw_target = target if isinstance(target, bytes) else target.encode("utf-8")
+    connection = _RawTargetConnection(
+        parts.hostname or "127.0.0.1",
+        parts.port,
+        timeout=timeout,
+        source_address=(source_address, 0) if source_address else None,
+    )
+    try:
+        connection.request(method, raw_target.decode("latin-1"), headers=headers or {})
+        answer = connection.getresponse()
+        return Response(answer.status, answer.headers, answer.read())
+    finally:
+        connection.close()

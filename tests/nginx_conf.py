@@ -1,0 +1,130 @@
+"""Read nginx/secure_link.conf and evaluate its maps and secure_link_md5 the way nginx does.
+
+Just enough of nginx's config language for the contract test: directives, blocks, quoted
+strings, ``map`` (exact keys match case-insensitively; regexes are tried in order, only on
+a non-empty value; named captures become variables) and ``$var`` / ``${var}`` expansion.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from signing.secure_link import nginx_arg
+
+_TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    block: list[Directive] | None = None
+
+
+def parse(text: str) -> list[Directive]:
+    """Parse nginx config text into nested directives."""
+    tokens: list[tuple[str, bool]] = []  # (text, is_punctuation)
+    for match in _TOKEN.finditer(text):
+        if match.group(1) is not None:
+            tokens.append((re.sub(r"\\(.)", r"\1", match.group(1)), False))
+        elif match.group(2):
+            tokens.append((match.group(2), True))
+        elif match.group(3):
+            tokens.append((match.group(3), False))
+    directives, rest = _parse_block(tokens)
+    assert not rest, "unbalanced braces"
+    return directives
+
+
+def _parse_block(tokens: list[tuple[str, bool]]) -> tuple[list[Directive], list[tuple[str, bool]]]:
+    directives: list[Directive] = []
+    words: list[str] = []
+    while tokens:
+        (text, punctuation), tokens = tokens[0], tokens[1:]
+        if not punctuation:
+            words.append(text)
+        elif text == ";":
+            directives.append(Directive(words[0], words[1:]))
+            words = []
+        elif text == "{":
+            block, tokens = _parse_block(tokens)
+            directives.append(Directive(words[0], words[1:], block))
+            words = []
+        else:  # "}"
+            return directives, tokens
+    return directives, tokens
+
+
+def find(directives: list[Directive], name: str, *args: str) -> list[Directive]:
+    """Every directive called ``name`` whose first arguments are ``args``, at any depth."""
+    found = []
+    for directive in directives:
+        if directive.name == name and directive.args[: len(args)] == list(args):
+            found.append(directive)
+        found += find(directive.block or [], name, *args)
+    return found
+
+
+@dataclass
+class Evaluator:
+    """Expands variables for one request against the parsed config's maps."""
+
+    config: list[Directive]
+    keys: dict[str, str]
+    uri: bytes
+    query: bytes
+    remote_addr: str
+    expires: bytes
+    captures: dict[str, bytes] = field(default_factory=dict)
+
+    def expand(self, template: str) -> bytes:
+        out = b""
+        position = 0
+        for match in _VARIABLE.finditer(template):
+            out += template[position : match.start()].encode()
+            out += self.variable(match.group(1) or match.group(2))
+            position = match.end()
+        return out + template[position:].encode()
+
+    def variable(self, name: str) -> bytes:
+        if name.startswith("arg_"):
+            return nginx_arg(self.query, name[4:].encode()) or b""
+        builtins = {"uri": self.uri, "remote_addr": self.remote_addr.encode(), "secure_link_expires": self.expires}
+        if name in builtins:
+            return builtins[name]
+        if name in self.captures:
+            return self.captures[name]
+        maps = [m for m in find(self.config, "map") if m.args[1] == "$" + name]
+        assert len(maps) == 1, f"no single map defines ${name}"
+        return self._map(maps[0])
+
+    def _map(self, directive: Directive) -> bytes:
+        value = self.expand(directive.args[0])
+        default = b""
+        regexes: list[tuple[str, str]] = []
+        for entry in directive.block or []:
+            if entry.name == "include":  # the keys file: "kid" "secret";
+                for kid, secret in self.keys.items():
+                    if value.lower() == kid.lower().encode():
+                        return secret.encode()
+            elif entry.name == "default":
+                default = self.expand(entry.args[0])
+            elif entry.name.startswith("~"):
+                regexes.append((entry.name, entry.args[0]))
+            elif value.lower() == entry.name.lower().encode():
+                return self.expand(entry.args[0])
+        for pattern, result in regexes if value else []:
+            flags = re.IGNORECASE if pattern.startswith("~*") else 0
+            python_pattern = re.sub(r"\(\?<(\w+)>", r"(?P<\1>", pattern.lstrip("~*"))
+            match = re.search(python_pattern.encode(), value, flags)
+            if match:
+                self.captures.update({k: v for k, v in match.groupdict().items() if v is not None})
+                return self.expand(result)
+        return default
+
+
+def load(path: Path) -> list[Directive]:
+    return parse(path.read_text())

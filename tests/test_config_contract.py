@@ -1,0 +1,101 @@
+"""nginx/secure_link.conf and the signer must hash the same bytes: config drift cannot land.
+
+The config's maps and its secure_link_md5 expression are evaluated (tests/nginx_conf.py)
+for each kind of link and must give the token the signer put in the link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from harness.nginx import SECURE_LINK_CONF
+from signing import SecureLinkSigner, content_disposition, nginx_uri
+from signing.encoding import base64url_encode
+from signing.secure_link import nginx_arg
+from tests.nginx_conf import Evaluator, find, load
+
+CONFIG = load(SECURE_LINK_CONF)
+KEYS = {"k1": "a" * 32, "k2": "b" * 43}
+SIGNER = SecureLinkSigner(keys=KEYS, active_kid="k2", clock=lambda: 1_800_000_000)
+
+
+def media_location():
+    locations = find(CONFIG, "location", SIGNER.prefix)
+    assert len(locations) == 1, f"exactly one 'location {SIGNER.prefix}' must exist"
+    return locations[0]
+
+
+def evaluate(url: str, remote_addr: str = "192.0.2.7") -> tuple[str, Evaluator]:
+    raw_path, _, query = url.encode().partition(b"?")
+    secure_link = find(media_location().block, "secure_link")[0].args[0]
+    assert secure_link == "$arg_md5,$arg_expires"
+    evaluator = Evaluator(CONFIG, KEYS, nginx_uri(raw_path), query, remote_addr, nginx_arg(query, b"expires") or b"")
+    expression = find(media_location().block, "secure_link_md5")[0].args[0]
+    return base64url_encode(hashlib.md5(evaluator.expand(expression)).digest()), evaluator
+
+
+LINKS = {
+    "plain": dict(),
+    "bound to IPv4": dict(client_ip="192.0.2.7"),
+    "bound to IPv6": dict(client_ip="2001:db8::7"),
+    "attachment name": dict(filename="你 好;\".txt"),
+    "inline name": dict(filename="a.jpg", disposition="inline"),
+    "inline, no name": dict(disposition="inline"),
+    "everything": dict(client_ip="192.0.2.7", filename="x|y.bin", disposition="attachment"),
+}
+
+
+@pytest.mark.parametrize("kind", list(LINKS))
+@pytest.mark.parametrize("path", ["/media/a.jpg", "/media/dir/a b+c%;?#|.bin", "/media/你好.txt"])
+def test_config_hashes_exactly_what_the_signer_signs(kind: str, path: str):
+    link = SIGNER.sign(path, ttl=60, **LINKS[kind])
+    token, evaluator = evaluate(link.url, remote_addr="2001:db8::7" if "IPv6" in kind else "192.0.2.7")
+    assert f"md5={token}&" in link.url
+
+
+@pytest.mark.parametrize("kind", list(LINKS))
+def test_config_builds_the_content_disposition_the_library_builds(kind: str):
+    options = LINKS[kind]
+    link = SIGNER.sign("/media/a.jpg", ttl=60, **options)
+    _, evaluator = evaluate(link.url)
+    expected = content_disposition(*_disposition_and_name(link.url)) or ""
+    assert evaluator.variable("secure_link_content_disposition").decode() == expected
+
+
+def _disposition_and_name(url: str) -> tuple[str, str]:
+    query = url.encode().partition(b"?")[2]
+    return ((nginx_arg(query, b"disposition") or b"").decode(), (nginx_arg(query, b"filename") or b"").decode())
+
+
+def test_content_disposition_header_comes_from_the_signed_map():
+    headers = find(media_location().block, "add_header", "Content-Disposition")
+    assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_content_disposition"]]
+
+
+def test_unknown_keys_get_403_before_hashing_invalid_403_and_expired_410():
+    block = media_location().block
+    checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
+    assert checks == [
+        (["($secure_link_secret", "=", "", ")"], [("return", ["403"])]),
+        (["($secure_link", "=", "", ")"], [("return", ["403"])]),
+        (["($secure_link", "=", "0", ")"], [("return", ["410"])]),
+    ]
+
+
+def test_unknown_key_id_maps_to_an_empty_secret():
+    assert evaluate(SIGNER.sign("/media/a.jpg", ttl=60).url.replace("kid=k2", "kid=zz"))[1].variable(
+        "secure_link_secret"
+    ) == b""
+
+
+def test_internal_location_exists_and_is_internal():
+    location = find(CONFIG, "location", "/_protected/media/")
+    assert len(location) == 1
+    assert [d.name for d in location[0].block] == ["internal", "alias"]
+    assert location[0].block[1].args == media_location_alias()
+
+
+def media_location_alias() -> list[str]:
+    return find(media_location().block, "alias")[0].args
