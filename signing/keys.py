@@ -12,6 +12,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 32
@@ -21,25 +22,44 @@ KID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 
-def check_keys(keys: Mapping[str, str]) -> None:
-    """Raise ValueError, naming the key id, if any key cannot be used by both sides."""
+@dataclass(frozen=True)
+class KeyProblem:
+    """One reason a key set cannot be used; ``code`` is stable, ``message`` says the fix."""
+
+    code: str  # "no-keys", "bad-kid", "short-secret" or "bad-secret"
+    message: str
+
+
+def key_problems(keys: Mapping[str, str]) -> list[KeyProblem]:
+    """Every problem with ``keys``, naming key ids but never secrets."""
     if not keys:
-        raise ValueError("no signing keys: configure at least one 'kid=secret' pair")
+        return [KeyProblem("no-keys", "no signing keys: configure at least one 'kid=secret' pair")]
+    problems = []
     for kid, secret in keys.items():
         if not KID_PATTERN.fullmatch(kid):
-            raise ValueError(
-                f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
-            )
+            problems.append(KeyProblem(
+                "bad-kid", f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
+            ))
         if len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(
+            problems.append(KeyProblem(
+                "short-secret",
                 f"the secret of key {kid!r} has {len(secret)} characters; at least "
-                f"{MIN_SECRET_LENGTH} are required (make one with `python -m signing genkey`)"
-            )
-        if not SECRET_PATTERN.fullmatch(secret):
-            raise ValueError(
+                f"{MIN_SECRET_LENGTH} are required (make one with `python -m signing genkey`)",
+            ))
+        elif not SECRET_PATTERN.fullmatch(secret):
+            problems.append(KeyProblem(
+                "bad-secret",
                 f"the secret of key {kid!r} has characters nginx cannot hold in its config; "
-                "use A-Z a-z 0-9 and . _ ~ + / = - (make one with `python -m signing genkey`)"
-            )
+                "use A-Z a-z 0-9 and . _ ~ + / = - (make one with `python -m signing genkey`)",
+            ))
+    return problems
+
+
+def check_keys(keys: Mapping[str, str]) -> None:
+    """Raise ValueError, naming the key id, if any key cannot be used by both sides."""
+    problems = key_problems(keys)
+    if problems:
+        raise ValueError(problems[0].message)
 
 
 def generate_secret() -> str:

@@ -78,3 +78,6 @@ def nginx(
         yield NginxSite(server, media_root, signing_keys)
     finally:
         server.stop()
+
+
+pytest_plugins = ["tests.app_fixtures"]

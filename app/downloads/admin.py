@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.utils.html import format_html
+
+from signing import LinkError
+
+from .links import sign_file
+from .models import Image
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "original_name", "width", "height", "size", "created_at", "download"]
+    list_filter = ["content_type", "created_at"]
+    search_fields = ["title", "original_name", "owner__username"]
+    readonly_fields = ["width", "height", "size", "content_type", "created_at", "download"]
+
+    @admin.display(description="Signed link")
+    def download(self, image: Image) -> str:
+        if not image.file:
+            return "-"
+        try:
+            link = sign_file(image.file.name, filename=image.original_name)
+        except LinkError as error:
+            return f"cannot sign: {error.message}"
+        return format_html('<a href="{}">download</a> (until {} UTC)', link.url, f"{link.expires_at:%Y-%m-%d %H:%M}")

@@ -1,0 +1,86 @@
+"""System checks: settings that cannot work stop start-up with a message naming the fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from django.core import checks
+from django.core.management.base import SystemCheckError
+
+from signing.keys import key_problems
+
+from .conf import link_settings
+
+_KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003"}
+_KEYS_HINT = "Set SECURE_LINK_KEYS='kid=secret' or SECURE_LINK_KEYS_FILE; `python -m signing genkey` makes a secret."
+_PROTECTED_LOCATION = re.compile(r"location\s+(\S+)\s*\{(?:[^{}]|\{[^{}]*\})*?secure_link_md5", re.S)
+
+
+def protected_locations(conf_text: str) -> list[str]:
+    """The prefixes of the locations in an nginx config that check secure_link_md5."""
+    return _PROTECTED_LOCATION.findall(conf_text)
+
+
+@checks.register("secure_link")
+def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    config = link_settings()
+    errors: list[checks.CheckMessage] = []
+    keys = dict(config.keys)
+    for problem in key_problems(keys):
+        errors.append(checks.Error(problem.message, hint=_KEYS_HINT, id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
+    if keys and config.active_key_id not in keys:
+        errors.append(checks.Error(
+            f"SECURE_LINK_ACTIVE_KID={config.active_kid!r} is not among the key ids {sorted(keys)}",
+            hint="Set SECURE_LINK_ACTIVE_KID to one of the configured key ids, or unset it to use the last key.",
+            id="downloads.E004",
+        ))
+    errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
+    errors += _prefix_errors(config.media_url, config.nginx_conf)
+    return errors
+
+
+def _ttl_errors(default_ttl: object, max_ttl: object, share_ttl: object, bucket: object) -> list[checks.CheckMessage]:
+    errors = []
+    for name, value in (("SECURE_LINK_MAX_TTL", max_ttl), ("SECURE_LINK_DEFAULT_TTL", default_ttl), ("SECURE_LINK_SHARE_TTL", share_ttl)):
+        if type(value) is not int or value <= 0:
+            errors.append(checks.Error(
+                f"{name}={value!r} must be a positive number of seconds",
+                hint=f"Set {name} to a whole number of seconds greater than 0.",
+                id="downloads.E005",
+            ))
+    if type(default_ttl) is int and type(max_ttl) is int and 0 < max_ttl < default_ttl:
+        errors.append(checks.Error(
+            f"SECURE_LINK_DEFAULT_TTL={default_ttl} is above SECURE_LINK_MAX_TTL={max_ttl}",
+            hint="Lower SECURE_LINK_DEFAULT_TTL or raise SECURE_LINK_MAX_TTL.",
+            id="downloads.E006",
+        ))
+    if type(bucket) is not int or bucket < 0:
+        errors.append(checks.Error(
+            f"SECURE_LINK_EXPIRY_BUCKET={bucket!r} must be 0 (off) or a positive number of seconds",
+            hint="Set SECURE_LINK_EXPIRY_BUCKET to 0 or, say, 300.",
+            id="downloads.E007",
+        ))
+    return errors
+
+
+def _prefix_errors(media_url: str, nginx_conf: Any) -> list[checks.CheckMessage]:
+    try:
+        locations = protected_locations(nginx_conf.read_text())
+    except OSError as error:
+        return [checks.Warning(f"cannot read {nginx_conf}: {error}", id="downloads.W001")]
+    if media_url not in locations:
+        return [checks.Error(
+            f"MEDIA_URL={media_url!r} is not the prefix nginx protects with secure_link ({', '.join(locations) or 'none'})",
+            hint=f"Set MEDIA_URL to {locations[0]!r}." if locations else "Check nginx/secure_link.conf.",
+            id="downloads.E008",
+        )]
+    return []
+
+
+def fail_on_check_errors() -> None:
+    """Raise SystemCheckError listing every error, for app servers that skip `manage.py check`."""
+    errors = [message for message in checks.run_checks() if message.is_serious()]
+    if errors:
+        raise SystemCheckError("\n".join(f"{message.id}: {message.msg}\n\tHINT: {message.hint}" for message in errors))

@@ -1,0 +1,78 @@
+"""The one place that reads ``settings.SECURE_LINK``; everything else takes arguments.
+
+Read at call time, so ``override_settings`` works in tests. Signers are cached per
+distinct configuration, so the hot path does not re-validate keys on every link.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from signing import SecureLinkSigner, TimedTokenSigner
+
+SHARE_SALT = "app.downloads.share-image"
+INTERNAL_MEDIA_PREFIX = "/_protected/media/"
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    keys: tuple[tuple[str, str], ...]
+    active_kid: str | None
+    default_ttl: int
+    max_ttl: int
+    expiry_bucket: int
+    share_ttl: int
+    base_url: str
+    serve_with_django: bool
+    trusted_proxies: tuple[str, ...]
+    nginx_conf: Path
+    media_url: str
+
+    @property
+    def active_key_id(self) -> str | None:
+        """The key that signs: ``ACTIVE_KID``, else the last key listed."""
+        return self.active_kid or (self.keys[-1][0] if self.keys else None)
+
+
+def link_settings() -> LinkSettings:
+    config = getattr(settings, "SECURE_LINK", {})
+    return LinkSettings(
+        keys=tuple(dict(config.get("KEYS", {})).items()),
+        active_kid=config.get("ACTIVE_KID") or None,
+        default_ttl=config.get("DEFAULT_TTL", 3600),
+        max_ttl=config.get("MAX_TTL", 7 * 24 * 3600),
+        expiry_bucket=config.get("EXPIRY_BUCKET", 0),
+        share_ttl=config.get("SHARE_TTL", 24 * 3600),
+        base_url=config.get("BASE_URL", "").rstrip("/"),
+        serve_with_django=bool(config.get("SERVE_WITH_DJANGO", settings.DEBUG)),
+        trusted_proxies=tuple(address.strip() for address in config.get("TRUSTED_PROXIES", ())),
+        nginx_conf=Path(config.get("NGINX_CONF", Path(settings.BASE_DIR) / "nginx" / "secure_link.conf")),
+        media_url=settings.MEDIA_URL,
+    )
+
+
+def get_link_signer() -> SecureLinkSigner:
+    """The signer for nginx links, built from the current settings."""
+    config = link_settings()
+    return _link_signer(config.keys, config.active_key_id or "", config.media_url, config.expiry_bucket)
+
+
+def get_share_signer() -> TimedTokenSigner:
+    """The signer of share tokens for the compatibility view (same keys, own salt)."""
+    config = link_settings()
+    return _share_signer(config.keys, config.active_key_id or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _link_signer(keys: tuple[tuple[str, str], ...], active_kid: str, prefix: str, bucket: int) -> SecureLinkSigner:
+    return SecureLinkSigner(keys=dict(keys), active_kid=active_kid, prefix=prefix, expiry_bucket=bucket)
+
+
+@functools.lru_cache(maxsize=8)
+def _share_signer(keys: tuple[tuple[str, str], ...], active_kid: str) -> TimedTokenSigner:
+    secrets = [secret for kid, secret in keys if kid != active_kid] + [dict(keys)[active_kid]]
+    return TimedTokenSigner(secret_keys=secrets, salt=SHARE_SALT)

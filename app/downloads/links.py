@@ -1,0 +1,86 @@
+"""Signing files: from a storage name to an absolute signed URL, and the helpers around it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.http import HttpRequest
+
+from signing import SignedLink
+from signing.paths import check_signable_path, quote_path
+
+from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A signed link as the API hands it out."""
+
+    url: str
+    expires_at: datetime
+    kid: str
+
+
+def media_path(name: str) -> str:
+    """The decoded URL path of a stored file (``images/a.jpg`` -> ``/media/images/a.jpg``).
+
+    Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
+    """
+    path = link_settings().media_url + name
+    check_signable_path(path, prefix=link_settings().media_url)
+    return path
+
+
+def internal_redirect_target(name: str) -> str:
+    """The ``X-Accel-Redirect`` value for a stored file: the internal location, percent-encoded."""
+    media_path(name)
+    return quote_path(INTERNAL_MEDIA_PREFIX + name)
+
+
+def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str:
+    """``SECURE_LINK['BASE_URL']`` + path when set, else built from the request, else relative."""
+    base_url = link_settings().base_url
+    if base_url:
+        return base_url + path_and_query
+    if request is not None:
+        return request.build_absolute_uri(path_and_query)
+    return path_and_query
+
+
+def sign_file(
+    name: str,
+    *,
+    ttl: int | timedelta | None = None,
+    filename: str | None = None,
+    disposition: str | None = None,
+    client_ip: str | None = None,
+    request: HttpRequest | None = None,
+) -> IssuedLink:
+    """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``."""
+    link: SignedLink = get_link_signer().sign(
+        media_path(name),
+        ttl=link_settings().default_ttl if ttl is None else ttl,
+        filename=filename,
+        disposition=disposition,
+        client_ip=client_ip,
+    )
+    return IssuedLink(absolute_url(link.url, request), link.expires_at, link.kid)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address as nginx's ``$remote_addr`` will see it.
+
+    ``X-Real-IP`` (set by nginx/secure_link.conf, which overwrites any client value) is
+    believed only when the direct peer is a trusted proxy; ``X-Forwarded-For`` never is.
+    """
+    peer = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
+    if forwarded and peer in link_settings().trusted_proxies:
+        try:
+            ipaddress.ip_address(forwarded)
+        except ValueError:
+            return peer
+        return forwarded
+    return peer

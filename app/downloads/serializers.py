@@ -1,0 +1,97 @@
+"""API representations of images, link options and issued links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from PIL import Image as PillowImage
+from rest_framework import serializers
+
+from signing.disposition import DISPOSITIONS
+
+from .conf import link_settings
+from .fields import SignedFileURLField, SignedURLExpiresField
+from .links import absolute_url
+from .models import EXTENSIONS, Image
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username", read_only=True)
+    file = serializers.ImageField(write_only=True, help_text="The image to upload (multipart).")
+    download_url = SignedFileURLField(file_field="file", filename="original_name")
+    expires_at = SignedURLExpiresField(url_field="download_url")
+    image_link = serializers.SerializerMethodField(help_text="The /download/image/<id> compatibility URL.")
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "title", "file", "original_name", "width", "height", "size", "content_type",
+            "owner", "created_at", "download_url", "expires_at", "image_link",
+        ]
+        read_only_fields = ["original_name", "width", "height", "size", "content_type", "created_at"]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_image_link(self, image: Image) -> str:
+        return absolute_url(reverse("download-image", args=[image.pk]), self.context.get("request"))
+
+    def validate_file(self, upload: UploadedFile) -> UploadedFile:
+        limit = settings.IMAGE_MAX_UPLOAD_BYTES
+        if upload.size is not None and upload.size > limit:
+            raise serializers.ValidationError(
+                f"The file is {upload.size} bytes; the limit is {limit} bytes.", code="too_large"
+            )
+        return upload
+
+    def create(self, validated_data: dict[str, Any]) -> Image:
+        upload: UploadedFile = validated_data["file"]
+        # DRF's ImageField already had Pillow verify the bytes; name the stored file after them.
+        upload.seek(0)
+        with PillowImage.open(upload) as picture:
+            image_format = picture.format or ""
+        upload.seek(0)
+        validated_data["original_name"] = (upload.name or "image")[:255]
+        validated_data["content_type"] = PillowImage.MIME.get(image_format, "application/octet-stream")
+        validated_data["size"] = upload.size or 0
+        upload.name = f"upload.{EXTENSIONS.get(image_format, 'img')}"
+        return super().create(validated_data)
+
+
+class LinkOptionsSerializer(serializers.Serializer):
+    ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
+    filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
+    disposition = serializers.ChoiceField(choices=DISPOSITIONS, default="attachment")
+    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the link.")
+
+    def validate_ttl(self, ttl: int) -> int:
+        max_ttl = link_settings().max_ttl
+        if ttl > max_ttl:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {max_ttl}.", code="max_value")
+        return ttl
+
+    def validate_filename(self, filename: str) -> str:
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
+            raise serializers.ValidationError("The file name must not contain control characters.", code="invalid")
+        return filename
+
+
+class ShareOptionsSerializer(serializers.Serializer):
+    ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
+
+    def validate_ttl(self, ttl: int) -> int:
+        return LinkOptionsSerializer().validate_ttl(ttl)
+
+
+class IssuedLinkSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    kid = serializers.CharField()
+
+
+class ShareLinkSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()

@@ -1,0 +1,165 @@
+"""The image API, the /download/image/<id> compatibility view and the no-nginx media view."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from signing import LinkError
+from signing.paths import quote_path
+
+from .conf import get_link_signer, get_share_signer, link_settings
+from .exceptions import api_exception_for, status_for
+from .links import absolute_url, client_address, internal_redirect_target, sign_file
+from .models import Image
+from .responses import XAccelRedirectResponse, download_disposition, stream_file
+from .serializers import (
+    ImageSerializer,
+    IssuedLinkSerializer,
+    LinkOptionsSerializer,
+    ShareLinkSerializer,
+    ShareOptionsSerializer,
+)
+
+
+def visible_images(request: HttpRequest | Request) -> QuerySet[Image]:
+    """Owners see their images, staff see all; anything else is a 404, never a 403."""
+    images = Image.objects.select_related("owner")
+    user = request.user
+    if not user.is_authenticated:
+        return images.none()
+    return images if user.is_staff else images.filter(owner=user)
+
+
+def share_subject(image_id: int) -> str:
+    return f"image:{image_id}"
+
+
+class ImageViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Images of the calling user (all images for staff), each with a signed download link."""
+
+    serializer_class = ImageSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self) -> QuerySet[Image]:
+        return visible_images(self.request)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(owner=self.request.user)
+
+    @extend_schema(request=LinkOptionsSerializer, responses={201: IssuedLinkSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
+    def links(self, request: Request, pk: str | None = None) -> Response:
+        """Mint a signed nginx link with options: ttl, filename, disposition, bind_ip."""
+        image = self.get_object()
+        options = LinkOptionsSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        link = sign_file(
+            image.file.name,
+            ttl=options.validated_data.get("ttl"),
+            filename=options.validated_data.get("filename") or image.original_name,
+            disposition=options.validated_data["disposition"],
+            client_ip=client_address(request) if options.validated_data["bind_ip"] else None,
+            request=request,
+        )
+        body = IssuedLinkSerializer({"url": link.url, "expires_at": link.expires_at, "kid": link.kid}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ShareOptionsSerializer, responses={201: ShareLinkSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
+    def share(self, request: Request, pk: str | None = None) -> Response:
+        """A share link to /download/image/<id> that works without logging in, until it expires."""
+        image = self.get_object()
+        options = ShareOptionsSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        token, expires = get_share_signer().sign(
+            share_subject(image.pk), ttl=options.validated_data.get("ttl", link_settings().share_ttl)
+        )
+        url = absolute_url(f"{reverse('download-image', args=[image.pk])}?token={token}", request)
+        body = ShareLinkSerializer({"url": url, "expires_at": datetime.fromtimestamp(expires, tz=timezone.utc)}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ImageDownloadView(APIView):
+    """``/download/image/<id>``: Django checks access, nginx sends the bytes (X-Accel-Redirect).
+
+    Access: the owner or staff, or anyone with a valid share token (``?token=``) for this
+    image. Without nginx (``SECURE_LINK['SERVE_WITH_DJANGO']``) Django streams the file.
+    """
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("token", OpenApiTypes.STR, description="A share token from /share/.")],
+        responses={
+            (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image (sent by nginx)."),
+            401: None, 403: None, 404: None, 410: None,
+        },
+    )
+    def get(self, request: Request, image_id: int) -> HttpResponseBase:
+        image = self._authorised_image(request, image_id)
+        disposition = download_disposition(image.original_name)
+        if link_settings().serve_with_django:
+            return stream_file(settings.MEDIA_ROOT, image.file.name, content_type=image.content_type, disposition=disposition)
+        try:
+            target = internal_redirect_target(image.file.name)
+        except LinkError:  # a stored name that could leave the media root: never follow it
+            raise Http404("no such file") from None
+        return XAccelRedirectResponse(target, content_type=image.content_type, disposition=disposition)
+
+    def _authorised_image(self, request: Request, image_id: int) -> Image:
+        token = request.query_params.get("token")
+        if token is not None:
+            try:
+                get_share_signer().verify(token, subject=share_subject(image_id))
+            except LinkError as error:
+                raise api_exception_for(error) from None
+            return get_object_or_404(Image.objects.all(), pk=image_id)
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        return get_object_or_404(visible_images(request), pk=image_id)
+
+
+def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpResponseBase:
+    """``/media/...`` without nginx: the Python verifier gives exactly nginx's answers.
+
+    The path is checked in its raw form when the server passes it on (gunicorn's
+    ``RAW_URI``, uWSGI's ``REQUEST_URI``), else as Django decoded it. With nginx in
+    front this view is never reached; it answers 404 unless SERVE_WITH_DJANGO is on.
+    """
+    if not link_settings().serve_with_django:
+        raise Http404("media is served by nginx")
+    raw_uri = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    raw_path = raw_uri.partition("?")[0].encode("latin-1") if raw_uri else quote_path(request.path).encode()
+    try:
+        verified = get_link_signer().verify(
+            raw_path=raw_path,
+            query=request.META.get("QUERY_STRING", "").encode("latin-1"),
+            remote_addr=request.META.get("REMOTE_ADDR", ""),
+        )
+    except LinkError as error:
+        return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
+    relative = verified.uri[len(link_settings().media_url.encode()):].decode("utf-8", "surrogateescape")
+    return stream_file(settings.MEDIA_ROOT, relative, disposition=verified.content_disposition)

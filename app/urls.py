@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from app.downloads.conf import link_settings
+from app.downloads.views import ImageDownloadView, ImageViewSet, serve_signed_media
+
+router = DefaultRouter()
+router.register("images", ImageViewSet, basename="image")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
+    # Reached only when nginx is not in front (runserver, or SERVE_WITH_DJANGO): the view
+    # refuses everything unless SECURE_LINK['SERVE_WITH_DJANGO'] is on.
+    re_path(r"^" + link_settings().media_url.lstrip("/") + r"(?P<path>.*)$", serve_signed_media, name="signed-media"),
+]

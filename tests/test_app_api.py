@@ -1,0 +1,214 @@
+"""The image API through DRF's APIClient: uploads, listing, permissions, links, shares."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from app.downloads.models import Image
+from signing import BadSignature
+from tests.app_fixtures import png_bytes, verify_url
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_upload_records_the_image_and_answers_with_a_signed_link(user, client_for, media_root):
+    response = client_for(user).post(
+        "/api/images/", {"title": "Cat", "file": SimpleUploadedFile("my cat 猫.png", png_bytes((8, 6)))}, format="multipart"
+    )
+    assert response.status_code == 201, response.data
+    body = response.data
+    assert (body["title"], body["original_name"], body["width"], body["height"]) == ("Cat", "my cat 猫.png", 8, 6)
+    assert body["content_type"] == "image/png" and body["size"] == len(png_bytes((8, 6)))
+    image = Image.objects.get(pk=body["id"])
+    assert image.file.name.startswith("images/") and image.file.name.endswith(".png")
+    assert "猫" not in image.file.name  # collision-safe stored name; the original is kept apart
+    verified = verify_url(body["download_url"])
+    assert verified.filename == "my cat 猫.png"
+    assert verified.expires == int(parse_time(body["expires_at"]).timestamp())
+    assert body["image_link"] == f"http://testserver/download/image/{image.pk}"
+
+
+def test_stored_extension_follows_the_bytes_not_the_client_name(user, client_for):
+    response = client_for(user).post(
+        "/api/images/", {"file": SimpleUploadedFile("actually-a-jpeg.png", png_bytes(fmt="JPEG"))}, format="multipart"
+    )
+    assert response.status_code == 201
+    image = Image.objects.get(pk=response.data["id"])
+    assert (image.file.name.rsplit(".", 1)[1], image.content_type) == ("jpg", "image/jpeg")
+
+
+def test_two_uploads_with_the_same_name_never_collide(user, make_image):
+    first, second = make_image(user, "same.png"), make_image(user, "same.png")
+    assert first.file.name != second.file.name
+    assert first.file.read() and second.file.read()
+
+
+@pytest.mark.parametrize(
+    "upload, message",
+    [
+        (SimpleUploadedFile("notes.png", b"this is not an image"), "Upload a valid image"),
+        (SimpleUploadedFile("empty.png", b""), "The submitted file is empty"),
+        (None, "No file was submitted"),
+    ],
+)
+def test_bad_uploads_get_a_400_that_names_the_problem(user, client_for, upload, message):
+    data = {"title": "x"} if upload is None else {"title": "x", "file": upload}
+    response = client_for(user).post("/api/images/", data, format="multipart")
+    assert response.status_code == 400
+    assert message in str(response.data["file"])
+    assert Image.objects.count() == 0
+
+
+def test_oversize_uploads_get_a_400_with_the_limit(user, client_for, settings):
+    settings.IMAGE_MAX_UPLOAD_BYTES = 100
+    response = client_for(user).post("/api/images/", {"file": SimpleUploadedFile("big.png", png_bytes((64, 64)))}, format="multipart")
+    assert response.status_code == 400
+    assert "the limit is 100 bytes" in str(response.data["file"])
+
+
+def test_list_is_paginated_and_shows_only_the_callers_images(user, other_user, make_image, client_for):
+    for index in range(3):
+        make_image(user, f"{index}.png")
+    make_image(other_user, "theirs.png")
+    page = client_for(user).get("/api/images/?page_size=2").data
+    assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
+    assert all(item["owner"] == "alice" for item in page["results"])
+    for item in page["results"]:
+        verify_url(item["download_url"])
+
+
+def test_other_users_get_404_never_a_hint(user, other_user, make_image, client_for):
+    image = make_image(user)
+    client = client_for(other_user)
+    for method, url in [("get", f"/api/images/{image.pk}/"), ("delete", f"/api/images/{image.pk}/"),
+                        ("post", f"/api/images/{image.pk}/links/"), ("post", f"/api/images/{image.pk}/share/")]:
+        assert getattr(client, method)(url).status_code == 404
+    assert client.get("/api/images/999999/").status_code == 404
+
+
+def test_staff_see_every_image(user, staff_user, make_image, client_for):
+    image = make_image(user)
+    assert client_for(staff_user).get(f"/api/images/{image.pk}/").status_code == 200
+
+
+def test_anonymous_callers_get_401(make_image, user, client_for):
+    image = make_image(user)
+    response = client_for().get(f"/api/images/{image.pk}/")
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+
+
+def test_token_authentication_works_for_scripts(user, make_image):
+    make_image(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.get("/api/images/").data["count"] == 1
+    client.credentials(HTTP_AUTHORIZATION="Token wrong")
+    assert client.get("/api/images/").status_code == 401
+
+
+def test_delete_removes_the_row_and_the_file(user, make_image, client_for, django_capture_on_commit_callbacks):
+    image = make_image(user)
+    path = image.file.path
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(user).delete(f"/api/images/{image.pk}/").status_code == 204
+    assert not Image.objects.filter(pk=image.pk).exists()
+    import os
+
+    assert not os.path.exists(path)
+
+
+def test_mint_link_with_options(user, make_image, client_for):
+    image = make_image(user, "orig.png")
+    response = client_for(user).post(
+        f"/api/images/{image.pk}/links/", {"ttl": 120, "filename": "renamed 文件.png", "disposition": "inline"}, format="json"
+    )
+    assert response.status_code == 201
+    assert set(response.data) == {"url", "expires_at", "kid"}
+    verified = verify_url(response.data["url"])
+    assert (verified.filename, verified.disposition, verified.kid) == ("renamed 文件.png", "inline", response.data["kid"])
+    assert response.data["kid"] == "k2"  # the last key listed is active
+    remaining = parse_time(response.data["expires_at"]) - datetime.now(timezone.utc)
+    assert timedelta(seconds=100) < remaining <= timedelta(seconds=121)
+
+
+def test_minted_link_defaults_to_the_original_name_as_attachment(user, make_image, client_for):
+    image = make_image(user, "holiday.png")
+    verified = verify_url(client_for(user).post(f"/api/images/{image.pk}/links/").data["url"])
+    assert (verified.filename, verified.disposition) == ("holiday.png", "attachment")
+
+
+@pytest.mark.parametrize(
+    "options, field, message",
+    [
+        ({"ttl": 0}, "ttl", "greater than or equal to 1"),
+        ({"ttl": 10**9}, "ttl", "less than or equal to"),
+        ({"ttl": "soon"}, "ttl", "valid integer"),
+        ({"disposition": "evil"}, "disposition", "not a valid choice"),
+        ({"filename": "a\r\nb.png"}, "filename", "control characters"),
+        ({"filename": "x" * 300}, "filename", "no more than 255"),
+        ({"bind_ip": "maybe"}, "bind_ip", "valid boolean"),
+    ],
+)
+def test_bad_link_options_get_a_400_per_field(user, make_image, client_for, options, field, message):
+    image = make_image(user)
+    response = client_for(user).post(f"/api/images/{image.pk}/links/", options, format="json")
+    assert response.status_code == 400
+    assert message in str(response.data[field])
+
+
+def test_bind_ip_binds_to_the_callers_address(user, make_image, client_for):
+    image = make_image(user)
+    url = client_for(user).post(f"/api/images/{image.pk}/links/", {"bind_ip": True}, format="json",
+                                REMOTE_ADDR="192.0.2.9").data["url"]
+    assert "&ip=1" in url
+    verify_url(url, remote_addr="192.0.2.9")
+    with pytest.raises(BadSignature):
+        verify_url(url, remote_addr="192.0.2.10")
+
+
+def test_bind_ip_believes_x_real_ip_only_from_a_trusted_proxy(user, make_image, client_for):
+    image = make_image(user)
+    client = client_for(user)
+    via_proxy = client.post(f"/api/images/{image.pk}/links/", {"bind_ip": True}, format="json",
+                            REMOTE_ADDR="127.0.0.1", HTTP_X_REAL_IP="198.51.100.4").data["url"]
+    verify_url(via_proxy, remote_addr="198.51.100.4")
+    spoofed = client.post(f"/api/images/{image.pk}/links/", {"bind_ip": True}, format="json",
+                          REMOTE_ADDR="203.0.113.5", HTTP_X_REAL_IP="198.51.100.4",
+                          HTTP_X_FORWARDED_FOR="198.51.100.4").data["url"]
+    verify_url(spoofed, remote_addr="203.0.113.5")
+
+
+def test_share_link_points_at_the_compatibility_view(user, make_image, client_for):
+    image = make_image(user)
+    response = client_for(user).post(f"/api/images/{image.pk}/share/", {"ttl": 60}, format="json")
+    assert response.status_code == 201
+    assert response.data["url"].startswith(f"http://testserver/download/image/{image.pk}?token=")
+    remaining = parse_time(response.data["expires_at"]) - datetime.now(timezone.utc)
+    assert timedelta(seconds=50) < remaining <= timedelta(seconds=61)
+
+
+def test_signed_links_use_base_url_when_configured(user, make_image, client_for, settings):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "BASE_URL": "https://files.example.com"}
+    image = make_image(user)
+    assert client_for(user).get(f"/api/images/{image.pk}/").data["download_url"].startswith("https://files.example.com/media/images/")
+
+
+def test_openapi_schema_documents_every_endpoint(client_for, user):
+    schema = client_for(user).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert {"/api/images/", "/api/images/{id}/", "/api/images/{id}/links/", "/api/images/{id}/share/",
+            "/download/image/{image_id}"} <= set(schema["paths"])
+    image_schema = schema["components"]["schemas"]["Image"]["properties"]
+    assert image_schema["download_url"]["format"] == "uri" and image_schema["expires_at"]["format"] == "date-time"
+
+
+def test_interactive_docs_use_local_assets_only(client_for, user):
+    page = client_for(user).get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn." not in page and "unpkg" not in page and "jsdelivr" not in page

@@ -1,0 +1,87 @@
+"""Settings that cannot work stop start-up through Django's system checks, naming the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from app.downloads.checks import check_secure_link_settings, protected_locations
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD_KEYS = {"k1": "1" * 43}
+
+
+def check_ids(settings, **secure_link) -> list[str]:
+    settings.SECURE_LINK = {**settings.SECURE_LINK, **secure_link}
+    return [message.id for message in check_secure_link_settings()]
+
+
+def test_good_settings_pass(settings):
+    assert check_ids(settings) == []
+
+
+@pytest.mark.parametrize(
+    "secure_link, error_id",
+    [
+        ({"KEYS": {}}, "downloads.E001"),
+        ({"KEYS": {"k1": "short"}}, "downloads.E002"),
+        ({"KEYS": {"Bad Kid": "1" * 43}}, "downloads.E003"),
+        ({"KEYS": {"k1": "1" * 40 + "$;x"}}, "downloads.E003"),
+        ({"KEYS": GOOD_KEYS, "ACTIVE_KID": "k9"}, "downloads.E004"),
+        ({"DEFAULT_TTL": 0}, "downloads.E005"),
+        ({"DEFAULT_TTL": -5}, "downloads.E005"),
+        ({"MAX_TTL": "week"}, "downloads.E005"),
+        ({"SHARE_TTL": 0}, "downloads.E005"),
+        ({"DEFAULT_TTL": 7200, "MAX_TTL": 3600}, "downloads.E006"),
+        ({"EXPIRY_BUCKET": -1}, "downloads.E007"),
+    ],
+)
+def test_unusable_settings_are_check_errors(settings, secure_link, error_id):
+    assert check_ids(settings, **secure_link) == [error_id]
+
+
+def test_media_url_must_be_the_prefix_nginx_protects(settings):
+    settings.MEDIA_URL = "/files/"
+    messages = check_secure_link_settings()
+    assert [m.id for m in messages] == ["downloads.E008"]
+    assert "Set MEDIA_URL to '/media/'" in messages[0].hint
+
+
+def test_check_messages_never_contain_secrets(settings):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": {"k1": "TOPSECRET"}}
+    assert "TOPSECRET" not in " ".join(f"{m.msg} {m.hint}" for m in check_secure_link_settings())
+
+
+def test_manage_py_check_fails_with_the_message(settings):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": {}}
+    with pytest.raises(SystemCheckError, match="no signing keys"):
+        call_command("check")
+
+
+def test_protected_locations_reads_the_shipped_config():
+    assert protected_locations((REPO / "nginx" / "secure_link.conf").read_text()) == ["/media/"]
+
+
+@pytest.mark.parametrize(
+    "environment, message",
+    [
+        ({"SECURE_LINK_KEYS": "k1=short"}, "downloads.E002"),
+        ({"SECURE_LINK_KEYS": "", "SECURE_LINK_KEYS_FILE": "/nonexistent"}, "downloads.E001"),
+        ({"SECURE_LINK_DEFAULT_TTL": "0"}, "downloads.E005"),
+        ({"SECURE_LINK_DEFAULT_TTL": "ten"}, "SECURE_LINK_DEFAULT_TTL='ten' is not a whole number"),
+        ({"SECURE_LINK_KEYS": "no-equals-sign"}, "expected 'kid=secret'"),
+        ({"DJANGO_SECRET_KEY": ""}, "set DJANGO_SECRET_KEY"),
+    ],
+)
+def test_the_wsgi_application_refuses_to_start_with_unusable_settings(environment, message):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "x",
+           "SECURE_LINK_KEYS": "k1=" + "1" * 43, **environment}
+    result = subprocess.run([sys.executable, "-c", "import app.wsgi"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert result.returncode != 0
+    assert message in result.stderr
