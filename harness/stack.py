@@ -1,0 +1,130 @@
+"""The whole product on loopback: Django under gunicorn, with nginx in front of it.
+
+``prepare()`` makes a var folder usable (keys, Django secret, database, static files);
+``start_stack()`` starts gunicorn and nginx and returns a handle that stops both by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from signing import generate_secret, parse_keys
+from signing.keys import write_private_file
+
+from .nginx import REPO_ROOT, NginxServer, start_nginx
+from .ports import free_port, stop_process, wait_for_port
+
+KEYS_FILE_NAME = "secure_link.keys"
+
+
+def ensure_private_file(path: Path, make_content: Any) -> None:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private_file(path, make_content())
+
+
+def django_environment(var_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment for manage.py and gunicorn: settings from ``var_dir``, nothing inherited that clashes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_LINK_", "DJANGO_", "MEDIA_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="app.settings",
+        APP_VAR_DIR=str(var_dir),
+        SECURE_LINK_KEYS_FILE=str(var_dir / KEYS_FILE_NAME),
+        DJANGO_SECRET_KEY=(var_dir / "django_secret_key").read_text().strip(),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` and return its output; raise with its stderr if it fails."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr or result.stdout}")
+    return result.stdout
+
+
+def prepare(var_dir: Path) -> dict[str, str]:
+    """Create keys and a Django secret if missing, migrate and collect static files."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: f"# kid=secret, newest last\nk1={generate_secret()}\n")
+    ensure_private_file(var_dir / "django_secret_key", generate_secret)
+    env = django_environment(var_dir)
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
+    return env
+
+
+def seed(env: dict[str, str], *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(manage(env, "seed_demo", "--json", *args))
+    return result
+
+
+@dataclass
+class Stack:
+    var_dir: Path
+    env: dict[str, str]
+    nginx: NginxServer
+    gunicorn: subprocess.Popen[bytes]
+    app_port: int
+
+    @property
+    def base_url(self) -> str:
+        return self.nginx.base_url
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def media_root(self) -> Path:
+        return self.var_dir / "media"
+
+    def keys(self) -> dict[str, str]:
+        return parse_keys((self.var_dir / KEYS_FILE_NAME).read_text())
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        stop_process(self.gunicorn)
+
+
+def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Path | None = None) -> subprocess.Popen[bytes]:
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--preload", "--workers", str(workers),
+         "--bind", f"127.0.0.1:{port}", "--access-logfile", "-" if log else "/dev/null"],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, process, timeout=30)
+    except (RuntimeError, TimeoutError):
+        stop_process(process)
+        detail = log.read_text(errors="replace")[-3000:] if log else ""
+        raise RuntimeError(f"gunicorn did not start:\n{detail}") from None
+    return process
+
+
+def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
+                nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None) -> Stack:
+    """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run."""
+    env = env or django_environment(var_dir)
+    app_port = free_port()
+    gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
+    try:
+        nginx = start_nginx(
+            var_dir / "nginx", media_root=var_dir / "media", keys=parse_keys((var_dir / KEYS_FILE_NAME).read_text()),
+            app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
+            extra_site_directives=extra_site_directives,
+        )
+    except BaseException:
+        stop_process(gunicorn)
+        raise
+    return Stack(var_dir, env, nginx, gunicorn, app_port)

@@ -1,0 +1,204 @@
+"""End to end: real nginx (nginx/secure_link.conf) in front of a real gunicorn and Django.
+
+Uploads go through the API, downloads through nginx by all three kinds of link, and every
+refusal is checked against the status it must have.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from PIL import Image as PillowImage
+
+from harness.ports import free_port, stop_process
+from harness.stack import Stack, django_environment, prepare, seed, start_gunicorn, start_stack
+from signing import SecureLinkSigner, TimedTokenSigner
+from tests.client import fetch
+
+pytestmark = pytest.mark.nginx
+
+UPLOAD_LIMIT = 200_000
+
+
+def picture(size: tuple[int, int], color: tuple[int, int, int] = (10, 200, 30), noise: bool = False) -> bytes:
+    image = PillowImage.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)) if noise else PillowImage.new("RGB", size, color)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("var")
+    prepare(var_dir)
+    env = django_environment(var_dir, IMAGE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
+    running = start_stack(var_dir, env=env)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {seed(stack.env, '--no-images', '--username', 'alice')['token']}"
+    return session
+
+
+@pytest.fixture(scope="module")
+def uploaded(stack: Stack, api: requests.Session) -> dict:
+    data = picture((40, 30))
+    response = api.post(f"{stack.base_url}/api/images/", files={"file": ("my photo 照片 #1.png", data, "image/png")},
+                        data={"title": "Holiday"}, timeout=10)
+    assert response.status_code == 201, response.text
+    return {**response.json(), "bytes": data}
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+EXPECTED_DISPOSITION = "attachment; filename=\"download.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"
+
+
+def test_signed_download_url_comes_straight_from_nginx(stack, uploaded):
+    response = fetch(stack.base_url, path_of(uploaded["download_url"]))
+    assert (response.status, response.body) == (200, uploaded["bytes"])
+    assert response.headers["Content-Disposition"] == EXPECTED_DISPOSITION
+    assert response.headers["Content-Type"] == "image/png"
+
+
+def test_compatibility_link_is_checked_by_django_and_sent_by_nginx(stack, api, uploaded):
+    response = api.get(uploaded["image_link"], timeout=10)
+    assert (response.status_code, response.content) == (200, uploaded["bytes"])
+    assert response.headers["Content-Disposition"] == EXPECTED_DISPOSITION
+    assert response.headers["Content-Type"] == "image/png"
+    assert "X-Accel-Redirect" not in response.headers
+
+
+def test_compatibility_link_supports_head_and_range(stack, api, uploaded):
+    head = api.head(uploaded["image_link"], timeout=10)
+    assert (head.status_code, head.content, head.headers["Content-Length"]) == (200, b"", str(len(uploaded["bytes"])))
+    ranged = api.get(uploaded["image_link"], headers={"Range": "bytes=0-9"}, timeout=10)
+    assert (ranged.status_code, ranged.content) == (206, uploaded["bytes"][:10])
+
+
+def test_share_link_downloads_without_credentials(stack, api, uploaded):
+    share = api.post(f"{stack.base_url}/api/images/{uploaded['id']}/share/", json={"ttl": 60}, timeout=10).json()
+    response = requests.get(share["url"], timeout=10)
+    assert (response.status_code, response.content) == (200, uploaded["bytes"])
+    assert response.headers["Content-Disposition"] == EXPECTED_DISPOSITION
+
+
+def test_minted_link_with_options_through_nginx(stack, api, uploaded):
+    minted = api.post(f"{stack.base_url}/api/images/{uploaded['id']}/links/",
+                      json={"ttl": 60, "filename": "résumé.png", "disposition": "inline"}, timeout=10).json()
+    response = fetch(stack.base_url, path_of(minted["url"]))
+    assert (response.status, response.body) == (200, uploaded["bytes"])
+    assert response.headers["Content-Disposition"] == "inline; filename=\"download.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
+
+
+def test_bind_ip_through_nginx_binds_to_the_real_client_address(stack, api, uploaded):
+    minted = api.post(f"{stack.base_url}/api/images/{uploaded['id']}/links/", json={"bind_ip": True}, timeout=10).json()
+    assert fetch(stack.base_url, path_of(minted["url"]), source_address="127.0.0.1").status == 200
+    assert fetch(stack.base_url, path_of(minted["url"]), source_address="127.0.0.2").status == 403
+
+
+def test_tampered_expired_and_foreign_links_are_refused(stack, uploaded):
+    url = path_of(uploaded["download_url"])
+    kid = urlsplit(uploaded["download_url"]).query.split("kid=")[1].split("&")[0]
+    media_path = urlsplit(uploaded["download_url"]).path  # a stored uuid name: nothing to decode
+    expired = SecureLinkSigner(keys=stack.keys(), active_kid=kid, clock=lambda: 1_000_000).sign(media_path, ttl=60)
+    foreign = SecureLinkSigner(keys={kid: "f" * 43}, active_kid=kid).sign(media_path, ttl=60)
+    assert fetch(stack.base_url, url.replace("&expires=", "&expires=9")).status == 403
+    assert fetch(stack.base_url, url.replace("filename=my", "filename=My")).status == 403
+    assert fetch(stack.base_url, expired.url).status == 410
+    assert fetch(stack.base_url, foreign.url).status == 403
+    assert fetch(stack.base_url, url.replace(f"kid={kid}", "kid=nope")).status == 403
+
+
+def test_compatibility_view_refusals(stack, api, uploaded):
+    image_link = uploaded["image_link"]
+    assert requests.get(image_link, timeout=10).status_code == 401
+    bob = {"Authorization": f"Token {seed(stack.env, '--no-images', '--username', 'bob')['token']}"}
+    assert requests.get(image_link, headers=bob, timeout=10).status_code == 404
+    assert requests.get(image_link + "?token=garbage", timeout=10).status_code == 403
+    keys = list(stack.keys().values())
+    expired, _ = TimedTokenSigner(secret_keys=keys, salt="app.downloads.share-image", clock=lambda: 1_000_000).sign(
+        f"image:{uploaded['id']}", ttl=60
+    )
+    assert requests.get(f"{image_link}?token={expired}", timeout=10).status_code == 410
+    assert api.get(f"{stack.base_url}/download/image/999999", timeout=10).status_code == 404
+
+
+def test_internal_location_is_not_reachable_from_outside(stack, uploaded):
+    stored = urlsplit(uploaded["download_url"]).path.split("/media/", 1)[1]
+    assert fetch(stack.base_url, "/_protected/media/" + stored).status == 404
+
+
+def test_upload_over_the_limit_gets_djangos_400_not_nginxs_413(stack, api):
+    data = picture((400, 400), noise=True)
+    assert len(data) > UPLOAD_LIMIT
+    response = api.post(f"{stack.base_url}/api/images/", files={"file": ("big.png", data, "image/png")}, timeout=30)
+    assert response.status_code == 400
+    assert f"the limit is {UPLOAD_LIMIT} bytes" in response.json()["file"][0]
+
+
+def test_non_image_upload_gets_400(stack, api):
+    response = api.post(f"{stack.base_url}/api/images/", files={"file": ("x.png", b"not an image", "image/png")}, timeout=10)
+    assert response.status_code == 400 and "valid image" in response.json()["file"][0]
+
+
+def test_deleting_an_image_makes_its_links_404(stack, api):
+    created = api.post(f"{stack.base_url}/api/images/", files={"file": ("gone.png", picture((5, 5)), "image/png")}, timeout=10).json()
+    assert fetch(stack.base_url, path_of(created["download_url"])).status == 200
+    assert api.delete(f"{stack.base_url}/api/images/{created['id']}/", timeout=10).status_code == 204
+    assert fetch(stack.base_url, path_of(created["download_url"])).status == 404
+    assert api.get(created["image_link"], timeout=10).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def django_media_server(stack: Stack) -> Iterator[str]:
+    """gunicorn alone, serving /media/ itself (SERVE_WITH_DJANGO), beside the nginx stack."""
+    port = free_port()
+    env = {**stack.env, "SECURE_LINK_SERVE_WITH_DJANGO": "1"}
+    process = start_gunicorn(env, port, workers=1, log=stack.var_dir / "gunicorn-media.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
+def test_django_without_nginx_answers_exactly_as_nginx(stack, uploaded, django_media_server):
+    url = path_of(uploaded["download_url"])
+    keys = stack.keys()
+    kid = url.split("kid=")[1].split("&")[0]
+    path = urlsplit(uploaded["download_url"]).path  # a stored uuid name: nothing to decode
+    expired = SecureLinkSigner(keys=keys, active_kid=kid, clock=lambda: 1_000_000).sign(path, ttl=60).url
+    requests_to_try = {
+        "valid": url,
+        "argument names upper-cased": url.replace("md5=", "MD5=").replace("kid=", "KID="),
+        "filename escapes lower-cased": url.replace("%E7", "%e7"),
+        "expired": expired,
+        "tampered": url.replace("&expires=", "&expires=9"),
+        "unknown key": url.replace(f"kid={kid}", "kid=zz"),
+        "bad escape": url.replace("/images/", "/images/%zz"),
+        "missing file": url.replace(".png?", ".gif?"),
+        "no query": url.split("?")[0],
+    }
+    answers = {name: (fetch(stack.base_url, target).status, fetch(django_media_server, target).status)
+               for name, target in requests_to_try.items()}
+    assert answers == {
+        "valid": (200, 200), "argument names upper-cased": (200, 200),
+        "filename escapes lower-cased": (403, 403), "expired": (410, 410), "tampered": (403, 403),
+        "unknown key": (403, 403), "bad escape": (400, 400), "missing file": (403, 403), "no query": (403, 403),
+    }
+    assert fetch(django_media_server, url).body == uploaded["bytes"]
