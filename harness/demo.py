@@ -31,6 +31,7 @@ def api_post(base_url: str, path: str, token: str, body: dict[str, object]) -> d
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
