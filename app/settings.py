@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from signing import parse_keys
+from signing import KeySet, parse_key_set
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
@@ -50,24 +50,36 @@ def database_from_url(url: str) -> dict[str, object]:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgres:// or sqlite://")
 
 
-def signing_keys_from_environment() -> dict[str, str]:
-    """Keys from $SECURE_LINK_KEYS, else the file $SECURE_LINK_KEYS_FILE (default var/secure_link.keys)."""
+SIGNING_KEYS_FILE = Path(os.environ.get("SECURE_LINK_KEYS_FILE", VAR_DIR / "secure_link.keys"))
+
+
+def signing_keys_from_environment() -> KeySet:
+    """Keys from $SECURE_LINK_KEYS, else from the file $SECURE_LINK_KEYS_FILE (default var/secure_link.keys)."""
     text = os.environ.get("SECURE_LINK_KEYS", "")
     source = "SECURE_LINK_KEYS"
     if not text.strip():
-        path = Path(os.environ.get("SECURE_LINK_KEYS_FILE", VAR_DIR / "secure_link.keys"))
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        source = str(path)
+        text = SIGNING_KEYS_FILE.read_text(encoding="utf-8") if SIGNING_KEYS_FILE.exists() else ""
+        source = str(SIGNING_KEYS_FILE)
     try:
-        return parse_keys(text)
+        return parse_key_set(text)
     except ValueError as error:
         raise ImproperlyConfigured(f"cannot read the signing keys from {source}: {error}") from None
 
 
+def secret_key_from_environment() -> str:
+    """$DJANGO_SECRET_KEY, else the file $DJANGO_SECRET_KEY_FILE (default var/django_secret_key)."""
+    path = Path(os.environ.get("DJANGO_SECRET_KEY_FILE", VAR_DIR / "django_secret_key"))
+    if os.environ.get("DJANGO_SECRET_KEY"):
+        return os.environ["DJANGO_SECRET_KEY"]
+    return path.read_text(encoding="utf-8").strip() if path.exists() else ""
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ("insecure-local-development-key" if DEBUG else "")
+SECRET_KEY = secret_key_from_environment() or ("insecure-local-development-key" if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 for local development)")
+    raise ImproperlyConfigured(
+        "set DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE (or DJANGO_DEBUG=1 for local development)"
+    )
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -154,9 +166,14 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Everything about signed links, read in one place: app/downloads/conf.py.
+_KEY_SET = signing_keys_from_environment()
 SECURE_LINK = {
-    "KEYS": signing_keys_from_environment(),
-    "ACTIVE_KID": os.environ.get("SECURE_LINK_ACTIVE_KID") or None,  # None: the last key listed
+    "KEYS": _KEY_SET.keys,
+    # The key that signs: $SECURE_LINK_ACTIVE_KID, else the keys file's "active:" line, else the last key.
+    "ACTIVE_KID": os.environ.get("SECURE_LINK_ACTIVE_KID") or _KEY_SET.active_kid,
+    "ACTIVE_SINCE": _KEY_SET.active_since,
+    # Where `manage.py rotate_key` edits keys; None when they come from $SECURE_LINK_KEYS.
+    "KEYS_FILE": None if os.environ.get("SECURE_LINK_KEYS", "").strip() else SIGNING_KEYS_FILE,
     "DEFAULT_TTL": env_int("SECURE_LINK_DEFAULT_TTL", 3600),
     "MAX_TTL": env_int("SECURE_LINK_MAX_TTL", 7 * 24 * 3600),
     "EXPIRY_BUCKET": env_int("SECURE_LINK_EXPIRY_BUCKET", 0),

@@ -136,6 +136,7 @@ def write_config(
     extra_site_directives: str = "",
     workers: int = 1,
     access_log: bool = False,
+    secure_link_conf: Path = SECURE_LINK_CONF,
 ) -> None:
     """Write the wrapper config and its two generated includes into ``run_dir``."""
     media_path = str(Path(media_root).resolve())
@@ -153,7 +154,7 @@ def write_config(
             mime_types="/etc/nginx/mime.types",
             access_log=f"{run_dir}/access.log" if access_log else "off",
             app_address=app_address,
-            secure_link_conf=SECURE_LINK_CONF,
+            secure_link_conf=secure_link_conf,
         )
     )
     listen_lines = "".join(
@@ -180,10 +181,12 @@ def start_nginx(
     extra_site_directives: str = "",
     workers: int = 1,
     access_log: bool = False,
+    secure_link_conf: Path = SECURE_LINK_CONF,
 ) -> NginxServer:
     """Start nginx in the foreground of a child process and wait until it accepts.
 
-    ``also_listen`` adds hosts (such as ``::1``) on the same port.
+    ``also_listen`` adds hosts (such as ``::1``) on the same port. ``secure_link_conf`` is
+    the shipped config unless a test deliberately runs a broken copy.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     for attempt in range(5):
@@ -197,6 +200,7 @@ def start_nginx(
             extra_site_directives=extra_site_directives,
             workers=workers,
             access_log=access_log,
+            secure_link_conf=secure_link_conf,
         )
         check_config(run_dir)
         process = subprocess.Popen(

@@ -37,7 +37,7 @@ def django_environment(var_dir: Path, **overrides: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="app.settings",
         APP_VAR_DIR=str(var_dir),
         SECURE_LINK_KEYS_FILE=str(var_dir / KEYS_FILE_NAME),
-        DJANGO_SECRET_KEY=(var_dir / "django_secret_key").read_text().strip(),
+        DJANGO_SECRET_KEY_FILE=str(var_dir / "django_secret_key"),
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

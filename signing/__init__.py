@@ -11,7 +11,10 @@ from .exc import MalformedRequest as MalformedRequest
 from .exc import UnsafePath as UnsafePath
 from .keys import check_keys as check_keys
 from .keys import generate_secret as generate_secret
+from .keys import KeySet as KeySet
+from .keys import parse_key_set as parse_key_set
 from .keys import parse_keys as parse_keys
+from .keys import render_key_set as render_key_set
 from .keys import render_nginx_keys as render_nginx_keys
 from .paths import nginx_uri as nginx_uri
 from .secure_link import LinkStatus as LinkStatus

@@ -2,7 +2,7 @@
 
 Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
 (``kid=secret`` entries), never from the command line. The active key is ``--kid``,
-else ``SECURE_LINK_ACTIVE_KID``, else the last key listed.
+else ``SECURE_LINK_ACTIVE_KID``, else the key file's ``active:`` line, else the last key.
 
 ``verify`` exits 0 for a valid link, 1 for an invalid one (nginx: 403), 3 for an expired
 one (410) and 4 for a request nginx refuses as malformed (400); 2 means a usage error.
@@ -18,27 +18,27 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .exc import BadSignature, LinkError, LinkExpired, MalformedRequest
-from .keys import generate_secret, parse_keys, render_nginx_keys, write_private_file
+from .keys import KeySet, generate_secret, parse_key_set, render_nginx_keys, write_private_file
 from .secure_link import SecureLinkSigner
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_EXPIRED, EXIT_MALFORMED = 0, 1, 2, 3, 4
 
 
-def load_keys(keys_file: Path | None) -> dict[str, str]:
+def load_keys(keys_file: Path | None) -> KeySet:
     """Read the key set from ``keys_file`` or from ``$SECURE_LINK_KEYS``."""
     if keys_file is not None:
-        return parse_keys(keys_file.read_text(encoding="utf-8"))
+        return parse_key_set(keys_file.read_text(encoding="utf-8"))
     text = os.environ.get("SECURE_LINK_KEYS", "")
     if not text.strip():
         raise ValueError("no keys: pass --keys-file FILE or set SECURE_LINK_KEYS='kid=secret'")
-    return parse_keys(text)
+    return parse_key_set(text)
 
 
 def build_signer(options: argparse.Namespace) -> SecureLinkSigner:
-    keys = load_keys(options.keys_file)
-    active_kid = options.kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or list(keys)[-1]
+    key_set = load_keys(options.keys_file)
+    active_kid = options.kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or key_set.signing_kid or ""
     return SecureLinkSigner(
-        keys=keys,
+        keys=key_set.keys,
         active_kid=active_kid,
         prefix=options.prefix,
         expiry_bucket=options.expiry_bucket,
@@ -83,7 +83,7 @@ def command_verify(options: argparse.Namespace) -> int:
 
 
 def command_nginx_keys(options: argparse.Namespace) -> int:
-    keys = load_keys(options.keys_file)
+    keys = load_keys(options.keys_file).keys
     write_private_file(options.output, render_nginx_keys(keys))
     print(f"wrote {len(keys)} key(s) ({', '.join(keys)}) to {options.output} (mode 0600)")
     return EXIT_VALID

@@ -67,25 +67,71 @@ def generate_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def parse_keys(text: str) -> dict[str, str]:
-    """Parse ``kid=secret`` entries separated by newlines or commas; ``#`` starts a comment.
+@dataclass(frozen=True)
+class KeySet:
+    """Keys in order (newest last) and which one signs: ``active_kid``, else the last key.
 
-    The order is kept: the last entry is the newest key.
+    ``active_since`` (Unix seconds) is when the active key started signing: every other key
+    has signed nothing since, so its links are all dead once the longest TTL has passed.
+    """
+
+    keys: dict[str, str]
+    active_kid: str | None = None
+    active_since: int | None = None
+
+    @property
+    def signing_kid(self) -> str | None:
+        return self.active_kid or (list(self.keys)[-1] if self.keys else None)
+
+
+def parse_key_set(text: str) -> KeySet:
+    """Parse ``kid=secret`` entries (newlines or commas) and an optional ``active: KID [since T]``.
+
+    ``#`` starts a comment. Errors name the line, never a secret.
     """
     keys: dict[str, str] = {}
+    active_kid: str | None = None
+    active_since: int | None = None
     for line_number, line in enumerate(text.splitlines(), start=1):
         for entry in line.split("#", 1)[0].split(","):
             entry = entry.strip()
             if not entry:
                 continue
+            if entry.startswith("active:"):
+                active_kid, active_since = _parse_active(entry, line_number)
+                continue
             kid, separator, secret = entry.partition("=")
             if not separator:
-                raise ValueError(f"line {line_number}: expected 'kid=secret', got no '='")
+                raise ValueError(f"line {line_number}: expected 'kid=secret' or 'active: kid', got no '='")
             kid = kid.strip()
             if kid in keys:
                 raise ValueError(f"line {line_number}: key id {kid!r} appears twice")
             keys[kid] = secret.strip()
-    return keys
+    return KeySet(keys, active_kid, active_since)
+
+
+def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
+    words = entry[len("active:"):].split()
+    if len(words) == 1:
+        return words[0], None
+    if len(words) == 3 and words[1] == "since" and words[2].isdigit():
+        return words[0], int(words[2])
+    raise ValueError(f"line {line_number}: expected 'active: KID' or 'active: KID since UNIX_SECONDS'")
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """The keys of :func:`parse_key_set`, in order: the last entry is the newest key."""
+    return parse_key_set(text).keys
+
+
+def render_key_set(key_set: KeySet) -> str:
+    """The text of a keys file for ``key_set`` (what :func:`parse_key_set` reads back)."""
+    lines = ["# Signing keys: kid=secret, newest last. The active key signs; every key verifies.\n"]
+    lines += [f"{kid}={secret}\n" for kid, secret in key_set.keys.items()]
+    if key_set.active_kid:
+        since = f" since {key_set.active_since}" if key_set.active_since is not None else ""
+        lines.append(f"active: {key_set.active_kid}{since}\n")
+    return "".join(lines)
 
 
 def render_nginx_keys(keys: Mapping[str, str]) -> str:

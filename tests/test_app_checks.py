@@ -79,8 +79,8 @@ def test_protected_locations_reads_the_shipped_config():
         ({"DJANGO_SECRET_KEY": ""}, "set DJANGO_SECRET_KEY"),
     ],
 )
-def test_the_wsgi_application_refuses_to_start_with_unusable_settings(environment, message):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "x",
+def test_the_wsgi_application_refuses_to_start_with_unusable_settings(environment, message, tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "x", "APP_VAR_DIR": str(tmp_path),
            "SECURE_LINK_KEYS": "k1=" + "1" * 43, **environment}
     result = subprocess.run([sys.executable, "-c", "import app.wsgi"], capture_output=True, text=True, env=env, cwd=REPO)
     assert result.returncode != 0

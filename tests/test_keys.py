@@ -39,3 +39,20 @@ def test_write_private_file_is_0600_and_replaces_atomically(tmp_path):
     assert target.read_text() == "new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["keys.conf"]
+
+
+def test_key_set_round_trips_with_its_active_line():
+    from signing import KeySet, parse_key_set, render_key_set
+
+    key_set = KeySet({"a": "a" * 32, "b": "b" * 32}, active_kid="a", active_since=1_800_000_000)
+    assert parse_key_set(render_key_set(key_set)) == key_set
+    assert parse_key_set("a=" + "a" * 32 + ",b=" + "b" * 32).signing_kid == "b"  # default: the last key
+    assert parse_key_set("a=" + "a" * 32 + "\nactive: a").signing_kid == "a"
+
+
+@pytest.mark.parametrize("line", ["active:", "active: a since", "active: a since soon", "active: a b c"])
+def test_bad_active_lines_name_the_problem(line):
+    from signing import parse_key_set
+
+    with pytest.raises(ValueError, match="line 2: expected 'active: KID'"):
+        parse_key_set("a=" + "a" * 32 + "\n" + line)

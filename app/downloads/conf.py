@@ -22,6 +22,8 @@ INTERNAL_MEDIA_PREFIX = "/_protected/media/"
 class LinkSettings:
     keys: tuple[tuple[str, str], ...]
     active_kid: str | None
+    active_since: int | None
+    keys_file: Path | None
     default_ttl: int
     max_ttl: int
     expiry_bucket: int
@@ -43,6 +45,8 @@ def link_settings() -> LinkSettings:
     return LinkSettings(
         keys=tuple(dict(config.get("KEYS", {})).items()),
         active_kid=config.get("ACTIVE_KID") or None,
+        active_since=config.get("ACTIVE_SINCE"),
+        keys_file=Path(config["KEYS_FILE"]) if config.get("KEYS_FILE") else None,
         default_ttl=config.get("DEFAULT_TTL", 3600),
         max_ttl=config.get("MAX_TTL", 7 * 24 * 3600),
         expiry_bucket=config.get("EXPIRY_BUCKET", 0),

@@ -1,0 +1,168 @@
+"""``manage.py check_secure_link``: probe a running nginx end to end with a canary file.
+
+Each probe prints one line; on any failure the command says what is most likely wrong and
+exits 1. The canary file, its database row and its owner are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
+from PIL import Image as PillowImage
+
+from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, link_settings
+from app.downloads.models import Image
+from app.downloads.views import share_subject
+from signing import SecureLinkSigner
+
+CANARY_USER = "secure-link-canary"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: http.client.HTTPMessage
+
+
+@dataclass
+class Probe:
+    name: str
+    target: str
+    expected: int
+    diagnose: Callable[[Answer], str]
+    expected_body: bytes | None = None
+
+
+def canary_png() -> bytes:
+    """A small PNG of random pixels: unique bytes each run, and a real image for the model."""
+    buffer = io.BytesIO()
+    PillowImage.frombytes("RGB", (4, 4), secrets.token_bytes(48)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Command(BaseCommand):
+    help = "Probe nginx in front of this app with a canary file; exit 1 with a diagnosis if anything is off."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", help="nginx's address (default: SITE_BASE_URL, else http://127.0.0.1:8080)")
+        parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        base_url = (options["base_url"] or link_settings().base_url or "http://127.0.0.1:8080").rstrip("/")
+        self.timeout = options["timeout"]
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CommandError(f"--base-url {base_url!r} is not an http(s) URL")
+        self.base = parts
+        canary_bytes = canary_png()
+        image = self.create_canary(canary_bytes)
+        try:
+            probes = self.probes(image, canary_bytes)
+            failures = [probe for probe in probes if not self.run_probe(probe)]
+        finally:
+            self.remove_canary(image)
+        if failures:
+            raise CommandError(f"{len(failures)} of {len(probes)} probes failed against {base_url} (see above)")
+        self.stdout.write(self.style.SUCCESS(f"all {len(probes)} probes passed against {base_url}"))
+
+    def probes(self, image: Image, canary: bytes) -> list[Probe]:
+        path = link_settings().media_url + image.file.name
+        signer = get_link_signer()
+        valid = signer.sign(path, ttl=60).url
+        past = SecureLinkSigner(keys=dict(link_settings().keys), active_kid=signer.active_kid,
+                                prefix=signer.prefix, clock=lambda: time.time() - 3600)
+        token, _ = get_share_signer().sign(share_subject(image.pk), ttl=60)
+        return [
+            Probe("valid link", valid, 200, self.diagnose_valid, canary),
+            Probe("tampered link", valid.replace("&expires=", "&expires=1"), 403,
+                  lambda a: "nginx accepts a tampered link: /media/ is not protected by secure_link"),
+            Probe("expired link", past.sign(path, ttl=60).url, 410, self.diagnose_expired),
+            Probe("unknown key id", valid.replace(f"kid={signer.active_kid}", "kid=no-such-key"), 403,
+                  lambda a: "nginx accepts an unknown key id: it must refuse links whose kid it cannot map"),
+            Probe("compatibility view", f"{reverse('download-image', args=[image.pk])}?token={token}", 200,
+                  self.diagnose_compat, canary),
+            Probe("internal location", INTERNAL_MEDIA_PREFIX + image.file.name, 404,
+                  lambda a: f"the internal location is reachable from outside ({a.status}): mark it `internal;`"),
+        ]
+
+    def run_probe(self, probe: Probe) -> bool:
+        try:
+            answer = self.fetch(probe.target)
+        except OSError as error:
+            raise CommandError(f"nginx is not reachable at {self.base.geturl()}: {error}") from None
+        ok = answer.status == probe.expected and (probe.expected_body is None or answer.body == probe.expected_body)
+        if ok:
+            self.stdout.write(f"ok    {probe.name}: {answer.status}")
+        else:
+            self.stdout.write(f"FAIL  {probe.name}: {answer.status}, expected {probe.expected}: {probe.diagnose(answer)}")
+        return ok
+
+    def diagnose_valid(self, answer: Answer) -> str:
+        if answer.status == 403:
+            return ("nginx refuses a valid link: the secrets differ (run `manage.py secure_link_keys --output ...` "
+                    "and reload nginx), or the clocks differ")
+        if answer.status == 404:
+            return "nginx cannot find the canary file: MEDIA_ROOT and nginx's $secure_link_media_root differ"
+        if answer.status == 410:
+            return "nginx thinks a fresh link expired: its clock is ahead of this host's (sync both with NTP)"
+        if answer.status == 200:
+            return "nginx sends other bytes than the canary file: MEDIA_ROOT and $secure_link_media_root differ"
+        return f"unexpected answer {answer.status}: is {self.base.geturl()} the nginx in front of this app?"
+
+    def diagnose_expired(self, answer: Answer) -> str:
+        if answer.status == 403:
+            return "nginx answers 403 for an expired link: the `if ($secure_link = \"0\") { return 410; }` branch is missing"
+        if answer.status == 200:
+            return "nginx serves an expired link: $secure_link_expires is not hashed or the expiry is not enforced"
+        return f"unexpected answer {answer.status}"
+
+    def diagnose_compat(self, answer: Answer) -> str:
+        if answer.headers.get("X-Accel-Redirect"):
+            return "X-Accel-Redirect reached the client: nginx is not in front of Django"
+        if answer.status == 404:
+            return "the X-Accel-Redirect target was not found: check the internal location's alias and MEDIA_ROOT"
+        if answer.status in (502, 503, 504):
+            return "nginx cannot reach Django: check the secure_link_app upstream"
+        if answer.status in (403, 410):
+            return "Django refused the share token: SECRET/keys differ between app servers?"
+        return "the compatibility view did not send the canary bytes"
+
+    def fetch(self, target: str) -> Answer:
+        connection_class = http.client.HTTPSConnection if self.base.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(self.base.hostname or "", self.base.port, timeout=self.timeout)
+        try:
+            connection.request("GET", target, headers={"Host": self.base.netloc})
+            response = connection.getresponse()
+            return Answer(response.status, response.read(), response.headers)
+        finally:
+            connection.close()
+
+    def create_canary(self, data: bytes) -> Image:
+        name = f"canary/{secrets.token_hex(8)}.png"
+        path = Path(settings.MEDIA_ROOT) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, 0o644)
+        owner, _ = get_user_model().objects.get_or_create(username=CANARY_USER, defaults={"is_active": False})
+        return Image.objects.create(owner=owner, file=name, original_name="canary.png",
+                                    content_type="image/png", size=len(data))
+
+    def remove_canary(self, image: Image) -> None:
+        path = Path(settings.MEDIA_ROOT) / image.file.name
+        Image.objects.filter(pk=image.pk).delete()
+        get_user_model().objects.filter(username=CANARY_USER, images__isnull=True).delete()
+        path.unlink(missing_ok=True)

@@ -1,0 +1,124 @@
+"""``manage.py rotate_key``: add, activate and retire signing keys without breaking live links.
+
+The safe order, which this command enforces:
+
+1. ``rotate_key add``: a new key joins the keys file (not yet signing); nginx's include is
+   rewritten (``--nginx-keys``). Reload nginx: it now accepts the new key too.
+2. ``rotate_key activate KID``: the new key signs from now on. Reload the app servers.
+3. ``rotate_key retire OLD``: allowed only once every link the old key signed has expired
+   (``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2). Reload nginx.
+
+``--force`` retires at once: that is how to revoke every link in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from app.downloads.conf import link_settings
+from signing import KeySet, generate_secret, parse_key_set, render_key_set, render_nginx_keys
+from signing.keys import KID_PATTERN, write_private_file
+
+
+def now() -> int:
+    """The current time; the one seam tests move."""
+    return int(time.time())
+
+
+def iso(moment: int) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Command(BaseCommand):
+    help = "Rotate signing keys: status | add [--kid K] | activate KID | retire KID [--force]. See the README."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("action", choices=["status", "add", "activate", "retire"])
+        parser.add_argument("kid", nargs="?", help="key id (activate, retire; optional for add)")
+        parser.add_argument("--keys-file", type=Path, help="keys file to edit (default: SECURE_LINK_KEYS_FILE)")
+        parser.add_argument("--nginx-keys", type=Path, help="also rewrite this nginx include (0600)")
+        parser.add_argument("--force", action="store_true", help="retire even if live links may use the key")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        keys_file = options["keys_file"] or link_settings().keys_file
+        if keys_file is None:
+            raise CommandError("keys come from $SECURE_LINK_KEYS: edit it by hand, or use SECURE_LINK_KEYS_FILE")
+        try:
+            key_set = parse_key_set(keys_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CommandError(f"cannot read {keys_file}: {error}") from None
+        action = options["action"]
+        if action != "status" and action != "add" and not options["kid"]:
+            raise CommandError(f"rotate_key {action} needs a key id")
+        if action == "status":
+            self.status(key_set)
+            return
+        changed = getattr(self, action)(key_set, options["kid"], options["force"])
+        write_private_file(keys_file, render_key_set(changed))
+        self.stdout.write(f"updated {keys_file}")
+        if options["nginx_keys"]:
+            write_private_file(options["nginx_keys"], render_nginx_keys(changed.keys))
+            self.stdout.write(f"rewrote {options['nginx_keys']}")
+
+    def status(self, key_set: KeySet) -> None:
+        safe_after = self.retire_safe_after(key_set)
+        for kid in key_set.keys:
+            if kid == key_set.signing_kid:
+                since = f" since {iso(key_set.active_since)}" if key_set.active_since else ""
+                self.stdout.write(f"{kid}: active (signs new links){since}")
+            elif safe_after is None:
+                self.stdout.write(f"{kid}: verifies only; when it stopped signing is unknown (retire needs --force)")
+            else:
+                state = "may be retired" if now() > safe_after else f"in use until {iso(safe_after)}"
+                self.stdout.write(f"{kid}: verifies only; {state}")
+
+    def add(self, key_set: KeySet, kid: str | None, force: bool) -> KeySet:
+        kid = kid or f"k{now()}"
+        if not KID_PATTERN.fullmatch(kid):
+            raise CommandError(f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'")
+        if kid in key_set.keys:
+            raise CommandError(f"key id {kid!r} exists already")
+        # The current signer stays active explicitly, or the new (last) key would sign at once.
+        active = key_set.signing_kid
+        since = key_set.active_since if key_set.active_kid else None
+        self.stdout.write(
+            f"added key {kid} (not signing yet).\nNext: write nginx's keys include and reload nginx, "
+            f"then: manage.py rotate_key activate {kid}"
+        )
+        return KeySet({**key_set.keys, kid: generate_secret()}, active, since)
+
+    def activate(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
+        if kid not in key_set.keys:
+            raise CommandError(f"no key {kid!r} (keys: {', '.join(key_set.keys)})")
+        if kid == key_set.signing_kid:
+            raise CommandError(f"{kid} already signs new links")
+        self.stdout.write(f"{kid} signs new links from {iso(now())}. Next: reload the app servers.")
+        return KeySet(key_set.keys, kid, now())
+
+    def retire(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
+        if kid not in key_set.keys:
+            raise CommandError(f"no key {kid!r} (keys: {', '.join(key_set.keys)})")
+        if kid == key_set.signing_kid:
+            raise CommandError(f"{kid} signs new links: activate another key first")
+        safe_after = self.retire_safe_after(key_set)
+        if not force and (safe_after is None or now() <= safe_after):
+            when = "an unknown time" if safe_after is None else iso(safe_after)
+            raise CommandError(
+                f"links signed with {kid} may live until {when}; retire it after that, "
+                "or pass --force to revoke them now"
+            )
+        remaining = {k: v for k, v in key_set.keys.items() if k != kid}
+        self.stdout.write(f"retired {kid}: its links now get 403 once nginx reloads. Next: reload nginx and the app servers.")
+        return KeySet(remaining, key_set.active_kid, key_set.active_since)
+
+    def retire_safe_after(self, key_set: KeySet) -> int | None:
+        """When every link signed by a non-active key has expired, if known."""
+        if key_set.active_since is None:
+            return None
+        config = link_settings()
+        return key_set.active_since + config.max_ttl + max(config.expiry_bucket, 0)

@@ -1,0 +1,71 @@
+"""``manage.py sign_url PATH``: print an absolute signed URL for a file under MEDIA_ROOT."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from app.downloads.conf import link_settings
+from app.downloads.links import sign_file
+from signing import LinkError
+
+DEMO_BASE_URL = "http://127.0.0.1:8080"
+
+
+def storage_name(path: str, media_url: str) -> str | None:
+    """``images/a.jpg``, ``/media/images/a.jpg`` or a full URL to ``images/a.jpg``; None if elsewhere."""
+    url_path = urlsplit(path).path if "://" in path else path
+    if url_path.startswith(media_url):
+        return unquote(url_path[len(media_url):])
+    return None if url_path.startswith("/") or "://" in path else path
+
+
+class Command(BaseCommand):
+    help = "Print an absolute signed URL for a file under MEDIA_ROOT (exit 1 on error)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", help="path under MEDIA_ROOT (images/cat.jpg) or a /media/... URL path")
+        parser.add_argument("--ttl", type=int, help="lifetime in seconds (default: SECURE_LINK_DEFAULT_TTL)")
+        parser.add_argument("--bind-ip", metavar="ADDR", help="only this client address may use the link")
+        parser.add_argument("--filename", help="download name sent as Content-Disposition")
+        parser.add_argument("--inline", action="store_true", help="Content-Disposition: inline instead of attachment")
+        parser.add_argument("--base-url", help=f"scheme and host (default: SITE_BASE_URL, else {DEMO_BASE_URL})")
+        parser.add_argument("--allow-missing", action="store_true", help="sign even if the file does not exist")
+        parser.add_argument("--json", action="store_true", help="print {url, expires_at, kid} as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = link_settings()
+        name = storage_name(options["path"], config.media_url)
+        if name is None:
+            raise CommandError(f"{options['path']!r} is neither relative to MEDIA_ROOT nor under {config.media_url}")
+        if options["ttl"] is not None and not 0 < options["ttl"] <= config.max_ttl:
+            raise CommandError(f"--ttl must be between 1 and SECURE_LINK_MAX_TTL={config.max_ttl} seconds")
+        file_path = Path(settings.MEDIA_ROOT) / name
+        if not options["allow_missing"] and not file_path.is_file():
+            raise CommandError(f"no file {file_path} (pass --allow-missing to sign anyway)")
+        try:
+            link = sign_file(
+                name,
+                ttl=options["ttl"],
+                filename=options["filename"],
+                disposition="inline" if options["inline"] else None,
+                client_ip=options["bind_ip"],
+            )
+        except (LinkError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        base_url = (options["base_url"] or config.base_url or "").rstrip("/")
+        if not base_url:
+            base_url = DEMO_BASE_URL
+            print(f"note: SITE_BASE_URL is not set; using {DEMO_BASE_URL} (the demo's address)", file=sys.stderr)
+        url = link.url if "://" in link.url else base_url + link.url
+        expires_at = link.expires_at.isoformat().replace("+00:00", "Z")
+        if options["json"]:
+            self.stdout.write(json.dumps({"url": url, "expires_at": expires_at, "kid": link.kid}))
+        else:
+            self.stdout.write(url)

@@ -1,0 +1,148 @@
+"""Management commands for operators: sign_url, secure_link_keys, rotate_key (in process)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from app.downloads.management.commands import rotate_key
+from signing import parse_key_set
+from tests.app_fixtures import verify_url
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue().strip()
+
+
+class TestSignUrl:
+    def test_prints_an_absolute_url_for_a_relative_path(self, user, make_image):
+        image = make_image(user, "c.png")
+        url = run("sign_url", image.file.name, "--base-url", "https://dl.example.com")
+        assert url.startswith(f"https://dl.example.com/media/{image.file.name}?md5=")
+        verify_url(url)
+
+    def test_accepts_a_media_url_path_and_prints_json(self, user, make_image):
+        image = make_image(user)
+        body = json.loads(run("sign_url", f"/media/{image.file.name}", "--ttl", "60", "--json", "--base-url", "http://h"))
+        assert set(body) == {"url", "expires_at", "kid"} and body["kid"] == "k2"
+        assert verify_url(body["url"]).expires - 60 <= int(__import__("time").time())
+
+    def test_options_are_signed(self, user, make_image):
+        image = make_image(user)
+        url = run("sign_url", image.file.name, "--filename", "x y.png", "--inline", "--bind-ip", "192.0.2.1", "--base-url", "http://h")
+        verified = verify_url(url, remote_addr="192.0.2.1")
+        assert (verified.filename, verified.disposition) == ("x y.png", "inline")
+
+    def test_defaults_to_the_demo_address_without_site_base_url(self, user, make_image):
+        image = make_image(user)
+        assert run("sign_url", image.file.name).startswith("http://127.0.0.1:8080/media/")
+
+    @pytest.mark.parametrize(
+        "args, message",
+        [
+            (["images/missing.png"], "no file"),
+            (["/etc/passwd"], "neither relative to MEDIA_ROOT"),
+            (["../outside.png", "--allow-missing"], "'..' segment"),
+            (["images/x.png", "--allow-missing", "--ttl", "0"], "--ttl must be between 1"),
+            (["images/x.png", "--allow-missing", "--bind-ip", "nope"], "does not appear to be an IPv4 or IPv6 address"),
+        ],
+    )
+    def test_errors_are_clear(self, db, args, message):
+        with pytest.raises(CommandError, match=message):
+            run("sign_url", *args)
+
+    def test_allow_missing_signs_anyway(self, db):
+        verify_url(run("sign_url", "images/later.png", "--allow-missing", "--base-url", "http://h"))
+
+
+class TestSecureLinkKeys:
+    def test_writes_the_nginx_include_0600_and_prints_no_secret(self, tmp_path, settings):
+        output = tmp_path / "keys.conf"
+        message = run("secure_link_keys", "--output", str(output))
+        assert "k1, k2" in message and "1111" not in message
+        assert stat.S_IMODE(output.stat().st_mode) == 0o600
+        assert output.read_text().splitlines()[1:] == [f'"{kid}" "{secret}";' for kid, secret in settings.SECURE_LINK["KEYS"].items()]
+
+    def test_check_detects_drift(self, tmp_path):
+        output = tmp_path / "keys.conf"
+        run("secure_link_keys", "--output", str(output))
+        assert "matches" in run("secure_link_keys", "--output", str(output), "--check")
+        output.write_text(output.read_text().replace("1111", "2222"))
+        with pytest.raises(CommandError, match="differs from the settings"):
+            run("secure_link_keys", "--output", str(output), "--check")
+
+
+class TestRotateKey:
+    @pytest.fixture
+    def keys_file(self, tmp_path, monkeypatch) -> Path:
+        path = tmp_path / "secure_link.keys"
+        path.write_text("old=" + "o" * 43 + "\n")
+        monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000)
+        return path
+
+    def rotate(self, keys_file: Path, *args: str) -> str:
+        return run("rotate_key", *args, "--keys-file", str(keys_file))
+
+    def test_add_does_not_change_the_signing_key(self, keys_file):
+        self.rotate(keys_file, "add", "new")
+        key_set = parse_key_set(keys_file.read_text())
+        assert list(key_set.keys) == ["old", "new"] and key_set.signing_kid == "old"
+        assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+
+    def test_activate_records_when(self, keys_file):
+        self.rotate(keys_file, "add", "new")
+        self.rotate(keys_file, "activate", "new")
+        key_set = parse_key_set(keys_file.read_text())
+        assert (key_set.signing_kid, key_set.active_since) == ("new", 1_000_000)
+
+    def test_retire_is_refused_while_links_may_live(self, keys_file, settings, monkeypatch):
+        self.rotate(keys_file, "add", "new")
+        self.rotate(keys_file, "activate", "new")
+        max_ttl = settings.SECURE_LINK["MAX_TTL"]
+        with pytest.raises(CommandError, match="may live until"):
+            self.rotate(keys_file, "retire", "old")
+        monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000 + max_ttl + 1)
+        assert "may be retired" in self.rotate(keys_file, "status")
+        self.rotate(keys_file, "retire", "old")
+        assert list(parse_key_set(keys_file.read_text()).keys) == ["new"]
+
+    def test_retire_without_a_recorded_activation_needs_force(self, keys_file):
+        self.rotate(keys_file, "add", "new")
+        keys_file.write_text(keys_file.read_text().replace("active: old", "active: new"))
+        with pytest.raises(CommandError, match="unknown time"):
+            self.rotate(keys_file, "retire", "old")
+        self.rotate(keys_file, "retire", "old", "--force")
+        assert list(parse_key_set(keys_file.read_text()).keys) == ["new"]
+
+    @pytest.mark.parametrize(
+        "args, message",
+        [
+            (["retire", "old"], "signs new links: activate another key first"),
+            (["activate", "old"], "already signs"),
+            (["activate", "nope"], "no key 'nope'"),
+            (["add", "old"], "exists already"),
+            (["add", "Bad Id"], "is not valid"),
+            (["retire"], "needs a key id"),
+        ],
+    )
+    def test_mistakes_are_refused(self, keys_file, args, message):
+        with pytest.raises(CommandError, match=message):
+            self.rotate(keys_file, *args)
+
+    def test_status_lists_every_key_and_prints_no_secret(self, keys_file):
+        self.rotate(keys_file, "add", "new")
+        output = self.rotate(keys_file, "status")
+        assert "old: active" in output and "new: verifies only" in output and "ooo" not in output
+
+    def test_keys_from_the_environment_cannot_be_edited(self, settings):
+        settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS_FILE": None}
+        with pytest.raises(CommandError, match="SECURE_LINK_KEYS"):
+            run("rotate_key", "status")
