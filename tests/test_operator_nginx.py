@@ -110,7 +110,8 @@ def broken_nginx(stack: Stack, tmp_path: Path, **options):
 @pytest.mark.parametrize(
     "misconfiguration, expected_lines",
     [
-        ("secrets differ", ["FAIL  valid link: 403", "the secrets differ"]),
+        ("secrets differ", ["FAIL  valid link: 403", "the secrets differ",
+                            "FAIL  expired link: 403, expected 410: nginx refuses every link signed here"]),
         ("media root differs", ["FAIL  valid link: 404", "MEDIA_ROOT and nginx's $secure_link_media_root differ",
                                 "FAIL  compatibility view: 404"]),
         ("internal location public", ["FAIL  internal location: 200", "reachable from outside"]),

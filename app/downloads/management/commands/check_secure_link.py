@@ -70,6 +70,7 @@ class Command(BaseCommand):
         self.base = parts
         canary_bytes = canary_png()
         image = self.create_canary(canary_bytes)
+        self.passed: dict[str, bool] = {}
         try:
             probes = self.probes(image, canary_bytes)
             failures = [probe for probe in probes if not self.run_probe(probe)]
@@ -105,6 +106,7 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"nginx is not reachable at {self.base.geturl()}: {error}") from None
         ok = answer.status == probe.expected and (probe.expected_body is None or answer.body == probe.expected_body)
+        self.passed[probe.name] = ok
         if ok:
             self.stdout.write(f"ok    {probe.name}: {answer.status}")
         else:
@@ -124,6 +126,8 @@ class Command(BaseCommand):
         return f"unexpected answer {answer.status}: is {self.base.geturl()} the nginx in front of this app?"
 
     def diagnose_expired(self, answer: Answer) -> str:
+        if answer.status == 403 and not self.passed.get("valid link"):
+            return "nginx refuses every link signed here (see the valid link above), expired ones included"
         if answer.status == 403:
             return "nginx answers 403 for an expired link: the `if ($secure_link = \"0\") { return 410; }` branch is missing"
         if answer.status == 200:
