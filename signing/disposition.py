@@ -9,6 +9,7 @@ controls ever lands between the quotes unchecked.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 
 
+@functools.lru_cache(maxsize=4096)
 def quote_filename(filename: str) -> str:
     """Percent-encode a download name as it travels in a link (``quote(name, safe="")``)."""
     return quote(filename, safe="")

@@ -8,11 +8,19 @@ re-encodes the path.
 
 from __future__ import annotations
 
+import functools
+import re
 from urllib.parse import quote
 
 from .exc import MalformedRequest, UnsafePath
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+# One scan for every rule: a control character, or an empty, "." or ".." segment.
+_UNSIGNABLE = re.compile(r"[\x00-\x1f\x7f]|/(?:\.\.?)?(?:/|\Z)")
+# Paths made only of these characters need no percent-encoding.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def check_signable_path(path: str, *, prefix: str) -> bytes:
@@ -24,10 +32,10 @@ def check_signable_path(path: str, *, prefix: str) -> bytes:
     """
     if not path.startswith(prefix) or len(path) == len(prefix):
         raise UnsafePath(f"path {path!r} is not a file under the protected prefix {prefix!r}")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
-        raise UnsafePath(f"path {path!r} contains a control character")
-    segments = path[1:].split("/")
-    if any(segment in ("", ".", "..") for segment in segments):
+    problem = _UNSIGNABLE.search(path)
+    if problem:
+        if problem.group()[0] != "/":
+            raise UnsafePath(f"path {path!r} contains a control character")
         raise UnsafePath(f"path {path!r} has an empty, '.' or '..' segment")
     try:
         return path.encode("utf-8")
@@ -37,7 +45,13 @@ def check_signable_path(path: str, *, prefix: str) -> bytes:
 
 def quote_path(path: str) -> str:
     """Percent-encode a canonical path for a URL (``quote``, never ``quote_plus``)."""
-    return quote(path, safe="/")
+    return path if _PLAIN_PATH.fullmatch(path) else quote(path, safe="/")
+
+
+@functools.lru_cache(maxsize=16384)
+def prepare_path(path: str, prefix: str) -> tuple[bytes, str]:
+    """``(uri bytes, quoted path)`` for a signable path, cached: links to one file repeat."""
+    return check_signable_path(path, prefix=prefix), quote_path(path)
 
 
 def nginx_uri(raw_path: bytes) -> bytes:
