@@ -43,7 +43,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
@@ -65,8 +65,11 @@ except ImportError:  # pragma: no cover - CPython built without its own hash mod
 # nginx's ngx_atotm refuses values above the largest 64-bit time_t.
 _MAX_TIME_T = 2**63 - 1
 _MAX_TOKEN_LENGTH = 24
-_MAX_REMEMBERED_PATHS = 16384
-_NO_PATHS: dict[str, tuple[bytes, str]] = {}
+_MAX_REMEMBERED_LINKS = 16384
+# (signed string after expires, URL up to the token, query after expires)
+_LinkParts = tuple[bytes, str, str]
+_NO_PATHS: dict[str, _LinkParts] = {}
+_Key = TypeVar("_Key")
 # Values of the optional fields, as nginx/secure_link.conf maps them; "!" is never signed.
 _UNSIGNABLE = b"!"
 _DISPOSITION_FIELD = {b"": b"", b"attachment": b"attachment", b"inline": b"inline"}
@@ -182,9 +185,10 @@ class SecureLinkSigner:
         self._secrets = {kid.encode("ascii"): secret.encode("ascii") for kid, secret in keys.items()}
         # Per key: the kid field and the "|secret" tail of the signed string, ready to join.
         self._signing_fields = {kid: (kid.encode("ascii"), b"|" + secret.encode("ascii")) for kid, secret in keys.items()}
-        # Per key and path, what a plain link repeats: all of the signed string but its
-        # expires, and the URL up to the token. Links to one file are signed again and again.
-        self._plain_parts: dict[str, dict[str, tuple[bytes, str]]] = {kid: {} for kid in keys}
+        # What links repeat (see _link_parts): per key and path for plain links, and per
+        # (path, kid, client_ip, filename, disposition) for links with options.
+        self._plain_parts: dict[str, dict[str, _LinkParts]] = {kid: {} for kid in keys}
+        self._option_parts: dict[tuple[str, str, str | None, str | None, str | None], _LinkParts] = {}
         self.active_kid = active_kid
         self.prefix = prefix
         self.expiry_bucket = expiry_bucket
@@ -235,50 +239,52 @@ class SecureLinkSigner:
             expires = self.expires_for(ttl)
         if client_ip is None and filename is None and disposition is None:
             parts = self._plain_parts.get(kid, _NO_PATHS).get(path)
-            if parts is None:
-                parts = self._plain_link_parts(path, kid)
-            signed_tail, url_head = parts
-            token = token_for(b"%d" % expires + signed_tail)
-            return _new_link(SignedLink, (f"{url_head}{token}&expires={expires}&kid={kid}", path, expires, kid))
+        else:
+            parts = self._option_parts.get((path, kid, client_ip, filename, disposition))
+        if parts is None:
+            parts = self._link_parts(path, kid, client_ip, filename, disposition)
+        signed_tail, url_head, url_tail = parts
+        token = token_for(b"%d" % expires + signed_tail)
+        return _new_link(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}", path, expires, kid))
 
+    def _link_parts(
+        self, path: str, kid: str, client_ip: str | None, filename: str | None, disposition: str | None
+    ) -> _LinkParts:
+        """Check a link's options and remember what every link with them repeats.
+
+        That is all of the signed string after ``expires``, the URL up to the token, and
+        the query after ``expires``: links to one file are signed again and again.
+        """
         uri, quoted_path = prepare_path(path, self.prefix)
-        kid_field, secret_tail = self._fields_of(kid)
-
+        fields = self._signing_fields.get(kid)
+        if fields is None:
+            raise ValueError(f"unknown key id {kid!r}")
+        kid_field, secret_tail = fields
         if disposition is None:
-            disposition = "attachment" if filename else ""
-        elif disposition not in DISPOSITIONS:
+            disposition_field = "attachment" if filename else ""
+        elif disposition in DISPOSITIONS:
+            disposition_field = disposition
+        else:
             raise ValueError(f"disposition must be one of {DISPOSITIONS}, got {disposition!r}")
         if filename is not None and (not filename or "\0" in filename):
             raise ValueError("filename must be a non-empty name without NUL")
         quoted_filename = quote_filename(filename) if filename else ""
         client = canonical_client_address(client_ip) if client_ip else ""
-        signed_string = b"%d|%b|%b|%b|%b|%b%b" % (
-            expires, kid_field, client.encode(), disposition.encode(), quoted_filename.encode(), uri, secret_tail
+        signed_tail = b"|%b|%b|%b|%b|%b%b" % (
+            kid_field, client.encode(), disposition_field.encode(), quoted_filename.encode(), uri, secret_tail
         )
-        query = f"md5={token_for(signed_string)}&expires={expires}&kid={kid}"
+        url_tail = f"&kid={kid}"
         if client:
-            query += "&ip=1"
-        if disposition:
-            query += f"&disposition={disposition}"
+            url_tail += "&ip=1"
+        if disposition_field:
+            url_tail += f"&disposition={disposition_field}"
         if quoted_filename:
-            query += f"&filename={quoted_filename}"
-        return _new_link(SignedLink, (f"{quoted_path}?{query}", path, expires, kid))
-
-    def _fields_of(self, kid: str) -> tuple[bytes, bytes]:
-        fields = self._signing_fields.get(kid)
-        if fields is None:
-            raise ValueError(f"unknown key id {kid!r}")
-        return fields
-
-    def _plain_link_parts(self, path: str, kid: str) -> tuple[bytes, str]:
-        """Validate ``path`` and remember the constant parts of its plain links."""
-        uri, quoted_path = prepare_path(path, self.prefix)
-        kid_field, secret_tail = self._fields_of(kid)
-        parts = (b"|%b||||%b%b" % (kid_field, uri, secret_tail), f"{quoted_path}?md5=")
-        known_paths = self._plain_parts[kid]
-        if len(known_paths) >= _MAX_REMEMBERED_PATHS:
-            known_paths.clear()
-        known_paths[path] = parts
+            url_tail += f"&filename={quoted_filename}"
+        parts = (signed_tail, f"{quoted_path}?md5=", url_tail)
+        if client_ip is None and filename is None and disposition is None:
+            _remember(self._plain_parts[kid], path, parts)
+        else:
+            _remember(self._option_parts, (path, kid, client_ip, filename, disposition), parts)
         return parts
 
     def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
@@ -329,6 +335,12 @@ class SecureLinkSigner:
             disposition=_DISPOSITION_FIELD[(nginx_arg(query, b"disposition") or b"").lower()].decode(),
             quoted_filename=_filename_field(query).decode("ascii"),
         )
+
+
+def _remember(cache: dict[_Key, _LinkParts], key: _Key, parts: _LinkParts) -> None:
+    if len(cache) >= _MAX_REMEMBERED_LINKS:  # a bound, not an LRU: refilling is cheap
+        cache.clear()
+    cache[key] = parts
 
 
 def _token_and_expires(query: bytes) -> tuple[bytes, bytes]:

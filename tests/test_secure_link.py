@@ -270,3 +270,37 @@ def test_nginx_atotm_matches_ngx_atotm(text, value):
 def test_token_is_the_unpadded_base64url_md5():
     assert token_for(b"abc") == "kAFQmDzST7DWlj99KOF_cg"
     assert hashlib.md5(b"abc").hexdigest() == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_signing_the_same_link_again_reads_the_clock_again():
+    now = {"t": NOW}
+    signer = SecureLinkSigner(keys=KEYS, active_kid="k1", clock=lambda: now["t"])
+    first = signer.sign("/media/a.jpg", ttl=60, filename="a.jpg")
+    now["t"] += 5
+    second = signer.sign("/media/a.jpg", ttl=60, filename="a.jpg")
+    assert (first.expires, second.expires) == (NOW + 60, NOW + 65)
+    assert status_of(make_signer(now=NOW + 62), first.url) is LinkStatus.EXPIRED
+    assert status_of(make_signer(now=NOW + 62), second.url) is LinkStatus.VALID
+
+
+def test_refused_options_are_refused_every_time():
+    signer = make_signer()
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            signer.sign("/media/a.jpg", ttl=60, client_ip="not-an-address")
+        with pytest.raises(UnsafePath):
+            signer.sign("/media/../a.jpg", ttl=60)
+        with pytest.raises(ValueError, match="unknown key id"):
+            signer.sign("/media/a.jpg", ttl=60, kid="k9")
+
+
+def test_remembered_link_parts_are_bounded_and_stay_correct(monkeypatch):
+    import signing.secure_link as secure_link
+
+    monkeypatch.setattr(secure_link, "_MAX_REMEMBERED_LINKS", 3)
+    signer = make_signer()
+    for index in range(10):
+        for options in ({}, {"filename": f"{index}.jpg"}):
+            link = signer.sign(f"/media/{index}.jpg", ttl=60, **options)
+            assert status_of(signer, link.url) is LinkStatus.VALID
+    assert len(signer._plain_parts["k1"]) <= 3 and len(signer._option_parts) <= 3

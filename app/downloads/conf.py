@@ -1,7 +1,8 @@
 """The one place that reads ``settings.SECURE_LINK``; everything else takes arguments.
 
-Read at call time, so ``override_settings`` works in tests. Signers are cached per
-distinct configuration, so the hot path does not re-validate keys on every link.
+The settings are read once and cached until Django says a setting changed
+(``setting_changed``: ``override_settings`` in tests), so the signing path pays a cache
+lookup, not a settings parse. Signers are cached per distinct configuration.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from signing import SecureLinkSigner, TimedTokenSigner
 
@@ -40,6 +44,7 @@ class LinkSettings:
         return self.active_kid or (self.keys[-1][0] if self.keys else None)
 
 
+@functools.cache
 def link_settings() -> LinkSettings:
     config = getattr(settings, "SECURE_LINK", {})
     return LinkSettings(
@@ -54,29 +59,31 @@ def link_settings() -> LinkSettings:
         base_url=config.get("BASE_URL", "").rstrip("/"),
         serve_with_django=bool(config.get("SERVE_WITH_DJANGO", settings.DEBUG)),
         trusted_proxies=tuple(address.strip() for address in config.get("TRUSTED_PROXIES", ())),
-        nginx_conf=Path(config.get("NGINX_CONF", Path(settings.BASE_DIR) / "nginx" / "secure_link.conf")),
+        nginx_conf=Path(config.get("NGINX_CONF") or Path(settings.BASE_DIR) / "nginx" / "secure_link.conf"),
         media_url=settings.MEDIA_URL,
     )
 
 
+@functools.cache
 def get_link_signer() -> SecureLinkSigner:
     """The signer for nginx links, built from the current settings."""
     config = link_settings()
-    return _link_signer(config.keys, config.active_key_id or "", config.media_url, config.expiry_bucket)
+    return SecureLinkSigner(keys=dict(config.keys), active_kid=config.active_key_id or "",
+                            prefix=config.media_url, expiry_bucket=config.expiry_bucket)
 
 
+@functools.cache
 def get_share_signer() -> TimedTokenSigner:
-    """The signer of share tokens for the compatibility view (same keys, own salt)."""
+    """The signer of share tokens for the compatibility view (same keys, own salt; active key last)."""
     config = link_settings()
-    return _share_signer(config.keys, config.active_key_id or "")
-
-
-@functools.lru_cache(maxsize=8)
-def _link_signer(keys: tuple[tuple[str, str], ...], active_kid: str, prefix: str, bucket: int) -> SecureLinkSigner:
-    return SecureLinkSigner(keys=dict(keys), active_kid=active_kid, prefix=prefix, expiry_bucket=bucket)
-
-
-@functools.lru_cache(maxsize=8)
-def _share_signer(keys: tuple[tuple[str, str], ...], active_kid: str) -> TimedTokenSigner:
-    secrets = [secret for kid, secret in keys if kid != active_kid] + [dict(keys)[active_kid]]
+    keys = dict(config.keys)
+    active = config.active_key_id or ""
+    secrets = [secret for kid, secret in keys.items() if kid != active] + [keys[active]]
     return TimedTokenSigner(secret_keys=secrets, salt=SHARE_SALT)
+
+
+@receiver(setting_changed)
+def _forget_cached_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("SECURE_LINK", "MEDIA_URL", "DEBUG", "BASE_DIR"):
+        for cached in (link_settings, get_link_signer, get_share_signer):
+            cached.cache_clear()

@@ -24,18 +24,16 @@ class IssuedLink:
 
 
 def media_path(name: str) -> str:
-    """The decoded URL path of a stored file (``images/a.jpg`` -> ``/media/images/a.jpg``).
-
-    Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
-    """
-    path = link_settings().media_url + name
-    check_signable_path(path, prefix=link_settings().media_url)
-    return path
+    """The decoded URL path of a stored file (``images/a.jpg`` -> ``/media/images/a.jpg``)."""
+    return link_settings().media_url + name
 
 
 def internal_redirect_target(name: str) -> str:
-    """The ``X-Accel-Redirect`` value for a stored file: the internal location, percent-encoded."""
-    media_path(name)
+    """The ``X-Accel-Redirect`` value for a stored file: the internal location, percent-encoded.
+
+    Raises UnsafePath for a name that could leave the media root: the rules of signing.
+    """
+    check_signable_path(media_path(name), prefix=link_settings().media_url)
     return quote_path(INTERNAL_MEDIA_PREFIX + name)
 
 
@@ -58,10 +56,14 @@ def sign_file(
     client_ip: str | None = None,
     request: HttpRequest | None = None,
 ) -> IssuedLink:
-    """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``."""
+    """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``.
+
+    Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
+    """
+    config = link_settings()
     link: SignedLink = get_link_signer().sign(
-        media_path(name),
-        ttl=link_settings().default_ttl if ttl is None else ttl,
+        config.media_url + name,
+        ttl=config.default_ttl if ttl is None else ttl,
         filename=filename,
         disposition=disposition,
         client_ip=client_ip,

@@ -1,0 +1,57 @@
+"""``python -m benchmarks``: every benchmark in one run, side by side; about two minutes.
+
+Prints a table of rates and ratios with their targets, writes benchmarks/results.md and
+benchmarks/results.png. Load goes to loopback only; every process started is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import api_bench, downloads_bench, signing_bench
+from .machine import describe
+from .results import Report
+from .setup import prepare_bench
+
+HERE = Path(__file__).resolve().parent
+SIZES = {"20KB": 20_000, "10MB": 10_000_000, "100MB": 100_000_000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--output", type=Path, default=HERE, help="folder for results.md and results.png")
+    options = parser.parse_args(argv)
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f} s] {message}", flush=True)
+
+    report = Report(describe())
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        progress("preparing Django, the database and files of 20 KB, 10 MB and 100 MB")
+        data = prepare_bench(Path(folder) / "var", SIZES)
+        cpu = next(iter(os.sched_getaffinity(0)))
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})  # section 1 measures one core
+        try:
+            signing_bench.run(report, progress)
+        finally:
+            os.sched_setaffinity(0, affinity)
+        api_bench.run(report, data, progress)
+        downloads_bench.run(report, data, progress)
+    markdown = report.markdown()
+    (options.output / "results.md").write_text(markdown)
+    report.chart(options.output / "results.png")
+    print()
+    print(markdown)
+    print(f"Wrote {options.output / 'results.md'} and {options.output / 'results.png'} in {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Section 3: listing 100 images a page, with and without signed links on each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .results import Report
+from .setup import BenchData
+
+ROUNDS = 60
+
+
+def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from app.downloads.models import Image
+    from app.downloads.serializers import ImageSerializer
+    from app.downloads.views import ImageViewSet
+
+    class UnsignedImageSerializer(ImageSerializer):
+        class Meta(ImageSerializer.Meta):
+            fields = [f for f in ImageSerializer.Meta.fields if f not in ("download_url", "expires_at")]
+
+    owner = get_user_model().objects.create_user("lister")
+    Image.objects.bulk_create(
+        Image(owner=owner, file=f"images/2026/11/{index:032x}.png", original_name=f"photo {index}.png",
+              width=640, height=480, size=12345, content_type="image/png")
+        for index in range(100)
+    )
+    factory = APIRequestFactory()
+    views = {
+        "with signed links": ImageViewSet.as_view({"get": "list"}),
+        "without signed links": ImageViewSet.as_view({"get": "list"}, serializer_class=UnsignedImageSerializer),
+    }
+
+    def list_once(view: Callable[..., object]) -> float:
+        request = factory.get("/api/images/", {"page_size": 100})
+        force_authenticate(request, user=owner)
+        start = time.perf_counter()
+        response = view(request)
+        response.render()  # type: ignore[attr-defined]
+        assert response.status_code == 200 and len(response.data["results"]) == 100  # type: ignore[attr-defined]
+        return time.perf_counter() - start
+
+    progress("api: listing 100 images a page, alternating with and without links")
+    for view in views.values():
+        list_once(view)  # warm up
+    timings: dict[str, list[float]] = {name: [] for name in views}
+    for _ in range(ROUNDS):
+        for name, view in views.items():
+            timings[name].append(list_once(view))
+    section = "API: GET /api/images/?page_size=100 (in process, median of 60 alternating runs)"
+    medians = {name: sorted(values)[len(values) // 2] for name, values in timings.items()}
+    for name, median in medians.items():
+        report.add(section, name, 1 / median, "pages/s", f"median {median * 1000:.1f} ms")
+    report.target("API page time with links / without", medians["with signed links"] / medians["without signed links"],
+                  1.05, higher_is_better=False)

@@ -1,0 +1,91 @@
+"""Measurements, targets and their report: a Markdown table and a bar chart PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+
+@dataclass
+class Rate:
+    section: str
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+@dataclass
+class Target:
+    name: str
+    ratio: float
+    goal: float
+    higher_is_better: bool = True
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.goal if self.higher_is_better else self.ratio <= self.goal
+
+    @property
+    def goal_text(self) -> str:
+        return f"{'>=' if self.higher_is_better else '<='} {self.goal:g}x"
+
+
+@dataclass
+class Report:
+    machine: dict[str, str]
+    rates: list[Rate] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def add(self, section: str, name: str, value: float, unit: str, note: str = "") -> Rate:
+        rate = Rate(section, name, value, unit, note)
+        self.rates.append(rate)
+        return rate
+
+    def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True) -> Target:
+        target = Target(name, ratio, goal, higher_is_better)
+        self.targets.append(target)
+        return target
+
+    def markdown(self) -> str:
+        lines = ["# Benchmark results", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in self.machine.items()), ""]
+        lines += ["## Targets", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
+        lines += [f"| {t.name} | {t.ratio:.2f}x | {t.goal_text} | {'met' if t.met else 'NOT MET'} |" for t in self.targets]
+        for section in dict.fromkeys(rate.section for rate in self.rates):
+            lines += ["", f"## {section}", "", "| what | rate | note |", "|---|---:|---|"]
+            lines += [f"| {r.name} | {format_value(r.value)} {r.unit} | {r.note} |" for r in self.rates if r.section == section]
+        return "\n".join(lines) + "\n"
+
+    def chart(self, path: Path) -> None:
+        draw_chart(self.targets, path)
+
+
+def format_value(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
+def draw_chart(targets: list[Target], path: Path) -> None:
+    """One horizontal bar per target: the measured ratio, with the target marked."""
+    font = ImageFont.load_default(size=15)
+    row, left, width = 46, 430, 520
+    image = Image.new("RGB", (left + width + 130, 70 + row * len(targets)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((16, 14), "Measured ratio (bar) against its target (black line); log scale", fill="black", font=font)
+    top = max([t.ratio for t in targets] + [t.goal for t in targets]) * 1.2
+    import math
+
+    def x_of(value: float) -> float:
+        lowest = 0.01
+        return left + width * (math.log10(max(value, lowest)) - math.log10(lowest)) / (math.log10(top) - math.log10(lowest))
+
+    for index, target in enumerate(targets):
+        y = 50 + index * row
+        draw.text((16, y + 8), target.name, fill="black", font=font)
+        color = (46, 139, 87) if target.met else (205, 92, 92)
+        draw.rectangle([left, y + 4, x_of(target.ratio), y + row - 12], fill=color)
+        goal_x = x_of(target.goal)
+        draw.line([goal_x, y, goal_x, y + row - 8], fill="black", width=3)
+        draw.text((x_of(target.ratio) + 8, y + 8), f"{target.ratio:.2f}x ({target.goal_text})", fill="black", font=font)
+    image.save(path)
