@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -25,6 +26,7 @@ CONNECTIONS = 16
 @dataclass
 class WrkResult:
     requests_per_second: float
+    requests: int
     transfer: str
     latency: str
     errors: int
@@ -38,13 +40,24 @@ def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS,
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     transfer = re.search(r"Transfer/sec:\s+(\S+)", output)
     latency = re.search(r"Latency\s+(\S+)", output)
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+)", output)
                  for n in n if n)
     if not rate:
         raise RuntimeError(f"wrk printed no rate:\n{output}")
-    return WrkResult(float(rate.group(1)), transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors)
+    return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
+                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start_download_stack(data: BenchData) -> tuple[Stack, subprocess.Popen[bytes]]:
@@ -97,11 +110,15 @@ def _throughput(report: Report, stack: Stack, data: BenchData, progress: Callabl
         for scenario, (target, headers) in _targets_for(stack, data, label).items():
             _check(stack, target, headers, expected)
             progress(f"downloads: {label} {scenario}")
+            nginx_workers = worker_pids(stack.nginx.process)
+            cpu_before = cpu_seconds(nginx_workers)
             result = wrk(stack.base_url + target, headers=headers)
+            nginx_cpu = (cpu_seconds(nginx_workers) - cpu_before) / max(result.requests, 1) * 1e6
             if result.errors:
                 raise RuntimeError(f"{scenario}: {result.errors} failed requests under load")
             rates[scenario] = report.add(section, scenario, result.requests_per_second, "req/s",
-                                         f"{result.transfer}/s, mean latency {result.latency}").value
+                                         f"{result.transfer}/s, mean latency {result.latency}, "
+                                         f"nginx CPU {nginx_cpu:.1f} µs/request").value
         report.target(f"signed / unprotected static ({label})", rates["signed link"] / rates["unprotected static"], 0.95)
         report.target(f"signed / compatibility view ({label})", rates["signed link"] / rates["compatibility view (X-Accel)"], 20)
 

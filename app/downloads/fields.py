@@ -11,7 +11,6 @@ expiry of that very ``download_url``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.db.models.fields.files import FieldFile
@@ -52,12 +51,17 @@ class SignedFileURLField(serializers.Field):
 
     def signed_link(self, instance: Any) -> IssuedLink | None:
         """The one link for ``instance`` in this serialization (signed on first use)."""
-        cache: dict[tuple[int, str], IssuedLink | None] = self.context.setdefault("_signed_links", {})
-        key = (id(instance), self.field_name)
-        if key not in cache:
-            file: FieldFile | None = getattr(instance, self.file_field)
-            cache[key] = self._sign(instance, file.name) if file else None
-        return cache[key]
+        links: dict[int, tuple[Any, IssuedLink | None]] | None = self.__dict__.get("_links")
+        if links is None:  # first object: fields are copied per serializer, so this is per request
+            links = self._links = {}
+            self._request = self.context.get("request")
+        remembered = links.get(id(instance))
+        if remembered is not None and remembered[0] is instance:  # holding it keeps its id unique
+            return remembered[1]
+        file: FieldFile | None = getattr(instance, self.file_field)
+        link = self._sign(instance, file.name) if file else None
+        links[id(instance)] = (instance, link)
+        return link
 
     def _sign(self, instance: Any, name: str) -> IssuedLink:
         filename = self.filename(instance) if callable(self.filename) else (
@@ -65,7 +69,7 @@ class SignedFileURLField(serializers.Field):
         )
         try:
             return sign_file(name, ttl=self.ttl, filename=filename or None,
-                             disposition=self.disposition, request=self.context.get("request"))
+                             disposition=self.disposition, request=self._request)
         except LinkError as error:
             self.fail("unsafe", reason=error.message)
             raise  # unreachable: fail() raises
@@ -85,8 +89,4 @@ class SignedURLExpiresField(serializers.Field):
         url_field = self.parent.fields[self.url_field]
         assert isinstance(url_field, SignedFileURLField), f"{self.url_field} is not a SignedFileURLField"
         link = url_field.signed_link(instance)
-        return _iso_utc(link.expires_at) if link else None
-
-
-def _iso_utc(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+        return link.expires_at_iso if link else None

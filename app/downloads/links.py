@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from django.http import HttpRequest
 
@@ -14,13 +16,28 @@ from signing.paths import check_signable_path, quote_path
 from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IssuedLink:
     """A signed link as the API hands it out."""
 
     url: str
-    expires_at: datetime
+    expires: int  # Unix seconds
     kid: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, tz=timezone.utc)
+
+    @property
+    def expires_at_iso(self) -> str:
+        """``expires`` as ISO 8601 UTC (``2026-11-23T22:00:00Z``)."""
+        return iso_utc(self.expires)
+
+
+@functools.lru_cache(maxsize=256)
+def iso_utc(timestamp: int) -> str:
+    """ISO 8601 in UTC; cached, since every link minted in one second shares its expiry."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def media_path(name: str) -> str:
@@ -38,13 +55,19 @@ def internal_redirect_target(name: str) -> str:
 
 
 def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str:
-    """``SECURE_LINK['BASE_URL']`` + path when set, else built from the request, else relative."""
+    """``SECURE_LINK['BASE_URL']`` + path when set, else the request's scheme and host + path.
+
+    ``path_and_query`` must already be percent-encoded (signed links are). The request's
+    base is worked out once per request: a page of 100 links asks for it 100 times.
+    """
     base_url = link_settings().base_url
-    if base_url:
+    if base_url or request is None:
         return base_url + path_and_query
-    if request is not None:
-        return request.build_absolute_uri(path_and_query)
-    return path_and_query
+    request_base: str | None = getattr(request, "_absolute_url_base", None)
+    if request_base is None:
+        request_base = request.build_absolute_uri("/")[:-1]
+        setattr(request, "_absolute_url_base", request_base)
+    return request_base + path_and_query
 
 
 def sign_file(
@@ -68,7 +91,7 @@ def sign_file(
         disposition=disposition,
         client_ip=client_ip,
     )
-    return IssuedLink(absolute_url(link.url, request), link.expires_at, link.kid)
+    return IssuedLink(absolute_url(link.url, request), link.expires, link.kid)
 
 
 def client_address(request: HttpRequest) -> str:
