@@ -1,9 +1,10 @@
-"""Byte helpers shared by the signers: base64url without padding, as nginx reads it."""
+"""Helpers shared by the signers: base64url as nginx reads it, and lifetimes in seconds."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 
 # nginx's ngx_decode_base64url accepts exactly this alphabet; '=' ends the input.
 _BASE64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -12,11 +13,6 @@ _BASE64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 def want_bytes(value: str | bytes, encoding: str = "utf-8") -> bytes:
     """Return ``value`` as bytes, encoding text with ``encoding``."""
     return value.encode(encoding) if isinstance(value, str) else value
-
-
-def base64url_encode(data: bytes) -> str:
-    """Encode ``data`` as unpadded base64url text (RFC 4648 section 5)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def nginx_base64url_decode(token: bytes) -> bytes | None:
@@ -35,3 +31,11 @@ def nginx_base64url_decode(token: bytes) -> bytes | None:
         return base64.urlsafe_b64decode(padded)
     except binascii.Error:  # pragma: no cover - the checks above exclude every failure
         return None
+
+
+def ttl_seconds(ttl: int | timedelta) -> int:
+    """A lifetime as whole seconds; ValueError unless it is a positive int or timedelta."""
+    seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else ttl
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    return seconds

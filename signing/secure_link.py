@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
 from .disposition import DISPOSITIONS, content_disposition, quote_filename
-from .encoding import nginx_base64url_decode
+from .encoding import nginx_base64url_decode, ttl_seconds
 from .exc import BadSignature, LinkExpired
 from .keys import check_keys
 from .paths import nginx_uri, prepare_path
@@ -209,9 +209,7 @@ class SecureLinkSigner:
 
     def expires_for(self, ttl: int | timedelta) -> int:
         """The ``expires`` value for a link that must live at least ``ttl`` seconds from now."""
-        seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else ttl
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        seconds = ttl_seconds(ttl)
         expires = self.get_timestamp() + seconds
         bucket = self.expiry_bucket
         return expires if bucket <= 1 else -(-expires // bucket) * bucket

@@ -17,6 +17,7 @@ from typing import Any
 
 import itsdangerous
 
+from .encoding import ttl_seconds
 from .exc import BadSignature, LinkExpired
 
 
@@ -53,9 +54,7 @@ class TimedTokenSigner:
 
     def sign(self, subject: str, *, ttl: int | timedelta) -> tuple[str, int]:
         """Return ``(token, expires)`` for ``subject``; ``expires`` is in Unix seconds."""
-        seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else ttl
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        seconds = ttl_seconds(ttl)
         token = self._serializer.dumps([subject, seconds])
         return token, int(self.clock()) + seconds
 

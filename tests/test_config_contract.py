@@ -6,14 +6,11 @@ for each kind of link and must give the token the signer put in the link.
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from harness.nginx import SECURE_LINK_CONF
 from signing import SecureLinkSigner, content_disposition, nginx_uri
-from signing.encoding import base64url_encode
-from signing.secure_link import nginx_arg
+from signing.secure_link import nginx_arg, token_for
 from tests.nginx_conf import Evaluator, find, load
 
 CONFIG = load(SECURE_LINK_CONF)
@@ -33,7 +30,7 @@ def evaluate(url: str, remote_addr: str = "192.0.2.7") -> tuple[str, Evaluator]:
     assert secure_link == "$arg_md5,$arg_expires"
     evaluator = Evaluator(CONFIG, KEYS, nginx_uri(raw_path), query, remote_addr, nginx_arg(query, b"expires") or b"")
     expression = find(media_location().block, "secure_link_md5")[0].args[0]
-    return base64url_encode(hashlib.md5(evaluator.expand(expression)).digest()), evaluator
+    return token_for(evaluator.expand(expression)), evaluator
 
 
 LINKS = {

@@ -3,15 +3,17 @@ import hashlib
 
 import pytest
 
-from signing.encoding import base64url_encode, nginx_base64url_decode
+from signing.encoding import nginx_base64url_decode
+from signing.secure_link import token_for
 
 DIGEST = hashlib.md5(b"x").digest()
-TOKEN = base64url_encode(DIGEST).encode()
+TOKEN = token_for(b"x").encode()
 
 
-def test_encode_is_unpadded_base64url():
-    assert base64url_encode(b"\xfb\xff") == "-_8"
+def test_token_is_unpadded_base64url_of_the_md5():
+    assert TOKEN == base64.urlsafe_b64encode(DIGEST).rstrip(b"=")
     assert len(TOKEN) == 22 and b"=" not in TOKEN
+    assert set(token_for(bytes(range(256)))) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @pytest.mark.parametrize(
