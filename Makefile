@@ -23,7 +23,13 @@ test: $(INSTALLED) nginx typecheck
 run: $(INSTALLED) nginx
 	$(PY) -m harness.demo
 
-bench: $(INSTALLED)
+BENCH_INSTALLED := $(VENV)/.installed-bench
+
+$(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	@touch $@
+
+bench: $(BENCH_INSTALLED)
 	@bash scripts/install-system-packages.sh --bench
 	$(PY) -m benchmarks
 

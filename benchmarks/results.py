@@ -55,7 +55,8 @@ class Report:
         lines += [f"| {t.name} | {t.ratio:.2f}x | {t.goal_text} | {'met' if t.met else 'NOT MET'} |" for t in self.targets]
         for section in dict.fromkeys(rate.section for rate in self.rates):
             lines += ["", f"## {section}", "", "| what | rate | note |", "|---|---:|---|"]
-            lines += [f"| {r.name} | {format_value(r.value)} {r.unit} | {r.note} |" for r in self.rates if r.section == section]
+            lines += [f"| {r.name} | {format_value(r.value) + ' ' + r.unit if r.value else '-'} | {r.note} |"
+                      for r in self.rates if r.section == section]
         return "\n".join(lines) + "\n"
 
     def chart(self, path: Path) -> None:
