@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from django.template import Context, Template
 from django.test import override_settings
 
 from app.downloads.conf import SHARE_SALT, get_link_signer
 from signing import TimedTokenSigner
+from tests.app_fixtures import verify_url
 
 
 def share_token(client, image, ttl=60) -> str:
@@ -176,15 +178,11 @@ def test_media_view_is_off_when_nginx_serves_media(user, make_image, client_for)
 
 
 def test_template_tag_renders_a_signed_url(user, make_image):
-    from django.template import Context, Template
-
     image = make_image(user, "t.png")
     rendered = Template("{% load signed_urls %}{% signed_url image.file ttl=600 filename=image.original_name %}").render(
         Context({"image": image})
     )
     assert rendered.startswith("/media/images/") and "&amp;expires=" in rendered
-    from tests.app_fixtures import verify_url
-
     assert verify_url("http://x" + rendered.replace("&amp;", "&")).filename == "t.png"
 
 
@@ -195,8 +193,6 @@ def test_admin_lists_images_with_a_working_signed_link(user, staff_user, make_im
     client.force_login(staff_user)
     page = client.get("/admin/downloads/image/").content.decode()
     href = page.split('<a href="/media/images/')[1].split('"')[0].replace("&amp;", "&")
-    from tests.app_fixtures import verify_url
-
     assert verify_url("http://x/media/images/" + href).filename == "admin.png"
 
 

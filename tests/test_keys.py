@@ -2,7 +2,7 @@ import stat
 
 import pytest
 
-from signing import generate_secret, parse_keys, render_nginx_keys
+from signing import KeySet, generate_secret, parse_key_set, parse_keys, render_key_set, render_nginx_keys
 from signing.keys import write_private_file
 
 
@@ -42,8 +42,6 @@ def test_write_private_file_is_0600_and_replaces_atomically(tmp_path):
 
 
 def test_key_set_round_trips_with_its_active_line():
-    from signing import KeySet, parse_key_set, render_key_set
-
     key_set = KeySet({"a": "a" * 32, "b": "b" * 32}, active_kid="a", active_since=1_800_000_000)
     assert parse_key_set(render_key_set(key_set)) == key_set
     assert parse_key_set("a=" + "a" * 32 + ",b=" + "b" * 32).signing_kid == "b"  # default: the last key
@@ -52,7 +50,5 @@ def test_key_set_round_trips_with_its_active_line():
 
 @pytest.mark.parametrize("line", ["active:", "active: a since", "active: a since soon", "active: a b c"])
 def test_bad_active_lines_name_the_problem(line):
-    from signing import parse_key_set
-
     with pytest.raises(ValueError, match="line 2: expected 'active: KID'"):
         parse_key_set("a=" + "a" * 32 + "\n" + line)

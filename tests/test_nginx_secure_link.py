@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from signing import BadSignature, LinkExpired, MalformedRequest, SecureLinkSigner
+from signing import BadSignature, LinkExpired, MalformedRequest, SecureLinkSigner, UnsafePath, generate_secret
 from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
 from tests.client import fetch
 
@@ -154,8 +154,6 @@ def test_traversal_never_returns_a_file_outside_media(nginx: NginxSite, raw_path
 
 
 def test_the_signer_refuses_traversal_paths_outright(nginx: NginxSite):
-    from signing import UnsafePath
-
     for path in ("/media/../outside.txt", "/media/names/../../outside.txt", "/media/./files/blob.bin"):
         with pytest.raises(UnsafePath):
             nginx.signer().sign(path, ttl=60)
@@ -223,7 +221,5 @@ def test_every_configured_key_verifies_and_links_name_their_key(nginx: NginxSite
 
 
 def test_a_link_signed_with_a_foreign_secret_is_refused(nginx: NginxSite):
-    from signing import generate_secret
-
     foreign = SecureLinkSigner(keys={"k1": generate_secret()}, active_kid="k1")
     assert fetch(nginx.base_url, foreign.sign(BLOB, ttl=300).url).status == 403

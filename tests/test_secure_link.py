@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from signing import BadSignature, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, UnsafePath
+from signing import BadSignature, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, UnsafePath, nginx_uri
 from signing.secure_link import canonical_client_address, nginx_arg, nginx_atotm, token_for
 
 NOW = 1_800_000_000
@@ -25,8 +25,6 @@ def split(url: str) -> tuple[bytes, bytes]:
 
 def status_of(signer: SecureLinkSigner, url: str, remote_addr: str = "127.0.0.1") -> LinkStatus:
     raw_path, query = split(url)
-    from signing import nginx_uri
-
     return signer.status(uri=nginx_uri(raw_path), query=query, remote_addr=remote_addr)
 
 
