@@ -16,6 +16,7 @@ from .keys import parse_key_set as parse_key_set
 from .keys import parse_keys as parse_keys
 from .keys import render_key_set as render_key_set
 from .keys import render_nginx_keys as render_nginx_keys
+from .nginx import nginx_arg as nginx_arg
 from .paths import nginx_uri as nginx_uri
 from .secure_link import LinkStatus as LinkStatus
 from .secure_link import SecureLinkSigner as SecureLinkSigner

@@ -43,14 +43,15 @@ import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
 from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import unquote
 
 from .disposition import DISPOSITIONS, content_disposition, quote_filename
 from .encoding import nginx_base64url_decode, ttl_seconds
 from .exc import BadSignature, LinkExpired
 from .keys import check_keys
+from .nginx import nginx_arg, nginx_atotm
 from .paths import nginx_uri, prepare_path
 
 try:
@@ -62,8 +63,6 @@ try:
 except ImportError:  # pragma: no cover - CPython built without its own hash modules
     md5 = hashlib.md5
 
-# nginx's ngx_atotm refuses values above the largest 64-bit time_t.
-_MAX_TIME_T = 2**63 - 1
 _MAX_TOKEN_LENGTH = 24
 _MAX_REMEMBERED_LINKS = 16384
 # (signed string after expires, URL up to the token, query after expires)
@@ -126,25 +125,6 @@ def token_for(signed_string: bytes) -> str:
     """The ``md5`` argument nginx expects for ``signed_string``: unpadded base64url MD5."""
     # 16 bytes are 22 base64 characters, "==" and a newline; binascii and translate run in C.
     return _b2a_base64(md5(signed_string).digest())[:22].translate(_TO_BASE64URL).decode()
-
-
-def nginx_arg(query: bytes, name: bytes) -> bytes | None:
-    """``$arg_<name>``: the raw value of the first ``name=`` argument, name case-insensitive."""
-    if not query:
-        return None
-    size = len(name)
-    for argument in query.split(b"&"):
-        if argument[size : size + 1] == b"=" and argument[:size].lower() == name:
-            return argument[size + 1 :]
-    return None
-
-
-def nginx_atotm(text: bytes) -> int:
-    """nginx's ``ngx_atotm``: decimal digits to an int, or -1 when empty, not digits or too big."""
-    if not text or not text.isdigit() or not text.isascii():
-        return -1
-    value = int(text)
-    return value if value <= _MAX_TIME_T else -1
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from signing.secure_link import nginx_arg
+from signing.nginx import nginx_arg
 
 _TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")

@@ -10,7 +10,8 @@ import pytest
 
 from harness.nginx import SECURE_LINK_CONF
 from signing import SecureLinkSigner, content_disposition, nginx_uri
-from signing.secure_link import nginx_arg, token_for
+from signing.nginx import nginx_arg
+from signing.secure_link import token_for
 from tests.nginx_conf import Evaluator, find, load
 
 CONFIG = load(SECURE_LINK_CONF)

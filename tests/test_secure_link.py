@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from signing import BadSignature, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, UnsafePath, nginx_uri
-from signing.secure_link import canonical_client_address, nginx_arg, nginx_atotm, token_for
+from signing.nginx import nginx_arg, nginx_atotm
+from signing.secure_link import canonical_client_address, token_for
 
 NOW = 1_800_000_000
 KEYS = {"k1": "s" * 32, "k2": "t" * 40}
