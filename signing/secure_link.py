@@ -71,7 +71,7 @@ _NO_PATHS: dict[str, _LinkParts] = {}
 _Key = TypeVar("_Key")
 # Values of the optional fields, as nginx/secure_link.conf maps them; "!" is never signed.
 _UNSIGNABLE = b"!"
-_DISPOSITION_FIELD = {b"": b"", b"attachment": b"attachment", b"inline": b"inline"}
+_DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
 _TO_BASE64URL = bytes.maketrans(b"+/", b"-_")
 _b2a_base64 = binascii.b2a_base64
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
@@ -267,31 +267,27 @@ class SecureLinkSigner:
 
     def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
         """nginx's ``$secure_link`` for a request whose ``$uri`` and raw query are given."""
+        return self._check(uri, query, remote_addr)[0]
+
+    def _check(self, uri: bytes, query: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+        """Read the request's fields once, as nginx/secure_link.conf does, and check them."""
         kid = nginx_arg(query, b"kid") or b""
-        secret = self._secrets.get(kid.lower())
-        if secret is None:
-            return LinkStatus.INVALID
         token, expires_text = _token_and_expires(query)
         expires = nginx_atotm(expires_text)
-        if expires <= 0 or len(token) > _MAX_TOKEN_LENGTH:
-            return LinkStatus.INVALID
+        disposition = _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE)
+        filename = _filename_field(query)
+        fields = VerifiedLink(uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode())
+        secret = self._secrets.get(kid.lower())
+        if secret is None or expires <= 0 or len(token) > _MAX_TOKEN_LENGTH:
+            return LinkStatus.INVALID, fields
         digest = nginx_base64url_decode(token)
         if digest is None or len(digest) != 16:
-            return LinkStatus.INVALID
-        signed_string = b"|".join(
-            (
-                expires_text,
-                kid,
-                _client_field(query, remote_addr),
-                _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE),
-                _filename_field(query),
-                uri,
-                secret,
-            )
-        )
+            return LinkStatus.INVALID, fields
+        client = _client_field(query, remote_addr)
+        signed_string = b"|".join((expires_text, kid, client, disposition, filename, uri, secret))
         if not hmac.compare_digest(digest, md5(signed_string).digest()):
-            return LinkStatus.INVALID
-        return LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID
+            return LinkStatus.INVALID, fields
+        return (LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID), fields
 
     def verify(self, *, raw_path: bytes, query: bytes, remote_addr: str) -> VerifiedLink:
         """Check a request as nginx does; return what it grants or raise.
@@ -300,19 +296,12 @@ class SecureLinkSigner:
         for an invalid link and LinkExpired (410) for an expired one.
         """
         uri = nginx_uri(raw_path)
-        status = self.status(uri=uri, query=query, remote_addr=remote_addr)
-        expires = nginx_atotm(_token_and_expires(query)[1])
+        status, verified = self._check(uri, query, remote_addr)
         if status is LinkStatus.INVALID:
             raise BadSignature(f"the link for {uri.decode('utf-8', 'replace')!r} does not verify")
         if status is LinkStatus.EXPIRED:
-            raise LinkExpired(f"the link expired at {expires}", expires=expires)
-        return VerifiedLink(
-            uri=uri,
-            expires=expires,
-            kid=(nginx_arg(query, b"kid") or b"").decode("ascii"),
-            disposition=_DISPOSITION_FIELD[(nginx_arg(query, b"disposition") or b"").lower()].decode(),
-            quoted_filename=_filename_field(query).decode("ascii"),
-        )
+            raise LinkExpired(f"the link expired at {verified.expires}", expires=verified.expires)
+        return verified
 
 
 def _remember(cache: dict[_Key, _LinkParts], key: _Key, parts: _LinkParts) -> None:

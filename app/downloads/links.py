@@ -83,10 +83,9 @@ def sign_file(
 
     Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
     """
-    config = link_settings()
     link: SignedLink = get_link_signer().sign(
-        config.media_url + name,
-        ttl=config.default_ttl if ttl is None else ttl,
+        media_path(name),
+        ttl=link_settings().default_ttl if ttl is None else ttl,
         filename=filename,
         disposition=disposition,
         client_ip=client_ip,

@@ -27,7 +27,7 @@ class XAccelRedirectResponse(HttpResponse):
 
 def download_disposition(original_name: str, kind: str = "attachment") -> str | None:
     """The RFC 6266 header for a download name: identical to what nginx sends for signed links."""
-    return content_disposition(kind, quote_filename(original_name)) if original_name else content_disposition(kind)
+    return content_disposition(kind, quote_filename(original_name) if original_name else "")
 
 
 def stream_file(root: Path, relative: str, *, content_type: str | None = None, disposition: str | None = None) -> FileResponse:

@@ -61,6 +61,14 @@ class ImageSerializer(serializers.ModelSerializer):
         return super().create(validated_data)
 
 
+def ttl_within_maximum(ttl: int) -> int:
+    """Refuse a TTL above ``SECURE_LINK_MAX_TTL`` with DRF's own wording."""
+    max_ttl = link_settings().max_ttl
+    if ttl > max_ttl:
+        raise serializers.ValidationError(f"Ensure this value is less than or equal to {max_ttl}.", code="max_value")
+    return ttl
+
+
 class LinkOptionsSerializer(serializers.Serializer):
     ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
     filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
@@ -68,10 +76,7 @@ class LinkOptionsSerializer(serializers.Serializer):
     bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the link.")
 
     def validate_ttl(self, ttl: int) -> int:
-        max_ttl = link_settings().max_ttl
-        if ttl > max_ttl:
-            raise serializers.ValidationError(f"Ensure this value is less than or equal to {max_ttl}.", code="max_value")
-        return ttl
+        return ttl_within_maximum(ttl)
 
     def validate_filename(self, filename: str) -> str:
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
@@ -83,7 +88,7 @@ class ShareOptionsSerializer(serializers.Serializer):
     ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
 
     def validate_ttl(self, ttl: int) -> int:
-        return LinkOptionsSerializer().validate_ttl(ttl)
+        return ttl_within_maximum(ttl)
 
 
 class IssuedLinkSerializer(serializers.Serializer):

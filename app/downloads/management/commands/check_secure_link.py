@@ -24,6 +24,7 @@ from django.urls import reverse
 from PIL import Image as PillowImage
 
 from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, link_settings
+from app.downloads.links import media_path
 from app.downloads.models import Image
 from app.downloads.views import share_subject
 from signing import SecureLinkSigner
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"all {len(probes)} probes passed against {base_url}"))
 
     def probes(self, image: Image, canary: bytes) -> list[Probe]:
-        path = link_settings().media_url + image.file.name
+        path = media_path(image.file.name)
         signer = get_link_signer()
         valid = signer.sign(path, ttl=60).url
         past = SecureLinkSigner(keys=dict(link_settings().keys), active_kid=signer.active_kid,
