@@ -32,6 +32,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+
+
 def database_from_url(url: str) -> dict[str, object]:
     """``postgres://user:password@host:5432/name`` or ``sqlite:///path`` to a DATABASES entry."""
     parts = urlsplit(url)
@@ -54,16 +64,12 @@ SIGNING_KEYS_FILE = Path(os.environ.get("SECURE_LINK_KEYS_FILE", VAR_DIR / "secu
 
 
 def signing_keys_from_environment() -> KeySet:
-    """Keys from $SECURE_LINK_KEYS, else from the file $SECURE_LINK_KEYS_FILE (default var/secure_link.keys)."""
+    """Keys given in $SECURE_LINK_KEYS; empty when they come from the keys file (watched at run time)."""
     text = os.environ.get("SECURE_LINK_KEYS", "")
-    source = "SECURE_LINK_KEYS"
-    if not text.strip():
-        text = SIGNING_KEYS_FILE.read_text(encoding="utf-8") if SIGNING_KEYS_FILE.exists() else ""
-        source = str(SIGNING_KEYS_FILE)
     try:
         return parse_key_set(text)
     except ValueError as error:
-        raise ImproperlyConfigured(f"cannot read the signing keys from {source}: {error}") from None
+        raise ImproperlyConfigured(f"cannot read the signing keys from SECURE_LINK_KEYS: {error}") from None
 
 
 def secret_key_from_environment() -> str:
@@ -168,12 +174,14 @@ SPECTACULAR_SETTINGS = {
 # Everything about signed links, read in one place: app/downloads/conf.py.
 _KEY_SET = signing_keys_from_environment()
 SECURE_LINK = {
+    # Keys from $SECURE_LINK_KEYS; when it is empty they come from KEYS_FILE, which running
+    # servers re-read when it changes (checked at most every KEYS_CHECK_INTERVAL seconds).
     "KEYS": _KEY_SET.keys,
-    # The key that signs: $SECURE_LINK_ACTIVE_KID, else the keys file's "active:" line, else the last key.
+    "KEYS_FILE": None if _KEY_SET.keys else SIGNING_KEYS_FILE,
+    "KEYS_CHECK_INTERVAL": env_float("SECURE_LINK_KEYS_CHECK_INTERVAL", 1.0),
+    # Pins the key that signs; else the keys' "active:" line, else the last key.
     "ACTIVE_KID": os.environ.get("SECURE_LINK_ACTIVE_KID") or _KEY_SET.active_kid,
     "ACTIVE_SINCE": _KEY_SET.active_since,
-    # Where `manage.py rotate_key` edits keys; None when they come from $SECURE_LINK_KEYS.
-    "KEYS_FILE": None if os.environ.get("SECURE_LINK_KEYS", "").strip() else SIGNING_KEYS_FILE,
     "DEFAULT_TTL": env_int("SECURE_LINK_DEFAULT_TTL", 3600),
     "MAX_TTL": env_int("SECURE_LINK_MAX_TTL", 7 * 24 * 3600),
     "EXPIRY_BUCKET": env_int("SECURE_LINK_EXPIRY_BUCKET", 0),

@@ -123,6 +123,14 @@ class TestRotateKey:
         self.rotate(keys_file, "retire", "old", "--force")
         assert list(parse_key_set(keys_file.read_text()).keys) == ["new"]
 
+    def test_forced_retire_right_after_activate_waits_for_the_app_servers(self, keys_file, monkeypatch):
+        self.rotate(keys_file, "add", "new")
+        self.rotate(keys_file, "activate", "new")
+        slept: list[float] = []
+        monkeypatch.setattr(rotate_key.time, "sleep", slept.append)
+        output = self.rotate(keys_file, "retire", "old", "--force")
+        assert slept == [2.0] and "waiting 2.0 s for the app servers to sign with new" in output
+
     @pytest.mark.parametrize(
         "args, message",
         [

@@ -11,7 +11,7 @@ from django.core.management.base import SystemCheckError
 
 from signing.keys import key_problems
 
-from .conf import link_settings
+from .conf import current_key_set, key_source, link_settings
 
 _KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003"}
 _KEYS_HINT = "Set SECURE_LINK_KEYS='kid=secret' or SECURE_LINK_KEYS_FILE; `python -m signing genkey` makes a secret."
@@ -27,12 +27,20 @@ def protected_locations(conf_text: str) -> list[str]:
 def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     config = link_settings()
     errors: list[checks.CheckMessage] = []
-    keys = dict(config.keys)
-    for problem in key_problems(keys):
-        errors.append(checks.Error(problem.message, hint=_KEYS_HINT, id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
-    if keys and config.active_key_id not in keys:
+    key_set = current_key_set()
+    keys = key_set.keys
+    source_error = key_source().error
+    if source_error and not keys:  # with good keys already in use, the watcher logs the error instead
+        errors.append(checks.Error(source_error, hint=_KEYS_HINT, id="downloads.E001"))
+    else:
+        for problem in key_problems(keys):
+            message = problem.message
+            if problem.code == "no-keys" and config.keys_file is not None:
+                message += f" (none in SECURE_LINK_KEYS, and the keys file {config.keys_file} has none)"
+            errors.append(checks.Error(message, hint=_KEYS_HINT, id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
+    if keys and key_set.signing_kid not in keys:
         errors.append(checks.Error(
-            f"SECURE_LINK_ACTIVE_KID={config.active_kid!r} is not among the key ids {sorted(keys)}",
+            f"SECURE_LINK_ACTIVE_KID={key_set.signing_kid!r} is not among the key ids {sorted(keys)}",
             hint="Set SECURE_LINK_ACTIVE_KID to one of the configured key ids, or unset it to use the last key.",
             id="downloads.E004",
         ))

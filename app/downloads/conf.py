@@ -2,7 +2,9 @@
 
 The settings are read once and cached until Django says a setting changed
 (``setting_changed``: ``override_settings`` in tests), so the signing path pays a cache
-lookup, not a settings parse. Signers are cached per distinct configuration.
+lookup, not a settings parse. The keys are the exception: they come from the keys file
+through a :class:`~app.downloads.keyring.KeysFileWatcher`, so a running server follows
+``rotate_key`` by itself; signers are rebuilt only when the key set changes.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from signing import SecureLinkSigner, TimedTokenSigner
+from signing import KeySet, SecureLinkSigner, TimedTokenSigner
+
+from .keyring import DEFAULT_CHECK_INTERVAL, KeysFileWatcher, StaticKeys
 
 SHARE_SALT = "app.downloads.share-image"
 INTERNAL_MEDIA_PREFIX = "/_protected/media/"
@@ -28,6 +32,7 @@ class LinkSettings:
     active_kid: str | None
     active_since: int | None
     keys_file: Path | None
+    keys_check_interval: float
     default_ttl: int
     max_ttl: int
     expiry_bucket: int
@@ -38,20 +43,16 @@ class LinkSettings:
     nginx_conf: Path
     media_url: str
 
-    @property
-    def active_key_id(self) -> str | None:
-        """The key that signs: ``ACTIVE_KID``, else the last key listed."""
-        return self.active_kid or (self.keys[-1][0] if self.keys else None)
-
 
 @functools.cache
 def link_settings() -> LinkSettings:
     config = getattr(settings, "SECURE_LINK", {})
     return LinkSettings(
-        keys=tuple(dict(config.get("KEYS", {})).items()),
+        keys=tuple(dict(config.get("KEYS") or {}).items()),
         active_kid=config.get("ACTIVE_KID") or None,
         active_since=config.get("ACTIVE_SINCE"),
         keys_file=Path(config["KEYS_FILE"]) if config.get("KEYS_FILE") else None,
+        keys_check_interval=float(config.get("KEYS_CHECK_INTERVAL", DEFAULT_CHECK_INTERVAL)),
         default_ttl=config.get("DEFAULT_TTL", 3600),
         max_ttl=config.get("MAX_TTL", 7 * 24 * 3600),
         expiry_bucket=config.get("EXPIRY_BUCKET", 0),
@@ -65,25 +66,64 @@ def link_settings() -> LinkSettings:
 
 
 @functools.cache
+def key_source() -> KeysFileWatcher | StaticKeys:
+    """Where the keys come from: the watched ``KEYS_FILE``, else the fixed ``KEYS``.
+
+    With a keys file, ``ACTIVE_KID`` (``SECURE_LINK_ACTIVE_KID``) pins the signing key
+    over the file's ``active:`` line.
+    """
+    config = link_settings()
+    if config.keys_file is not None:
+        return KeysFileWatcher(config.keys_file, active_kid=config.active_kid, interval=config.keys_check_interval)
+    return StaticKeys(KeySet(dict(config.keys), config.active_kid, config.active_since))
+
+
+def current_key_set() -> KeySet:
+    """The keys in force now (the keys file is looked at no more than once per interval)."""
+    return key_source().current()
+
+
+class _Signers(NamedTuple):
+    key_set: KeySet
+    link: SecureLinkSigner
+    share: TimedTokenSigner
+
+
+_signers: _Signers | None = None  # for the last key set seen; replaced whole, never edited
+
+
+def _signers_for_current_keys() -> _Signers:
+    global _signers
+    key_set = current_key_set()
+    signers = _signers
+    if signers is None or signers.key_set is not key_set:
+        config = link_settings()
+        active = key_set.signing_kid or ""
+        keys = key_set.keys
+        signers = _signers = _Signers(
+            key_set,
+            SecureLinkSigner(keys=keys, active_kid=active, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
+            # itsdangerous signs with the last secret and accepts them all.
+            TimedTokenSigner(secret_keys=[secret for kid, secret in keys.items() if kid != active] + [keys[active]],
+                             salt=SHARE_SALT),
+        )
+    return signers
+
+
 def get_link_signer() -> SecureLinkSigner:
-    """The signer for nginx links, built from the current settings."""
-    config = link_settings()
-    return SecureLinkSigner(keys=dict(config.keys), active_kid=config.active_key_id or "",
-                            prefix=config.media_url, expiry_bucket=config.expiry_bucket)
+    """The signer for nginx links, for the keys in force now."""
+    return _signers_for_current_keys().link
 
 
-@functools.cache
 def get_share_signer() -> TimedTokenSigner:
-    """The signer of share tokens for the compatibility view (same keys, own salt; active key last)."""
-    config = link_settings()
-    keys = dict(config.keys)
-    active = config.active_key_id or ""
-    secrets = [secret for kid, secret in keys.items() if kid != active] + [keys[active]]
-    return TimedTokenSigner(secret_keys=secrets, salt=SHARE_SALT)
+    """The signer of share tokens for the compatibility view (same keys, own salt)."""
+    return _signers_for_current_keys().share
 
 
 @receiver(setting_changed)
 def _forget_cached_settings(*, setting: str, **kwargs: Any) -> None:
     if setting in ("SECURE_LINK", "MEDIA_URL", "DEBUG", "BASE_DIR"):
-        for cached in (link_settings, get_link_signer, get_share_signer):
-            cached.cache_clear()
+        global _signers
+        link_settings.cache_clear()
+        key_source.cache_clear()
+        _signers = None

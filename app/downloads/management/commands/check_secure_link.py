@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from PIL import Image as PillowImage
 
-from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, link_settings
+from app.downloads.conf import INTERNAL_MEDIA_PREFIX, current_key_set, get_link_signer, get_share_signer, link_settings
 from app.downloads.links import media_path
 from app.downloads.models import Image
 from app.downloads.views import share_subject
@@ -85,7 +85,7 @@ class Command(BaseCommand):
         path = media_path(image.file.name)
         signer = get_link_signer()
         valid = signer.sign(path, ttl=60).url
-        past = SecureLinkSigner(keys=dict(link_settings().keys), active_kid=signer.active_kid,
+        past = SecureLinkSigner(keys=current_key_set().keys, active_kid=signer.active_kid,
                                 prefix=signer.prefix, clock=lambda: time.time() - 3600)
         token, _ = get_share_signer().sign(share_subject(image.pk), ttl=60)
         return [

@@ -4,11 +4,14 @@ The safe order, which this command enforces:
 
 1. ``rotate_key add``: a new key joins the keys file (not yet signing); nginx's include is
    rewritten (``--nginx-keys``). Reload nginx: it now accepts the new key too.
-2. ``rotate_key activate KID``: the new key signs from now on. Reload the app servers.
+2. ``rotate_key activate KID``: the new key signs from now on. Running app servers pick
+   the change up by themselves within ``SECURE_LINK_KEYS_CHECK_INTERVAL`` (1 s).
 3. ``rotate_key retire OLD``: allowed only once every link the old key signed has expired
    (``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2). Reload nginx.
 
-``--force`` retires at once: that is how to revoke every link in flight.
+``--force`` retires at once: that is how to revoke every link in flight. Run right after
+``activate``, it first waits out the pick-up interval, so that no app server is still
+signing with the key being retired.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from signing.keys import KID_PATTERN, write_private_file
 def now() -> int:
     """The current time; the one seam tests move."""
     return int(time.time())
+
+
+def pickup_bound() -> float:
+    """Seconds within which every running app server follows a change of the keys file.
+
+    One check interval, plus one second because ``active since`` is in whole seconds.
+    """
+    return link_settings().keys_check_interval + 1
 
 
 def iso(moment: int) -> str:
@@ -97,7 +108,10 @@ class Command(BaseCommand):
             raise CommandError(f"no key {kid!r} (keys: {', '.join(key_set.keys)})")
         if kid == key_set.signing_kid:
             raise CommandError(f"{kid} already signs new links")
-        self.stdout.write(f"{kid} signs new links from {iso(now())}. Next: reload the app servers.")
+        self.stdout.write(
+            f"{kid} signs new links from {iso(now())}; running app servers follow within "
+            f"{pickup_bound():g} s (no reload needed)."
+        )
         return KeySet(key_set.keys, kid, now())
 
     def retire(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
@@ -112,9 +126,22 @@ class Command(BaseCommand):
                 f"links signed with {kid} may live until {when}; retire it after that, "
                 "or pass --force to revoke them now"
             )
+        self.wait_for_app_servers(key_set)
         remaining = {k: v for k, v in key_set.keys.items() if k != kid}
-        self.stdout.write(f"retired {kid}: its links now get 403 once nginx reloads. Next: reload nginx and the app servers.")
+        self.stdout.write(
+            f"retired {kid}: its links get 403 once nginx reloads (next: reload nginx); "
+            f"its share links stop within {pickup_bound():g} s."
+        )
         return KeySet(remaining, key_set.active_kid, key_set.active_since)
+
+    def wait_for_app_servers(self, key_set: KeySet) -> None:
+        """Right after ``activate``, wait until every app server signs with the new key."""
+        if key_set.active_since is None:
+            return
+        remaining = key_set.active_since + pickup_bound() - now()
+        if remaining > 0:
+            self.stdout.write(f"waiting {remaining:.1f} s for the app servers to sign with {key_set.signing_kid}...")
+            time.sleep(remaining)
 
     def retire_safe_after(self, key_set: KeySet) -> int | None:
         """When every link signed by a non-active key has expired, if known."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from app.downloads.conf import link_settings
+from app.downloads.conf import current_key_set
 from signing import render_nginx_keys
 from signing.keys import write_private_file
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--check", action="store_true", help="compare instead of writing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        keys = dict(link_settings().keys)
+        keys = current_key_set().keys
         try:
             content = render_nginx_keys(keys)
         except ValueError as error:
