@@ -192,6 +192,8 @@ SECURE_LINK = {
     "NGINX_CONF": BASE_DIR / "nginx" / "secure_link.conf",
 }
 IMAGE_MAX_UPLOAD_BYTES = env_int("IMAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# Width x height: a few bytes of PNG can declare a picture that needs gigabytes to decode.
+IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000)
 
 LOGGING = {
     "version": 1,

@@ -64,17 +64,22 @@ class TimedTokenSigner:
         Raises BadSignature for a malformed, tampered or foreign token (another subject,
         another purpose, an unknown key) and LinkExpired once it has expired.
         """
+        granted_subject, expires = self.granted(token)
+        if granted_subject != subject:
+            raise BadSignature(f"the token grants {granted_subject!r}, not {subject!r}")
+        return expires
+
+    def granted(self, token: str) -> tuple[str, int]:
+        """``(subject, expires)`` of a token that is genuine and unexpired; raises as :meth:`verify`."""
         try:
             payload, issued_at = self._serializer.loads(token, return_timestamp=True)
         except itsdangerous.BadData as error:
             raise BadSignature(f"the token does not verify ({type(error).__name__})") from error
         granted_subject, seconds = _unpack(payload)
-        if granted_subject != subject:
-            raise BadSignature(f"the token grants {granted_subject!r}, not {subject!r}")
         expires = int(issued_at.timestamp()) + seconds
         if expires < int(self.clock()):
-            raise LinkExpired(f"the token for {subject!r} expired at {expires}", expires=expires)
-        return expires
+            raise LinkExpired(f"the token for {granted_subject!r} expired at {expires}", expires=expires)
+        return granted_subject, expires
 
 
 def _unpack(payload: Any) -> tuple[str, int]:

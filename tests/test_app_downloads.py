@@ -101,7 +101,7 @@ def test_expired_share_token_is_410(user, make_image, client_for, settings):
     image = make_image(user)
     keys = dict(settings.SECURE_LINK["KEYS"])
     past = TimedTokenSigner(secret_keys=[keys["k1"], keys["k2"]], salt=SHARE_SALT, clock=lambda: 1_000_000)
-    token, _ = past.sign(f"image:{image.pk}", ttl=60)
+    token, _ = past.sign(image.share_subject, ttl=60)
     response = client_for().get(f"/download/image/{image.pk}?token={token}")
     assert (response.status_code, response.data["detail"].code) == (410, "link_expired")
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +19,7 @@ import pytest
 import requests
 from PIL import Image as PillowImage
 
+from app.downloads.models import share_subject
 from harness.ports import free_port, stop_process
 from harness.stack import Stack, django_environment, prepare, seed, start_gunicorn, start_stack
 from signing import SecureLinkSigner, TimedTokenSigner
@@ -133,7 +137,7 @@ def test_compatibility_view_refusals(stack, api, uploaded):
     assert requests.get(image_link + "?token=garbage", timeout=10).status_code == 403
     keys = list(stack.keys().values())
     expired, _ = TimedTokenSigner(secret_keys=keys, salt="app.downloads.share-image", clock=lambda: 1_000_000).sign(
-        f"image:{uploaded['id']}", ttl=60
+        share_subject(uploaded["id"], urlsplit(uploaded["download_url"]).path.removeprefix("/media/")), ttl=60
     )
     assert requests.get(f"{image_link}?token={expired}", timeout=10).status_code == 410
     assert api.get(f"{stack.base_url}/download/image/999999", timeout=10).status_code == 404
@@ -202,3 +206,54 @@ def test_django_without_nginx_answers_exactly_as_nginx(stack, uploaded, django_m
         "unknown key": (403, 403), "bad escape": (400, 400), "missing file": (403, 403), "no query": (403, 403),
     }
     assert fetch(django_media_server, url).body == uploaded["bytes"]
+
+
+def test_revoking_an_image_stops_its_old_links_at_once_and_new_ones_work(stack, api):
+    created = api.post(f"{stack.base_url}/api/images/", files={"file": ("revoke me.png", picture((6, 6)), "image/png")},
+                       timeout=10).json()
+    share = api.post(f"{stack.base_url}/api/images/{created['id']}/share/", json={}, timeout=10).json()["url"]
+    minted = api.post(f"{stack.base_url}/api/images/{created['id']}/links/", json={"bind_ip": True}, timeout=10).json()["url"]
+    old_links = [created["download_url"], minted]
+    assert [fetch(stack.base_url, path_of(url)).status for url in old_links] == [200, 200]
+    assert requests.get(share, timeout=10).status_code == 200
+
+    revoked = api.post(f"{stack.base_url}/api/images/{created['id']}/revoke/", timeout=10)
+    assert revoked.status_code == 200
+    assert [fetch(stack.base_url, path_of(url)).status for url in old_links] == [404, 404]  # no nginx reload
+    assert requests.get(share, timeout=10).status_code == 403
+    fresh_share = api.post(f"{stack.base_url}/api/images/{created['id']}/share/", json={}, timeout=10).json()["url"]
+    assert fetch(stack.base_url, path_of(revoked.json()["download_url"])).status == 200
+    assert requests.get(fresh_share, timeout=10).status_code == 200
+    assert api.get(created["image_link"], timeout=10).status_code == 200
+
+
+def test_pictures_that_declare_too_many_pixels_get_a_clear_400(stack, api):
+    header = picture((1, 1))
+    # A tiny PNG whose header claims 12000 x 12000: patch the IHDR width and height (CRC fixed below).
+    ihdr = b"IHDR" + struct.pack(">II", 12000, 12000) + header[24:29]
+    bomb = header[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + header[33:]
+    assert len(bomb) < 100
+    response = api.post(f"{stack.base_url}/api/images/", files={"file": ("bomb.png", bomb, "image/png")}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["file"] == ["The image is 12000 x 12000 pixels (144000000); the limit is 40000000 pixels."]
+
+
+def test_a_request_without_host_never_gets_links_to_the_internal_app_server(stack, api):
+    with socket.create_connection(("127.0.0.1", stack.nginx.port), timeout=10) as connection:
+        connection.sendall(f"GET /api/images/ HTTP/1.0\r\nAuthorization: {api.headers['Authorization']}\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert f":{stack.app_port}".encode() not in body
+    assert b'"download_url":"/media/' in body  # a relative link: there is no host to name
+
+
+def test_valid_links_to_missing_files_are_404_without_an_error_log_line(stack):
+    signer = SecureLinkSigner(keys=stack.keys(), active_kid=list(stack.keys())[-1])
+    before = stack.nginx.error_log
+    answers = [fetch(stack.base_url, signer.sign(f"/media/images/missing-{index}.png", ttl=60).url).status
+               for index in range(20)]
+    assert answers == [404] * 20
+    assert "No such file" not in stack.nginx.error_log[len(before):]

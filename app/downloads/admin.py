@@ -1,4 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from signing import LinkError
@@ -13,6 +15,17 @@ class ImageAdmin(admin.ModelAdmin):
     list_filter = ["content_type", "created_at"]
     search_fields = ["title", "original_name", "owner__username"]
     readonly_fields = ["width", "height", "size", "content_type", "created_at", "download"]
+    actions = ["revoke_links"]
+
+    @admin.action(description="Revoke every link to the selected images")
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        images = list(queryset)
+        for image in images:
+            image.revoke_links()
+        self.message_user(
+            request, f"Revoked every link to {len(images)} image(s): old links now get 404 (signed) or 403 (share).",
+            messages.SUCCESS,
+        )
 
     @admin.display(description="Signed link")
     def download(self, image: Image) -> str:

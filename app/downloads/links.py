@@ -57,7 +57,9 @@ def internal_redirect_target(name: str) -> str:
 def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str:
     """``SECURE_LINK['BASE_URL']`` + path when set, else the request's scheme and host + path.
 
-    ``path_and_query`` must already be percent-encoded (signed links are). The request's
+    ``path_and_query`` must already be percent-encoded (signed links are). A request that
+    named no host (HTTP/1.0 without ``Host``) gets the path alone: Django would otherwise
+    fall back to the app server's own address, which no client can reach. The request's
     base is worked out once per request: a page of 100 links asks for it 100 times.
     """
     base_url = link_settings().base_url
@@ -65,7 +67,7 @@ def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str
         return base_url + path_and_query
     request_base: str | None = getattr(request, "_absolute_url_base", None)
     if request_base is None:
-        request_base = request.build_absolute_uri("/")[:-1]
+        request_base = request.build_absolute_uri("/")[:-1] if request.META.get("HTTP_HOST") else ""
         setattr(request, "_absolute_url_base", request_base)
     return request_base + path_and_query
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from typing import Any
 
@@ -41,10 +43,76 @@ class Image(models.Model):
     def __str__(self) -> str:
         return self.title or self.original_name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new row that fails to insert does not leave its just-stored file behind."""
+        adding = self._state.adding
+        try:
+            super().save(*args, **kwargs)
+        except BaseException:
+            if adding and self.file.name and self.file._committed:
+                self.file.storage.delete(self.file.name)
+            raise
+
+    @property
+    def share_subject(self) -> str:
+        """What a share token for this image grants: the image *as stored now*.
+
+        The stored name is part of it, so :meth:`revoke_links` (a new stored name) makes
+        every share token issued before it fail to verify (403).
+        """
+        return share_subject(self.pk, self.file.name or "")
+
+    def revoke_links(self) -> None:
+        """Make every link issued for this image stop working at once; new links work.
+
+        The file moves to a new random stored name inside one transaction: signed nginx
+        links name the old path, which no longer exists (404), and share tokens are bound
+        to the old name (403). No key rotation, no nginx reload. The old file is removed
+        once the transaction commits; if it rolls back, the new copy is removed instead.
+        """
+        new_name = ""
+        try:
+            with transaction.atomic():
+                image = Image.objects.select_for_update().get(pk=self.pk)
+                storage, old_name = image.file.storage, image.file.name
+                new_name = image_upload_to(image, old_name)
+                _copy_stored_file(storage, old_name, new_name)
+                Image.objects.filter(pk=image.pk).update(file=new_name)
+                transaction.on_commit(lambda: storage.delete(old_name), robust=True)
+        except BaseException:
+            if new_name:
+                self.file.storage.delete(new_name)
+            raise
+        self.file.name = new_name
+
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        """Delete the row, then the file once the transaction commits."""
-        storage, name = self.file.storage, self.file.name
-        result = super().delete(*args, **kwargs)
-        if name:
-            transaction.on_commit(lambda: storage.delete(name))
+        """Delete the row, then the file once the transaction commits.
+
+        The stored name is read under the row lock: a :meth:`revoke_links` that committed
+        meanwhile has moved the file, and the file to remove is the one stored now.
+        """
+        storage = self.file.storage
+        with transaction.atomic():
+            name = Image.objects.select_for_update().filter(pk=self.pk).values_list("file", flat=True).first()
+            result = super().delete(*args, **kwargs)
+            if name:
+                transaction.on_commit(lambda: storage.delete(name), robust=True)
         return result
+
+
+def share_subject(image_id: int, stored_name: str) -> str:
+    """The subject of a share token: the image id and a digest of its stored file name."""
+    digest = hashlib.blake2b(stored_name.encode(), digest_size=8).hexdigest()
+    return f"image:{image_id}:{digest}"
+
+
+def _copy_stored_file(storage: Any, old_name: str, new_name: str) -> None:
+    """Give ``old_name``'s bytes a second name: a hard link on disk, else a copy."""
+    try:
+        old_path, new_path = storage.path(old_name), storage.path(new_name)
+    except NotImplementedError:  # a remote storage: copy through its API
+        with storage.open(old_name, "rb") as source:
+            storage.save(new_name, source)
+        return
+    os.makedirs(os.path.dirname(new_path), exist_ok=True)
+    os.link(old_path, new_path)

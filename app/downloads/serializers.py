@@ -45,6 +45,16 @@ class ImageSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 f"The file is {upload.size} bytes; the limit is {limit} bytes.", code="too_large"
             )
+        upload.seek(0)
+        with PillowImage.open(upload) as picture:  # reads the header only, not the pixels
+            width, height = picture.size
+        upload.seek(0)
+        pixel_limit = settings.IMAGE_MAX_PIXELS
+        if width * height > pixel_limit:
+            raise serializers.ValidationError(
+                f"The image is {width} x {height} pixels ({width * height}); the limit is {pixel_limit} pixels.",
+                code="too_many_pixels",
+            )
         return upload
 
     def create(self, validated_data: dict[str, Any]) -> Image:

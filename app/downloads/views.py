@@ -24,7 +24,7 @@ from signing import LinkError
 from signing.paths import quote_path
 
 from .conf import get_link_signer, get_share_signer, link_settings
-from .exceptions import api_exception_for, status_for
+from .exceptions import LinkInvalid, api_exception_for, status_for
 from .links import absolute_url, client_address, internal_redirect_target, sign_file
 from .models import Image
 from .responses import XAccelRedirectResponse, download_disposition, stream_file
@@ -44,10 +44,6 @@ def visible_images(request: HttpRequest | Request) -> QuerySet[Image]:
     if not user.is_authenticated:
         return images.none()
     return images if user.is_staff else images.filter(owner=user)
-
-
-def share_subject(image_id: int) -> str:
-    return f"image:{image_id}"
 
 
 class ImageViewSet(
@@ -95,11 +91,22 @@ class ImageViewSet(
         options = ShareOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         token, expires = get_share_signer().sign(
-            share_subject(image.pk), ttl=options.validated_data.get("ttl", link_settings().share_ttl)
+            image.share_subject, ttl=options.validated_data.get("ttl", link_settings().share_ttl)
         )
         url = absolute_url(f"{reverse('download-image', args=[image.pk])}?token={token}", request)
         body = ShareLinkSerializer({"url": url, "expires_at": datetime.fromtimestamp(expires, tz=timezone.utc)}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ImageSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        """Make every outstanding link to this image stop working; returns the image with a fresh link."""
+        image = self.get_object()
+        try:
+            image.revoke_links()
+        except (Image.DoesNotExist, FileNotFoundError):  # deleted meanwhile
+            raise Http404("no such image") from None
+        return Response(self.get_serializer(image).data)
 
 
 class ImageDownloadView(APIView):
@@ -132,11 +139,16 @@ class ImageDownloadView(APIView):
     def _authorised_image(self, request: Request, image_id: int) -> Image:
         token = request.query_params.get("token")
         if token is not None:
+            image = Image.objects.filter(pk=image_id).first()
             try:
-                get_share_signer().verify(token, subject=share_subject(image_id))
+                subject, _ = get_share_signer().granted(token)
             except LinkError as error:
                 raise api_exception_for(error) from None
-            return get_object_or_404(Image.objects.all(), pk=image_id)
+            if image is None and subject.startswith(f"image:{image_id}:"):
+                raise Http404("no such image")  # a genuine token for an image deleted since
+            if image is None or subject != image.share_subject:  # another image, or revoked
+                raise LinkInvalid()
+            return image
         if not request.user.is_authenticated:
             raise NotAuthenticated()
         return get_object_or_404(visible_images(request), pk=image_id)

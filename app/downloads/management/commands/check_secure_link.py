@@ -26,7 +26,6 @@ from PIL import Image as PillowImage
 from app.downloads.conf import INTERNAL_MEDIA_PREFIX, current_key_set, get_link_signer, get_share_signer, link_settings
 from app.downloads.links import media_path
 from app.downloads.models import Image
-from app.downloads.views import share_subject
 from signing import SecureLinkSigner
 
 CANARY_USER = "secure-link-canary"
@@ -87,7 +86,7 @@ class Command(BaseCommand):
         valid = signer.sign(path, ttl=60).url
         past = SecureLinkSigner(keys=current_key_set().keys, active_kid=signer.active_kid,
                                 prefix=signer.prefix, clock=lambda: time.time() - 3600)
-        token, _ = get_share_signer().sign(share_subject(image.pk), ttl=60)
+        token, _ = get_share_signer().sign(image.share_subject, ttl=60)
         return [
             Probe("valid link", valid, 200, self.diagnose_valid, canary),
             Probe("tampered link", valid.replace("&expires=", "&expires=1"), 403,
