@@ -54,7 +54,7 @@ def staff_user(db):
 @pytest.fixture
 def client_for() -> Callable[..., APIClient]:
     def make(user=None) -> APIClient:
-        client = APIClient()
+        client = APIClient(HTTP_HOST="testserver")  # as every HTTP/1.1 client sends
         if user is not None:
             client.force_authenticate(user)
         return client
