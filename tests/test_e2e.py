@@ -187,25 +187,51 @@ def test_django_without_nginx_answers_exactly_as_nginx(stack, uploaded, django_m
     kid = url.split("kid=")[1].split("&")[0]
     path = urlsplit(uploaded["download_url"]).path  # a stored uuid name: nothing to decode
     expired = SecureLinkSigner(keys=keys, active_kid=kid, clock=lambda: 1_000_000).sign(path, ttl=60).url
-    requests_to_try = {
-        "valid": url,
-        "argument names upper-cased": url.replace("md5=", "MD5=").replace("kid=", "KID="),
-        "filename escapes lower-cased": url.replace("%E7", "%e7"),
-        "expired": expired,
-        "tampered": url.replace("&expires=", "&expires=9"),
-        "unknown key": url.replace(f"kid={kid}", "kid=zz"),
-        "bad escape": url.replace("/images/", "/images/%zz"),
-        "missing file": url.replace(".png?", ".gif?"),
-        "no query": url.split("?")[0],
+    etag = fetch(stack.base_url, url).headers["ETag"]
+    last_modified = fetch(stack.base_url, url).headers["Last-Modified"]
+    size = len(uploaded["bytes"])
+    requests_to_try: dict[str, tuple[str, dict[str, str]]] = {
+        "valid": (url, {}),
+        "argument names upper-cased": (url.replace("md5=", "MD5=").replace("kid=", "KID="), {}),
+        "filename escapes lower-cased": (url.replace("%E7", "%e7"), {}),
+        "expired": (expired, {}),
+        "tampered": (url.replace("&expires=", "&expires=9"), {}),
+        "unknown key": (url.replace(f"kid={kid}", "kid=zz"), {}),
+        "bad escape": (url.replace("/images/", "/images/%zz"), {}),
+        "missing file": (url.replace(".png?", ".gif?"), {}),
+        "no query": (url.split("?")[0], {}),
+        "out of the prefix": ("/media/../x" + url[url.index("?"):], {}),
+        "absolute form": ("http://127.0.0.1" + url, {}),
+        "range": (url, {"Range": "bytes=0-9"}),
+        "open range": (url, {"Range": "bytes=10-"}),
+        "suffix range": (url, {"Range": "bytes=-5"}),
+        "range past the end": (url, {"Range": f"bytes={size}-"}),
+        "if-range stale": (url, {"Range": "bytes=0-9", "If-Range": '"0-0"'}),
+        "if-none-match": (url, {"If-None-Match": etag}),
+        "if-none-match other": (url, {"If-None-Match": '"0-0"'}),
+        "if-modified-since": (url, {"If-Modified-Since": last_modified}),
+        "if-match other": (url, {"If-Match": '"0-0"'}),
     }
-    answers = {name: (fetch(stack.base_url, target).status, fetch(django_media_server, target).status)
-               for name, target in requests_to_try.items()}
-    assert answers == {
-        "valid": (200, 200), "argument names upper-cased": (200, 200),
-        "filename escapes lower-cased": (403, 403), "expired": (410, 410), "tampered": (403, 403),
-        "unknown key": (403, 403), "bad escape": (400, 400), "missing file": (403, 403), "no query": (403, 403),
+    compared = ("Content-Range", "Content-Length", "ETag", "Last-Modified", "Content-Disposition")
+
+    def answer(base_url: str, target: str, headers: dict[str, str]) -> tuple:
+        response = fetch(base_url, target, headers=headers)
+        if response.status >= 400:
+            return (response.status,)  # the error pages' wording differs
+        return (response.status, response.body, *(response.headers.get(name) for name in compared))
+
+    answers = {name: (answer(stack.base_url, *request), answer(django_media_server, *request))
+               for name, request in requests_to_try.items()}
+    assert {name: nginx for name, (nginx, django) in answers.items()} == \
+           {name: django for name, (nginx, django) in answers.items()}
+    assert {name: nginx[0] for name, (nginx, _) in answers.items()} == {
+        "valid": 200, "argument names upper-cased": 200, "filename escapes lower-cased": 403, "expired": 410,
+        "tampered": 403, "unknown key": 403, "bad escape": 400, "missing file": 403, "no query": 403,
+        "out of the prefix": 404, "absolute form": 200, "range": 206, "open range": 206, "suffix range": 206,
+        "range past the end": 416, "if-range stale": 200, "if-none-match": 304, "if-none-match other": 200,
+        "if-modified-since": 304, "if-match other": 412,
     }
-    assert fetch(django_media_server, url).body == uploaded["bytes"]
+    assert answers["range"][0][1] == uploaded["bytes"][:10]
 
 
 def test_revoking_an_image_stops_its_old_links_at_once_and_new_ones_work(stack, api):

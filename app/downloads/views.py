@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from signing import LinkError
-from signing.paths import quote_path
+from signing.paths import nginx_uri, quote_path
 
 from .conf import get_link_signer, get_share_signer, link_settings
 from .exceptions import LinkInvalid, api_exception_for, status_for
@@ -129,7 +129,8 @@ class ImageDownloadView(APIView):
         image = self._authorised_image(request, image_id)
         disposition = download_disposition(image.original_name)
         if link_settings().serve_with_django:
-            return stream_file(settings.MEDIA_ROOT, image.file.name, content_type=image.content_type, disposition=disposition)
+            return stream_file(settings.MEDIA_ROOT, image.file.name, request=request,
+                               content_type=image.content_type, disposition=disposition)
         try:
             target = internal_redirect_target(image.file.name)
         except LinkError:  # a stored name that could leave the media root: never follow it
@@ -164,8 +165,11 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
     if not link_settings().serve_with_django:
         raise Http404("media is served by nginx")
     raw_uri = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
-    raw_path = raw_uri.partition("?")[0].encode("latin-1") if raw_uri else quote_path(request.path).encode()
+    raw_path = request_target_path(raw_uri).encode("latin-1") if raw_uri else quote_path(request.path).encode()
+    media_url = link_settings().media_url
     try:
+        if not nginx_uri(raw_path).startswith(media_url.encode()):
+            raise Http404("not under the media prefix")  # nginx routes such a path elsewhere
         verified = get_link_signer().verify(
             raw_path=raw_path,
             query=request.META.get("QUERY_STRING", "").encode("latin-1"),
@@ -173,5 +177,14 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
         )
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
-    relative = verified.uri[len(link_settings().media_url.encode()):].decode("utf-8", "surrogateescape")
-    return stream_file(settings.MEDIA_ROOT, relative, disposition=verified.content_disposition)
+    relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
+    return stream_file(settings.MEDIA_ROOT, relative, request=request, disposition=verified.content_disposition)
+
+
+def request_target_path(target: str) -> str:
+    """The path of a request target, also in absolute form (``http://host/path?query``)."""
+    path = target.partition("?")[0]
+    scheme, separator, rest = path.partition("://")
+    if separator and scheme.lower() in ("http", "https"):
+        return "/" + rest.partition("/")[2]
+    return path
