@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test bench nginx typecheck clean
+.PHONY: run test bench nginx test-packages typecheck clean
 
 $(INSTALLED): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; exit 1; }
@@ -14,11 +14,16 @@ $(INSTALLED): requirements.txt
 nginx:
 	@bash scripts/install-system-packages.sh
 
+test-packages:
+	@bash scripts/install-system-packages.sh --test
+
 typecheck: $(INSTALLED)
 	$(PY) -m mypy --strict signing
 
-test: $(INSTALLED) nginx typecheck
+# Every test on SQLite, then every database test again on a PostgreSQL cluster the suite starts.
+test: $(INSTALLED) test-packages typecheck
 	$(PY) -m pytest
+	$(PY) -m pytest --database=postgresql
 
 run: $(INSTALLED) nginx
 	$(PY) -m harness.demo

@@ -42,11 +42,30 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
 
 
+def sqlite_database(path: Path | str) -> dict[str, object]:
+    """The embedded default, safe for the demo's few concurrent workers.
+
+    WAL lets readers work while one writer writes; transactions take the write lock when
+    they begin (IMMEDIATE), so two writers queue for up to 20 s instead of one failing with
+    "database is locked" halfway through. One writer at a time is still SQLite's limit:
+    use PostgreSQL (DATABASE_URL) for production.
+    """
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
 def database_from_url(url: str) -> dict[str, object]:
     """``postgres://user:password@host:5432/name`` or ``sqlite:///path`` to a DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path) or ":memory:"}
+        return sqlite_database(unquote(parts.path) or ":memory:")
     if parts.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -133,7 +152,7 @@ TEMPLATES = [
 DATABASES = {
     "default": database_from_url(os.environ["DATABASE_URL"])
     if os.environ.get("DATABASE_URL")
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+    else sqlite_database(VAR_DIR / "db.sqlite3")
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

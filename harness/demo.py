@@ -45,8 +45,10 @@ def main() -> int:
         print(f"error: 127.0.0.1:{port} is in use; pick another port: PORT={port + 1} make run", file=sys.stderr)
         return 1
     var_dir = Path(os.environ.get("APP_VAR_DIR", REPO_ROOT / "var"))
-    print(f"Preparing {var_dir} (keys, database, demo data)...", flush=True)
-    env = prepare(var_dir)
+    database_url = os.environ.get("DATABASE_URL") or None
+    where = "PostgreSQL from DATABASE_URL" if database_url else f"SQLite in {var_dir}"
+    print(f"Preparing {var_dir} (keys, database: {where}, demo data)...", flush=True)
+    env = prepare(var_dir, database_url=database_url)
     demo = seed(env)
     stack = start_stack(var_dir, port=port, env=env)
     try:

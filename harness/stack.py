@@ -29,10 +29,15 @@ def ensure_private_file(path: Path, make_content: Any) -> None:
         write_private_file(path, make_content())
 
 
-def django_environment(var_dir: Path, **overrides: str) -> dict[str, str]:
-    """Environment for manage.py and gunicorn: settings from ``var_dir``, nothing inherited that clashes."""
+def django_environment(var_dir: Path, *, database_url: str | None = None, **overrides: str) -> dict[str, str]:
+    """Environment for manage.py and gunicorn: settings from ``var_dir``, nothing inherited that clashes.
+
+    The database is ``database_url`` when given, else SQLite in ``var_dir``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_LINK_", "DJANGO_", "MEDIA_"))}
     env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     env.update(
         DJANGO_SETTINGS_MODULE="app.settings",
         APP_VAR_DIR=str(var_dir),
@@ -52,12 +57,12 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def prepare(var_dir: Path) -> dict[str, str]:
+def prepare(var_dir: Path, *, database_url: str | None = None) -> dict[str, str]:
     """Create keys and a Django secret if missing, migrate and collect static files."""
     var_dir.mkdir(parents=True, exist_ok=True)
     ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: f"# kid=secret, newest last\nk1={generate_secret()}\n")
     ensure_private_file(var_dir / "django_secret_key", generate_secret)
-    env = django_environment(var_dir)
+    env = django_environment(var_dir, database_url=database_url)
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")
     return env

@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Install Debian's nginx (with http_secure_link_module) and, with --bench, wrk.
-# Idempotent: does nothing when they are already there. Never starts the system nginx.
+# Install Debian's nginx (with http_secure_link_module); with --test also PostgreSQL's server
+# (the tests start a throwaway cluster of their own); with --bench also wrk.
+# Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
+
+for_tests=""; for_bench=""
+for argument in "$@"; do
+  case "$argument" in
+    --test) for_tests=yes ;;
+    --bench) for_bench=yes ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 packages=()
 nginx_bin=$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx || true)
@@ -11,7 +21,10 @@ elif ! "$nginx_bin" -V 2>&1 | grep -q -- --with-http_secure_link_module; then
   echo "error: $nginx_bin lacks http_secure_link_module; install Debian's 'nginx' package" >&2
   exit 1
 fi
-if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null; then
+if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+if [ -n "$for_bench" ] && ! command -v wrk >/dev/null; then
   packages+=(wrk)
 fi
 [ ${#packages[@]} -eq 0 ] && exit 0
@@ -22,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 echo "Installing Debian packages: ${packages[*]}"
-# Keep the package's post-install step from starting a system nginx on port 80.
+# Keep the packages' post-install steps from starting a system nginx or PostgreSQL.
 policy=/usr/sbin/policy-rc.d
 created_policy=""
 if [ ! -e "$policy" ]; then

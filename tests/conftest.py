@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.nginx import NginxServer, start_nginx  # noqa: E402
+from harness.postgres import PostgresCluster, start_postgres  # noqa: E402
 from signing import SecureLinkSigner, generate_secret  # noqa: E402
 
 # File names that stress every encoding rule: space, '+', '%', ';', '?', '#', Chinese.
@@ -78,6 +79,63 @@ def nginx(
         yield NginxSite(server, media_root, signing_keys)
     finally:
         server.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database", choices=["sqlite", "postgresql"], default="sqlite",
+        help="run the database tests on SQLite (default) or on a throwaway PostgreSQL cluster the suite starts",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --database=postgresql, run the tests that touch a database; the rest ran on SQLite."""
+    if config.getoption("database") == "sqlite":
+        return
+    uses_database = [item for item in items if item.get_closest_marker("database") or item.get_closest_marker("django_db")
+                     or {"db", "transactional_db"} & set(getattr(item, "fixturenames", ()))]
+    config.hook.pytest_deselected(items=[item for item in items if item not in uses_database])
+    items[:] = uses_database
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster | None]:
+    """The suite's own PostgreSQL cluster with --database=postgresql (stopped by pid at the end), else None."""
+    if request.config.getoption("database") != "postgresql":
+        yield None
+        return
+    cluster = start_postgres()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(postgres_cluster: PostgresCluster | None) -> None:
+    """Point Django's test database at the cluster (pytest-django's hook for this)."""
+    if postgres_cluster is None:
+        return
+    from django.conf import settings
+    from django.db import connections
+
+    from app.settings import database_from_url
+
+    settings.DATABASES["default"] = database_from_url(postgres_cluster.url("app"))
+    connections.close_all()
+    connections.__dict__.pop("settings", None)  # read DATABASES again...
+    try:
+        del connections["default"]  # ...and open the next connection from it
+    except AttributeError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_cluster: PostgresCluster | None, request: pytest.FixtureRequest) -> str | None:
+    """A fresh database for a module's own app servers: PostgreSQL with --database=postgresql, else None (SQLite)."""
+    if postgres_cluster is None:
+        return None
+    return postgres_cluster.create_database(f"stack_{request.module.__name__.rpartition('.')[2]}")
 
 
 pytest_plugins = ["tests.app_fixtures"]

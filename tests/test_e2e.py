@@ -25,7 +25,7 @@ from harness.stack import Stack, django_environment, prepare, seed, start_gunico
 from signing import SecureLinkSigner, TimedTokenSigner
 from tests.client import fetch
 
-pytestmark = pytest.mark.nginx
+pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
 UPLOAD_LIMIT = 200_000
 
@@ -38,10 +38,10 @@ def picture(size: tuple[int, int], color: tuple[int, int, int] = (10, 200, 30), 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> Iterator[Stack]:
     var_dir = tmp_path_factory.mktemp("var")
-    prepare(var_dir)
-    env = django_environment(var_dir, IMAGE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
+    prepare(var_dir, database_url=database_url)
+    env = django_environment(var_dir, database_url=database_url, IMAGE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
     running = start_stack(var_dir, env=env)
     try:
         yield running
