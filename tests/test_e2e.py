@@ -12,7 +12,6 @@ import socket
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest

@@ -1,0 +1,66 @@
+"""``SignedURLStorage``: every ``FileField.url`` is a link the real nginx accepts, whatever the name."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.files.storage import default_storage, storages
+from django.template import Context, Template
+from rest_framework import serializers
+
+from app.downloads.models import Image
+from app.downloads.storage import SignedURLStorage
+from tests.client import fetch
+from tests.conftest import TRICKY_NAMES
+
+pytestmark = pytest.mark.nginx
+
+
+@pytest.fixture
+def nginx_settings(settings, nginx):
+    """Django signing with the keys of the test nginx, over the media root it serves."""
+    settings.MEDIA_ROOT = nginx.media_root
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": nginx.keys, "ACTIVE_KID": "k1", "KEYS_FILE": None}
+    return nginx
+
+
+def target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def test_it_is_the_default_storage():
+    assert isinstance(default_storage, SignedURLStorage) and isinstance(storages["default"], SignedURLStorage)
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES)
+def test_url_of_any_name_is_accepted_by_nginx(nginx_settings, name):
+    url = default_storage.url(f"names/{name}")
+    response = fetch(nginx_settings.base_url, target(url))
+    assert (response.status, response.body) == (200, (nginx_settings.media_root / "names" / name).read_bytes())
+
+
+def test_signed_url_takes_options(nginx_settings):
+    link = default_storage.signed_url("names/a b.txt", ttl=30, filename="résumé.txt", disposition="inline")
+    response = fetch(nginx_settings.base_url, target(link.url))
+    assert response.status == 200 and link.kid == "k1"
+    assert response.headers["Content-Disposition"] == "inline; filename=\"download.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
+    assert fetch(nginx_settings.base_url, target(link.url).replace("inline", "attachment")).status == 403
+
+
+def test_field_file_url_in_templates_and_drf_is_signed(nginx_settings, user):
+    image = Image(owner=user, file="names/你好.txt")
+    rendered = Template("{{ image.file.url }}").render(Context({"image": image}))
+    assert fetch(nginx_settings.base_url, target(rendered.replace("&amp;", "&"))).status == 200
+
+    class FileSerializer(serializers.Serializer):
+        file = serializers.FileField()
+
+    url = FileSerializer(image).data["file"]
+    assert fetch(nginx_settings.base_url, target(url)).status == 200
+
+
+def test_a_name_that_could_leave_the_media_root_has_no_url(nginx_settings):
+    with pytest.raises(ValueError, match="has an empty, '.' or '..' segment"):
+        default_storage.url("../outside.txt")
