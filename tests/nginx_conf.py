@@ -1,4 +1,4 @@
-"""Read nginx/secure_link.conf and evaluate its maps and secure_link_md5 the way nginx does.
+"""Read the shipped nginx configs and evaluate its maps and secure_link_md5 the way nginx does.
 
 Just enough of nginx's config language for the contract test: directives, blocks, quoted
 strings, ``map`` (exact keys match case-insensitively; regexes are tried in order, only on
@@ -127,4 +127,17 @@ class Evaluator:
 
 
 def load(path: Path) -> list[Directive]:
-    return parse(path.read_text())
+    """Parse ``path``, splicing in the includes that are shipped beside it (generated ones stay)."""
+    return _splice_includes(parse(path.read_text()), path.parent)
+
+
+def _splice_includes(directives: list[Directive], folder: Path) -> list[Directive]:
+    spliced: list[Directive] = []
+    for directive in directives:
+        if directive.name == "include" and (folder / directive.args[0]).is_file():
+            spliced += load(folder / directive.args[0])
+        elif directive.block is not None:
+            spliced.append(Directive(directive.name, directive.args, _splice_includes(directive.block, folder)))
+        else:
+            spliced.append(directive)
+    return spliced

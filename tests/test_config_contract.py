@@ -1,22 +1,32 @@
-"""nginx/secure_link.conf and the signer must hash the same bytes: config drift cannot land.
+"""Every nginx role and the signer must hash the same bytes: config drift cannot land.
 
-The config's maps and its secure_link_md5 expression are evaluated (tests/nginx_conf.py)
-for each kind of link and must give the token the signer put in the link.
+The origin (nginx/secure_link.conf) and the edge (nginx/edge.conf) are read with their
+shipped includes spliced in; their maps and secure_link_md5 expression are evaluated
+(tests/nginx_conf.py) for each kind of link and must give the token the signer put in the
+link. The rules exist once: neither role file may hold a copy of them.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.nginx import SECURE_LINK_CONF
+from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
 from signing import SecureLinkSigner, content_disposition, nginx_uri
 from signing.nginx import nginx_arg
 from signing.secure_link import token_for
-from tests.nginx_conf import Evaluator, find, load
+from tests.nginx_conf import Evaluator, find, load, parse
 
+ROLES = {"origin": SECURE_LINK_CONF, "edge": EDGE_CONF}
 CONFIG = load(SECURE_LINK_CONF)
 KEYS = {"k1": "a" * 32, "k2": "b" * 43}
 SIGNER = SecureLinkSigner(keys=KEYS, active_kid="k2", clock=lambda: 1_800_000_000)
+
+
+@pytest.fixture(params=list(ROLES), autouse=True)
+def role(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test below runs once per role, against that role's config."""
+    monkeypatch.setitem(globals(), "CONFIG", load(ROLES[request.param]))
+    return str(request.param)
 
 
 def media_location():
@@ -32,6 +42,14 @@ def evaluate(url: str, remote_addr: str = "192.0.2.7") -> tuple[str, Evaluator]:
     evaluator = Evaluator(CONFIG, KEYS, nginx_uri(raw_path), query, remote_addr, nginx_arg(query, b"expires") or b"")
     expression = find(media_location().block, "secure_link_md5")[0].args[0]
     return token_for(evaluator.expand(expression)), evaluator
+
+
+def test_the_rules_exist_once_and_every_role_includes_them(role):
+    own = parse(ROLES[role].read_text())  # the role file alone, without its includes
+    assert find(own, "map") == [] and find(own, "secure_link_md5") == [] and find(own, "secure_link") == []
+    assert [d.args for d in find(own, "include", "secure_link_rules.conf")] == [["secure_link_rules.conf"]]
+    media = find(own, "location", SIGNER.prefix)[0]
+    assert media.block[0].name == "include" and media.block[0].args == ["secure_link_check.conf"]
 
 
 LINKS = {
@@ -88,7 +106,11 @@ def test_unknown_key_id_maps_to_an_empty_secret():
     ) == b""
 
 
-def test_internal_location_exists_and_is_internal():
+def test_internal_locations_are_internal(role):
+    if role == "edge":  # it serves no file of its own and never exposes the origin's fetch location
+        assert find(CONFIG, "location", "/_protected/media/") == []
+        assert [d.args for d in find(CONFIG, "location", "/_edge/")[0].block] == [["404"]]
+        return
     location = find(CONFIG, "location", "/_protected/media/")
     assert len(location) == 1
     assert [d.name for d in location[0].block] == ["internal", "alias"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.nginx import REPO_ROOT, SECURE_LINK_CONF, start_nginx
+from harness.nginx import NGINX_DIR, REPO_ROOT, SECURE_LINK_CONF, start_nginx
 from harness.ports import free_port
 from harness.stack import Stack, prepare, start_stack
 from signing import generate_secret
@@ -62,13 +62,18 @@ def test_check_secure_link_diagnoses_a_misconfigured_nginx(stack, tmp_path, misc
     elif misconfiguration == "media root differs":
         (tmp_path / "elsewhere").mkdir()
         server = broken_nginx(stack, tmp_path, media_root=tmp_path / "elsewhere")
-    else:  # a deliberately broken copy of the shipped config
+    elif misconfiguration == "internal location public":  # a deliberately broken copy of the shipped config
         text = SECURE_LINK_CONF.read_text()
-        broken = text.replace("        internal;\n", "") if misconfiguration == "internal location public" else \
-            text.replace('return 410;', 'return 403;')
+        broken = text.replace("        internal;\n", "")
         assert broken != text
         (tmp_path / "broken.conf").write_text(broken)
         server = broken_nginx(stack, tmp_path, secure_link_conf=tmp_path / "broken.conf")
+    else:  # a deliberately broken copy of the shared check
+        text = (NGINX_DIR / "secure_link_check.conf").read_text()
+        broken = text.replace("return 410;", "return 403;")
+        assert broken != text
+        (tmp_path / "broken_check.conf").write_text(broken)
+        server = broken_nginx(stack, tmp_path, shared_rules={"secure_link_check.conf": tmp_path / "broken_check.conf"})
     try:
         result = check_secure_link(stack, server.base_url)
     finally:

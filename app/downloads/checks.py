@@ -15,11 +15,14 @@ from .conf import current_key_set, key_source, link_settings
 
 _KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003"}
 _KEYS_HINT = "Set SECURE_LINK_KEYS='kid=secret' or SECURE_LINK_KEYS_FILE; `python -m signing genkey` makes a secret."
-_PROTECTED_LOCATION = re.compile(r"location\s+(\S+)\s*\{(?:[^{}]|\{[^{}]*\})*?secure_link_md5", re.S)
+# A location that checks links either has secure_link_md5 itself or includes the shared check.
+_PROTECTED_LOCATION = re.compile(
+    r"location\s+(\S+)\s*\{(?:[^{}]|\{[^{}]*\})*?(?:secure_link_md5|include\s+secure_link_check\.conf)", re.S
+)
 
 
 def protected_locations(conf_text: str) -> list[str]:
-    """The prefixes of the locations in an nginx config that check secure_link_md5."""
+    """The prefixes of the locations in an nginx config that check signed links."""
     return _PROTECTED_LOCATION.findall(conf_text)
 
 
