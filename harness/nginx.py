@@ -85,6 +85,12 @@ class NginxServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def access_log(self) -> str:
+        """The access log (``access_log=True`` at start), in nginx's combined format."""
+        path = self.run_dir / "access.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
     def error_log(self) -> str:
         path = self.run_dir / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -118,8 +118,12 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
 
 
 def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
-                nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None) -> Stack:
-    """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run."""
+                nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None,
+                edges: tuple[str, ...] = (), access_log: bool = False) -> Stack:
+    """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run.
+
+    ``edges`` are the addresses of edges the origin nginx trusts (see ``harness.nginx.start_edge``).
+    """
     env = env or django_environment(var_dir)
     app_port = free_port()
     gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
@@ -127,7 +131,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
         nginx = start_nginx(
             var_dir / "nginx", media_root=var_dir / "media", keys=parse_keys((var_dir / KEYS_FILE_NAME).read_text()),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
-            extra_site_directives=extra_site_directives,
+            extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
         )
     except BaseException:
         stop_process(gunicorn)

@@ -26,6 +26,7 @@ def fetch(
     *,
     method: str = "GET",
     headers: dict[str, str] | None = None,
+    body: bytes | None = None,
     source_address: str | None = None,
     timeout: float = 10.0,
 ) -> Response:
@@ -39,7 +40,7 @@ def fetch(
         source_address=(source_address, 0) if source_address else None,
     )
     try:
-        connection.request(method, raw_target.decode("latin-1"), headers=headers or {})
+        connection.request(method, raw_target.decode("latin-1"), body=body, headers=headers or {})
         answer = connection.getresponse()
         return Response(answer.status, answer.headers, answer.read())
     finally:

@@ -52,6 +52,10 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
         assert listing.status_code == 200 and listing.json()["count"] == 3
         signed = re.search(r"curl \S+ -o \S+ '(http://\S+md5=\S+)'", output).group(1)
         assert requests.get(signed, timeout=10).status_code == 200
+        through_edge = re.search(r"curl \S+ -D - -o \S+ '(http://\S+md5=\S+)'", output).group(1)
+        assert through_edge != signed and through_edge.split("/media/")[1] == signed.split("/media/")[1]
+        answers = [requests.get(through_edge, timeout=10) for _ in range(2)]
+        assert [(answer.status_code, answer.headers["X-Cache-Status"]) for answer in answers] == [(200, "MISS"), (200, "HIT")]
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

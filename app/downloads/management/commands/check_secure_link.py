@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -45,6 +45,8 @@ class Probe:
     expected: int
     diagnose: Callable[[Answer], str]
     expected_body: bytes | None = None
+    base: SplitResult | None = None  # where to send it: an edge, else the nginx under test
+    cache_status: str | None = None  # the X-Cache-Status an edge must report
 
 
 def canary_png() -> bytes:
@@ -60,6 +62,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", help="nginx's address (default: SITE_BASE_URL, else http://127.0.0.1:8080)")
         parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+        parser.add_argument("--edge", action="append", default=[], metavar="URL",
+                            help="also probe this edge (nginx/edge.conf) in front of the origin; repeatable")
 
     def handle(self, *args: Any, **options: Any) -> None:
         base_url = (options["base_url"] or link_settings().base_url or "http://127.0.0.1:8080").rstrip("/")
@@ -68,11 +72,16 @@ class Command(BaseCommand):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CommandError(f"--base-url {base_url!r} is not an http(s) URL")
         self.base = parts
+        edges = [urlsplit(edge.rstrip("/")) for edge in options["edge"]]
+        if any(edge.scheme not in ("http", "https") or not edge.hostname for edge in edges):
+            raise CommandError("--edge must be an http(s) URL such as http://127.0.0.1:8081")
         canary_bytes = canary_png()
         image = self.create_canary(canary_bytes)
         self.passed: dict[str, bool] = {}
         try:
             probes = self.probes(image, canary_bytes)
+            for edge in edges:
+                probes += self.edge_probes(edge, image, canary_bytes)
             failures = [probe for probe in probes if not self.run_probe(probe)]
         finally:
             self.remove_canary(image)
@@ -100,12 +109,45 @@ class Command(BaseCommand):
                   lambda a: f"the internal location is reachable from outside ({a.status}): mark it `internal;`"),
         ]
 
+    def edge_probes(self, edge: SplitResult, image: Image, canary: bytes) -> list[Probe]:
+        """An edge checks links itself and serves a file cached under any token."""
+        path = media_path(image.file.name)
+        signer = get_link_signer()
+        first, second = signer.sign(path, ttl=60).url, signer.sign(path, ttl=120).url
+        past = SecureLinkSigner(keys=current_key_set().keys, active_kid=signer.active_kid,
+                                prefix=signer.prefix, clock=lambda: time.time() - 3600)
+        where = edge.netloc
+        return [
+            Probe(f"edge {where}: valid link", first, 200, self.diagnose_edge, canary, edge),
+            Probe(f"edge {where}: another token, cache hit", second, 200,
+                  lambda a: f"the edge fetched the file again (X-Cache-Status: {a.headers.get('X-Cache-Status')}): "
+                            "its proxy_cache_key must be the path ($uri), never the query",
+                  canary, edge, cache_status="HIT"),
+            Probe(f"edge {where}: tampered link", first.replace("&expires=", "&expires=1"), 403,
+                  lambda a: "the edge accepts a tampered link: its /media/ must include secure_link_check.conf",
+                  base=edge),
+            Probe(f"edge {where}: expired link", past.sign(path, ttl=60).url, 410,
+                  lambda a: "the edge does not answer 410 for an expired link: its keys or check differ", base=edge),
+        ]
+
+    def diagnose_edge(self, answer: Answer) -> str:
+        if answer.status == 403:
+            return "the edge refuses a valid link: its secure_link_keys.conf differs from the origin's keys"
+        if answer.status in (502, 504):
+            return "the edge cannot fetch from the origin: check its secure_link_origin upstream"
+        if answer.status == 404:
+            return ("the origin refused the edge's fetch or has no such file: list the edge's address in the "
+                    "origin's secure_link_edges.conf")
+        return f"unexpected answer {answer.status} from the edge"
+
     def run_probe(self, probe: Probe) -> bool:
+        base = probe.base or self.base
         try:
-            answer = self.fetch(probe.target)
+            answer = self.fetch(probe.target, base)
         except OSError as error:
-            raise CommandError(f"nginx is not reachable at {self.base.geturl()}: {error}") from None
+            raise CommandError(f"nginx is not reachable at {base.geturl()}: {error}") from None
         ok = answer.status == probe.expected and (probe.expected_body is None or answer.body == probe.expected_body)
+        ok = ok and (probe.cache_status is None or answer.headers.get("X-Cache-Status") == probe.cache_status)
         self.passed[probe.name] = ok
         if ok:
             self.stdout.write(f"ok    {probe.name}: {answer.status}")
@@ -145,11 +187,11 @@ class Command(BaseCommand):
             return "Django refused the share token: SECRET/keys differ between app servers?"
         return "the compatibility view did not send the canary bytes"
 
-    def fetch(self, target: str) -> Answer:
-        connection_class = http.client.HTTPSConnection if self.base.scheme == "https" else http.client.HTTPConnection
-        connection = connection_class(self.base.hostname or "", self.base.port, timeout=self.timeout)
+    def fetch(self, target: str, base: SplitResult) -> Answer:
+        connection_class = http.client.HTTPSConnection if base.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(base.hostname or "", base.port, timeout=self.timeout)
         try:
-            connection.request("GET", target, headers={"Host": self.base.netloc})
+            connection.request("GET", target, headers={"Host": base.netloc})
             response = connection.getresponse()
             return Answer(response.status, response.read(), response.headers)
         finally:
