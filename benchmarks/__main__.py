@@ -13,19 +13,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api_bench, downloads_bench, signing_bench
+from . import api_bench, downloads_bench, edge_bench, signing_bench
 from .machine import describe
 from .results import Report
 from .setup import prepare_bench
 
 HERE = Path(__file__).resolve().parent
 SIZES = {"20KB": 20_000, "10MB": 10_000_000, "100MB": 100_000_000}
+SECTIONS = ("signing", "api", "downloads", "edge")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=HERE, help="folder for results.md and results.png")
+    parser.add_argument("--only", choices=list(SECTIONS), action="append",
+                        help="run only these sections (repeatable); the default is every section")
     options = parser.parse_args(argv)
+    wanted = options.only or list(SECTIONS)
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -35,15 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         progress("preparing Django, the database and files of 20 KB, 10 MB and 100 MB")
         data = prepare_bench(Path(folder) / "var", SIZES)
-        cpu = next(iter(os.sched_getaffinity(0)))
-        affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpu})  # section 1 measures one core
-        try:
-            signing_bench.run(report, progress)
-        finally:
-            os.sched_setaffinity(0, affinity)
-        api_bench.run(report, data, progress)
-        downloads_bench.run(report, data, progress)
+        if "signing" in wanted:
+            cpu = next(iter(os.sched_getaffinity(0)))
+            affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {cpu})  # section 1 measures one core
+            try:
+                signing_bench.run(report, progress)
+            finally:
+                os.sched_setaffinity(0, affinity)
+        if "api" in wanted:
+            api_bench.run(report, data, progress)
+        if "downloads" in wanted:
+            downloads_bench.run(report, data, progress)
+        if "edge" in wanted:
+            edge_bench.run(report, data, progress)
     markdown = report.markdown()
     (options.output / "results.md").write_text(markdown)
     report.chart(options.output / "results.png")

@@ -23,6 +23,7 @@ class Target:
     ratio: float
     goal: float
     higher_is_better: bool = True
+    unit: str = "x"  # "x" for a ratio; a count says what it counts
 
     @property
     def met(self) -> bool:
@@ -30,7 +31,11 @@ class Target:
 
     @property
     def goal_text(self) -> str:
-        return f"{'>=' if self.higher_is_better else '<='} {self.goal:g}x"
+        return f"{'>=' if self.higher_is_better else '<='} {self.goal:g}{self.unit}"
+
+    @property
+    def measured_text(self) -> str:
+        return f"{self.ratio:.2f}{self.unit}" if self.unit == "x" else f"{self.ratio:g}{self.unit}"
 
 
 @dataclass
@@ -44,15 +49,15 @@ class Report:
         self.rates.append(rate)
         return rate
 
-    def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True) -> Target:
-        target = Target(name, ratio, goal, higher_is_better)
+    def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x") -> Target:
+        target = Target(name, ratio, goal, higher_is_better, unit)
         self.targets.append(target)
         return target
 
     def markdown(self) -> str:
         lines = ["# Benchmark results", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in self.machine.items()), ""]
         lines += ["## Targets", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
-        lines += [f"| {t.name} | {t.ratio:.2f}x | {t.goal_text} | {'met' if t.met else 'NOT MET'} |" for t in self.targets]
+        lines += [f"| {t.name} | {t.measured_text} | {t.goal_text} | {'met' if t.met else 'NOT MET'} |" for t in self.targets]
         for section in dict.fromkeys(rate.section for rate in self.rates):
             lines += ["", f"## {section}", "", "| what | rate | note |", "|---|---:|---|"]
             lines += [f"| {r.name} | {format_value(r.value) + ' ' + r.unit if r.value else '-'} | {r.note} |"
@@ -88,5 +93,5 @@ def draw_chart(targets: list[Target], path: Path) -> None:
         draw.rectangle([left, y + 4, x_of(target.ratio), y + row - 12], fill=color)
         goal_x = x_of(target.goal)
         draw.line([goal_x, y, goal_x, y + row - 8], fill="black", width=3)
-        draw.text((x_of(target.ratio) + 8, y + 8), f"{target.ratio:.2f}x ({target.goal_text})", fill="black", font=font)
+        draw.text((x_of(target.ratio) + 8, y + 8), f"{target.measured_text} ({target.goal_text})", fill="black", font=font)
     image.save(path)

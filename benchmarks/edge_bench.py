@@ -1,0 +1,193 @@
+"""Section 5: the edge tier. Cache hits against static files, origin fetches and origin bytes.
+
+One origin nginx and two edges (nginx/edge.conf), each its own process, on loopback.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from harness.nginx import EDGE_CONF, NginxServer, start_edge, start_nginx
+from signing import SecureLinkSigner, parse_key_set
+from tests.client import fetch
+
+from .pinned import measure_pairs
+from .results import Report
+from .setup import BenchData
+
+EDGE_ADDRESSES = ("127.0.0.21", "127.0.0.22")
+SLICE = 1024 * 1024
+BIG_FILE = 256 * SLICE
+RANGES = 100
+DISTINCT_LINKS = 1000
+PAIRS = 4
+
+
+def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
+    media = data.var_dir / "media"
+    keys = parse_key_set((data.var_dir / "secure_link.keys").read_text())
+    signer = SecureLinkSigner(keys=keys.keys, active_kid=keys.signing_kid or "")
+    origin = start_nginx(data.var_dir / "edge-origin", media_root=media, keys=keys.keys, edges=EDGE_ADDRESSES,
+                         access_log=True)
+    unprotected = f"location /unprotected/ {{ alias {media.resolve()}/; }}\n"
+    edges: list[NginxServer] = []
+    try:
+        for index, address in enumerate(EDGE_ADDRESSES):
+            edges.append(start_edge(data.var_dir / f"edge-{index}", origin_address=f"127.0.0.1:{origin.port}",
+                                    keys=keys.keys, bind_address=address, extra_site_directives=unprotected))
+        _cache_hits(report, edges[0], signer, data, progress)
+        _cost_of_a_hit(report, origin, keys.keys, signer, data, unprotected, progress)
+        _origin_fetches(report, origin, edges, signer, progress)
+        _range_bytes(report, origin, data, keys.keys, signer, progress)
+    finally:
+        for edge in edges:
+            edge.stop()
+        origin.stop()
+
+
+def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, data: BenchData,
+                progress: Callable[[str], None]) -> None:
+    section = "Edge cache hits against static files on the same nginx (pinned, alternating pairs)"
+    for label in ("20KB", "10MB"):
+        name = data.names[label]
+        link = signer.sign("/media/" + name, ttl=3600).url
+        warm = fetch(edge.base_url, link, timeout=60)
+        again = fetch(edge.base_url, link, timeout=60)
+        if warm.status != 200 or again.headers.get("X-Cache-Status") != "HIT":
+            raise RuntimeError(f"the edge does not cache {name}: {warm.status}, {again.headers.get('X-Cache-Status')}")
+        progress(f"edge: {label} cache hits and static, {PAIRS} alternating pairs")
+        paired = measure_pairs(edge, {"unprotected static": f"/unprotected/{name}", "edge cache hit": link}, pairs=PAIRS)
+        for scenario in paired.rates:
+            report.add(section, f"{label}: {scenario}", paired.median(scenario), "req/s",
+                       f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
+                       f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
+        ratio, lowest, highest = paired.median_ratio("edge cache hit", "unprotected static")
+        report.add(section, f"{label}: hit / static, by CPU", paired.cpu_ratio("edge cache hit", "unprotected static"),
+                   "x", f"paired rate ratios {lowest:.2f}-{highest:.2f}")
+        report.target(f"edge cache hit / unprotected static ({label})", ratio, 0.9)
+
+
+def _cost_of_a_hit(report: Report, origin: NginxServer, keys: dict[str, str], signer: SecureLinkSigner,
+                   data: BenchData, unprotected: str, progress: Callable[[str], None]) -> None:
+    """Where a 20 KB hit's extra CPU goes: the same edge with one feature taken out at a time."""
+    section = "Where a 20 KB edge hit's extra worker CPU goes (variants of edge.conf, for measurement only)"
+    shipped = EDGE_CONF.read_text()
+    variants = {
+        "shipped edge.conf": shipped,
+        "without the link check": shipped.replace("include secure_link_check.conf;", ""),
+        "without slicing": re.sub(r"^\s*slice 1m;\n", "", shipped, flags=re.M),
+        "without the link check and slicing": re.sub(r"^\s*slice 1m;\n", "", shipped, flags=re.M).replace(
+            "include secure_link_check.conf;", ""),
+    }
+    link = signer.sign("/media/" + data.names["20KB"], ttl=3600).url
+    for index, (variant, text) in enumerate(variants.items()):
+        conf = data.var_dir / f"edge-variant-{index}.conf"
+        conf.write_text(text)
+        address = f"127.0.0.{40 + index}"
+        origin_with_edge(origin, address)
+        edge = start_edge(data.var_dir / f"edge-variant-{index}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
+                          bind_address=address, extra_site_directives=unprotected, edge_conf=conf)
+        try:
+            fetch(edge.base_url, link)
+            progress(f"edge: 20KB hit, {variant}")
+            paired = measure_pairs(edge, {"static": f"/unprotected/{data.names['20KB']}", "hit": link}, pairs=2, seconds=3)
+        finally:
+            edge.stop()
+        extra = statistics.median(paired.user_us["hit"]) - statistics.median(paired.user_us["static"])
+        report.add(section, f"{variant}: extra user CPU per hit over static", extra, "µs",
+                   f"hit / static by CPU {paired.cpu_ratio('hit', 'static'):.2f}x")
+
+
+def _origin_fetches(report: Report, origin: NginxServer, edges: list[NginxServer], signer: SecureLinkSigner,
+                    progress: Callable[[str], None]) -> None:
+    section = f"Origin fetches for {DISTINCT_LINKS} downloads of one file by distinct links, two cold edges"
+    path = "/media/bench/shared.bin"
+    (origin_media(origin) / "bench" / "shared.bin").write_bytes(random.randbytes(200_000))
+    links = [signer.sign(path, ttl=600 + index, filename=f"copy {index}.bin" if index % 2 else None).url
+             for index in range(DISTINCT_LINKS)]
+    progress(f"edge: {DISTINCT_LINKS} distinct links through two edges, 8 at a time")
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda item: fetch(edges[item[0] % 2].base_url, item[1], timeout=30).status,
+                                 enumerate(links)))
+    if set(statuses) != {200}:
+        raise RuntimeError(f"not every download succeeded: {sorted(set(statuses))}")
+    fetches = len(edge_fetch_lines(origin, path))
+    report.add(section, "downloads answered 200", len(statuses), "requests")
+    report.add(section, "requests that reached the origin", fetches, "requests", "one per edge is the floor")
+    report.target(f"origin requests for {DISTINCT_LINKS} distinct links, two edges", fetches, 2,
+                  higher_is_better=False, unit=" requests")
+
+
+def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dict[str, str],
+                 signer: SecureLinkSigner, progress: Callable[[str], None]) -> None:
+    section = f"Origin bytes for {RANGES} Range requests of 1 MB at random offsets in a 256 MB file, cold edges"
+    big = origin_media(origin) / "bench" / "big.bin"
+    with big.open("wb") as stream:
+        for _ in range(BIG_FILE // SLICE):
+            stream.write(random.randbytes(SLICE))
+    path = "/media/bench/big.bin"
+    link = signer.sign(path, ttl=3600).url
+    chooser = random.Random(7)
+    offsets = [chooser.randrange(0, BIG_FILE - SLICE) for _ in range(RANGES)]
+    asked = RANGES * SLICE
+    no_slice_conf = data.var_dir / "edge-without-slice.conf"
+    no_slice_conf.write_text(re.sub(r"^\s*slice 1m;\n", "", EDGE_CONF.read_text(), flags=re.M))
+    sent = {}
+    for scenario, conf, address in (("1 MB slices (shipped)", EDGE_CONF, "127.0.0.23"),
+                                    ("without slicing (comparison)", no_slice_conf, "127.0.0.24")):
+        origin_restart_log(origin)
+        edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
+                          bind_address=address, edge_conf=conf)
+        origin_with_edge(origin, address)
+        try:
+            progress(f"edge: {RANGES} random 1 MB ranges, {scenario}")
+            started = time.monotonic()
+            first_latency = None
+            for offset in offsets:
+                began = time.monotonic()
+                answer = fetch(edge.base_url, link, headers={"Range": f"bytes={offset}-{offset + SLICE - 1}"}, timeout=120)
+                first_latency = first_latency if first_latency is not None else time.monotonic() - began
+                if answer.status != 206 or len(answer.body) != SLICE:
+                    raise RuntimeError(f"{scenario}: range at {offset} answered {answer.status}, {len(answer.body)} bytes")
+            elapsed = time.monotonic() - started
+        finally:
+            edge.stop()
+        sent[scenario] = sum(body_bytes(line) for line in edge_fetch_lines(origin, path))
+        report.add(section, f"{scenario}: origin bytes / bytes asked", sent[scenario] / asked, "x",
+                   f"{sent[scenario] / 1e6:,.0f} MB sent for {asked / 1e6:,.0f} MB asked; first range "
+                   f"{first_latency * 1000:.0f} ms, all {elapsed:.1f} s")
+    report.target("origin bytes / bytes asked, random 1 MB ranges, sliced", sent["1 MB slices (shipped)"] / asked, 2.2,
+                  higher_is_better=False)
+
+
+def origin_media(origin: NginxServer) -> Path:
+    site = (origin.run_dir / "secure_link_site.conf").read_text()
+    return Path(re.search(r'set \$secure_link_media_root "([^"]+)"', site).group(1))  # type: ignore[union-attr]
+
+
+def origin_restart_log(origin: NginxServer) -> None:
+    """Start the origin's access log afresh (nginx reopens it on reload)."""
+    (origin.run_dir / "access.log").unlink(missing_ok=True)
+
+
+def origin_with_edge(origin: NginxServer, address: str) -> None:
+    """Trust one more edge address and reload (which also reopens the access log)."""
+    edges = origin.run_dir / "secure_link_edges.conf"
+    if address not in edges.read_text():
+        edges.write_text(edges.read_text() + f"set_real_ip_from {address};\n")
+    origin.reload()
+
+
+def edge_fetch_lines(origin: NginxServer, path: str) -> list[str]:
+    return [line for line in origin.access_log.splitlines() if f'"GET /_edge{path}' in line]
+
+
+def body_bytes(line: str) -> int:
+    """$body_bytes_sent of a combined-format access log line."""
+    return int(line.split('" ', 1)[1].split()[1])
