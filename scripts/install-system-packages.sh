@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install Debian's nginx (with http_secure_link_module); with --test also PostgreSQL's server
-# (the tests start a throwaway cluster of their own); with --bench also wrk.
+# Install Debian's nginx (with http_secure_link_module) and its njs module (HMAC-SHA256
+# links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
+# own) and ffmpeg (a real HLS client); with --bench also wrk.
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
 
@@ -20,6 +21,12 @@ if [ -z "$nginx_bin" ]; then
 elif ! "$nginx_bin" -V 2>&1 | grep -q -- --with-http_secure_link_module; then
   echo "error: $nginx_bin lacks http_secure_link_module; install Debian's 'nginx' package" >&2
   exit 1
+fi
+if [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
+  packages+=(libnginx-mod-http-js)
+fi
+if [ -n "$for_tests" ] && ! command -v ffmpeg >/dev/null; then
+  packages+=(ffmpeg)
 fi
 if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .exc import BadSignature, LinkError, LinkExpired, MalformedRequest
-from .keys import KeySet, generate_secret, parse_key_set, render_nginx_keys, write_private_file
+from .keys import KeySet, generate_secret, parse_key_set, write_nginx_keys
 from .secure_link import SecureLinkSigner
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_EXPIRED, EXIT_MALFORMED = 0, 1, 2, 3, 4
@@ -39,6 +39,7 @@ def build_signer(options: argparse.Namespace) -> SecureLinkSigner:
     active_kid = options.kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or key_set.signing_kid or ""
     return SecureLinkSigner(
         keys=key_set.keys,
+        algorithms=key_set.algorithms,
         active_kid=active_kid,
         prefix=options.prefix,
         expiry_bucket=options.expiry_bucket,
@@ -83,9 +84,9 @@ def command_verify(options: argparse.Namespace) -> int:
 
 
 def command_nginx_keys(options: argparse.Namespace) -> int:
-    keys = load_keys(options.keys_file).keys
-    write_private_file(options.output, render_nginx_keys(keys))
-    print(f"wrote {len(keys)} key(s) ({', '.join(keys)}) to {options.output} (mode 0600)")
+    key_set = load_keys(options.keys_file)
+    written = write_nginx_keys(options.output, key_set)
+    print(f"wrote {len(key_set.keys)} key(s) ({', '.join(key_set.keys)}) to {' and '.join(map(str, written))} (mode 0600)")
     return EXIT_VALID
 
 

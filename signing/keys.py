@@ -1,8 +1,11 @@
-"""Named signing keys: validation, the ``kid=secret`` text format and nginx's keys include.
+"""Named signing keys: validation, the ``kid=secret`` text format and nginx's keys includes.
 
 A key set maps key ids to secrets. Links are signed with one active key and nginx accepts
-every key in the set, which is what makes rotation possible. Secrets never appear in a
-message or a repr.
+every key in the set, which is what makes rotation possible. Each key has one algorithm,
+``md5`` (nginx's stock secure_link, the default) or ``hmac-sha256`` (checked by njs), written
+``kid=hmac-sha256:SECRET`` in a keys file; a link is accepted only in its key's algorithm,
+so moving from one to the other is an ordinary rotation. Secrets never appear in a message
+or a repr.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 32
@@ -20,6 +23,11 @@ MIN_SECRET_LENGTH = 32
 KID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 # Secrets go between double quotes in nginx's config: no '$', quote, backslash or space.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+MD5, HMAC_SHA256 = "md5", "hmac-sha256"
+ALGORITHMS = (MD5, HMAC_SHA256)
+# nginx's includes: the MD5 keys for the stock module, the HMAC keys for njs (two maps).
+NGINX_KEYS_FILE = "secure_link_keys.conf"
+NGINX_HMAC_KEYS_FILE = "secure_link_hmac_keys.conf"
 
 
 @dataclass(frozen=True)
@@ -73,23 +81,29 @@ class KeySet:
 
     ``active_since`` (Unix seconds) is when the active key started signing: every other key
     has signed nothing since, so its links are all dead once the longest TTL has passed.
+    ``algorithms`` names the keys that are not MD5 keys (``{"k2": "hmac-sha256"}``).
     """
 
     keys: dict[str, str]
     active_kid: str | None = None
     active_since: int | None = None
+    algorithms: dict[str, str] = field(default_factory=dict)
 
     @property
     def signing_kid(self) -> str | None:
         return self.active_kid or (list(self.keys)[-1] if self.keys else None)
 
+    def algorithm(self, kid: str) -> str:
+        return self.algorithms.get(kid, MD5)
+
 
 def parse_key_set(text: str) -> KeySet:
-    """Parse ``kid=secret`` entries (newlines or commas) and an optional ``active: KID [since T]``.
+    """Parse ``kid=[ALGORITHM:]secret`` entries (newlines or commas) and an optional ``active: KID [since T]``.
 
     ``#`` starts a comment. Errors name the line, never a secret.
     """
     keys: dict[str, str] = {}
+    algorithms: dict[str, str] = {}
     active_kid: str | None = None
     active_since: int | None = None
     for line_number, line in enumerate(text.splitlines(), start=1):
@@ -106,8 +120,13 @@ def parse_key_set(text: str) -> KeySet:
             kid = kid.strip()
             if kid in keys:
                 raise ValueError(f"line {line_number}: key id {kid!r} appears twice")
-            keys[kid] = secret.strip()
-    return KeySet(keys, active_kid, active_since)
+            algorithm, colon, bare_secret = secret.strip().rpartition(":")
+            if colon and algorithm not in ALGORITHMS:
+                raise ValueError(f"line {line_number}: key {kid!r} names an unknown algorithm; use one of {ALGORITHMS}")
+            keys[kid] = bare_secret
+            if colon and algorithm != MD5:
+                algorithms[kid] = algorithm
+    return KeySet(keys, active_kid, active_since, algorithms)
 
 
 def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
@@ -126,20 +145,44 @@ def parse_keys(text: str) -> dict[str, str]:
 
 def render_key_set(key_set: KeySet) -> str:
     """The text of a keys file for ``key_set`` (what :func:`parse_key_set` reads back)."""
-    lines = ["# Signing keys: kid=secret, newest last. The active key signs; every key verifies.\n"]
-    lines += [f"{kid}={secret}\n" for kid, secret in key_set.keys.items()]
+    lines = ["# Signing keys: kid=[algorithm:]secret, newest last. The active key signs; every key verifies.\n"]
+    lines += [f"{kid}={_algorithm_prefix(key_set.algorithm(kid))}{secret}\n" for kid, secret in key_set.keys.items()]
     if key_set.active_kid:
         since = f" since {key_set.active_since}" if key_set.active_since is not None else ""
         lines.append(f"active: {key_set.active_kid}{since}\n")
     return "".join(lines)
 
 
-def render_nginx_keys(keys: Mapping[str, str]) -> str:
-    """Return the body of nginx's ``map $arg_kid $secure_link_secret`` (one line a key)."""
+def _algorithm_prefix(algorithm: str) -> str:
+    return "" if algorithm == MD5 else f"{algorithm}:"
+
+
+def render_nginx_keys(keys: Mapping[str, str], algorithms: Mapping[str, str] | None = None,
+                      *, algorithm: str = MD5) -> str:
+    """The body of nginx's key map for ``algorithm``: one ``"kid" "secret";`` line per key of it."""
     check_keys(keys)
-    lines = ["# Generated from the signing keys: do not edit by hand.\n"]
-    lines += [f'"{kid}" "{secret}";\n' for kid, secret in keys.items()]
+    chosen = [(kid, secret) for kid, secret in keys.items() if (algorithms or {}).get(kid, MD5) == algorithm]
+    lines = [f"# Generated from the signing keys ({algorithm} keys): do not edit by hand.\n"]
+    lines += [f'"{kid}" "{secret}";\n' for kid, secret in chosen]
     return "".join(lines)
+
+
+def nginx_key_files(key_set: KeySet) -> dict[str, str]:
+    """File name -> content of both of nginx's keys includes (MD5 keys, HMAC-SHA256 keys)."""
+    return {
+        NGINX_KEYS_FILE: render_nginx_keys(key_set.keys, key_set.algorithms, algorithm=MD5),
+        NGINX_HMAC_KEYS_FILE: render_nginx_keys(key_set.keys, key_set.algorithms, algorithm=HMAC_SHA256),
+    }
+
+
+def write_nginx_keys(path: Path, key_set: KeySet) -> list[Path]:
+    """Write the MD5 include to ``path`` and the HMAC one beside it (0600, atomic); return both paths."""
+    path = Path(path)
+    contents = nginx_key_files(key_set)
+    written = [path, path.with_name(NGINX_HMAC_KEYS_FILE)]
+    write_private_file(written[0], contents[NGINX_KEYS_FILE])
+    write_private_file(written[1], contents[NGINX_HMAC_KEYS_FILE])
+    return written
 
 
 def write_private_file(path: Path, content: str) -> None:

@@ -28,52 +28,65 @@ emits. The secret is fixed by the key id. So the first five ``|`` and the ``|sec
 split every signed string one way only, even when ``uri`` contains ``|``; an optional field
 that is empty in one link and set in another differs in its own slot and nowhere else.
 
+**HMAC-SHA256 keys** (``kid=hmac-sha256:SECRET``) sign the same fields without the secret
+field, ``{expires}|{kid}|{client}|{disposition}|{filename}|{uri}``, as an HMAC-SHA256 keyed
+by the secret; the 43-character unpadded base64url token goes in ``hmac=`` instead of
+``md5=``. nginx checks it with njs (nginx/secure_link.js). A link is accepted only in its
+key's algorithm: an ``hmac=`` token with an MD5 key's id, or an ``md5=`` token with an HMAC
+key's id, is 403. For HMAC, ``expires`` must be 1 to 15 digits and the token must be the
+canonical encoding (compared in full, in constant time).
+
+**Directory links** cover every file under a prefix, with the token in the path, so that
+relative URLs (an HLS or DASH playlist's segments) keep it::
+
+    /media/videos/42/-/k1,1767225600[,ip],TOKEN/720p/seg001.ts
+
+The part before ``/-/`` is the signed prefix (it ends at a ``/``), then the key id, expires,
+an optional ``ip`` flag and the token (MD5 or HMAC per the key), then the file below the
+prefix. The signed string is::
+
+    {expires}|{kid}|{client}|directory||{prefix}[|{secret}]
+
+``directory`` sits where a file link has its disposition, which can never be ``directory``
+there (nginx maps it to ``!``), and a file link's path never ends with ``/``: a directory
+token never verifies as a file token or the reverse. nginx normalises ``$uri`` before any
+location matches, so no ``..``, ``%2e%2e``, ``%2F`` or ``//`` survives to leave the prefix.
+
 The verifier here answers exactly what ``nginx/secure_link.conf`` answers: nginx's
 ``$secure_link`` is ``""`` (403), ``"0"`` (410, ``expires < now``) or ``"1"``.
 """
 
 from __future__ import annotations
 
-import binascii
 import enum
 import functools
-import hashlib
 import hmac
 import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import unquote
 
+from .directory import DIRECTORY_KIND, SignedDirectory, directory_prefix_bytes, directory_url, parse_directory_uri
 from .disposition import DISPOSITIONS, content_disposition, quote_filename
 from .encoding import nginx_base64url_decode, ttl_seconds
 from .exc import BadSignature, LinkExpired
-from .keys import check_keys
+from .keys import ALGORITHMS, MD5, check_keys
 from .nginx import nginx_arg, nginx_atotm
-from .paths import nginx_uri, prepare_path
-
-try:
-    # CPython's own MD5 is 2.5x faster than OpenSSL's EVP for ~120-byte messages: EVP's
-    # per-call setup, not the hashing, dominates. Same digest; hashlib is the fallback.
-    import _md5  # type: ignore[import-not-found,unused-ignore]
-
-    md5: Callable[[bytes], Any] = _md5.md5
-except ImportError:  # pragma: no cover - CPython built without its own hash modules
-    md5 = hashlib.md5
+from .paths import nginx_uri, prepare_path, quote_path
+from .tokens import hmac_expires, hmac_matches, hmac_token_for, md5, token_for
 
 _MAX_TOKEN_LENGTH = 24
 _MAX_REMEMBERED_LINKS = 16384
-# (signed string after expires, URL up to the token, query after expires)
-_LinkParts = tuple[bytes, str, str]
+# (signed string after expires, URL up to the token, query after expires, token function)
+_LinkParts = tuple[bytes, str, str, Callable[[bytes], str]]
 _NO_PATHS: dict[str, _LinkParts] = {}
 _Key = TypeVar("_Key")
-# Values of the optional fields, as nginx/secure_link.conf maps them; "!" is never signed.
+# Values of the optional fields, as nginx/secure_link_rules.conf maps them; "!" is never signed.
 _UNSIGNABLE = b"!"
 _DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
-_TO_BASE64URL = bytes.maketrans(b"+/", b"-_")
-_b2a_base64 = binascii.b2a_base64
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
 
 
@@ -121,10 +134,27 @@ class VerifiedLink:
         return content_disposition(self.disposition, self.quoted_filename)
 
 
-def token_for(signed_string: bytes) -> str:
-    """The ``md5`` argument nginx expects for ``signed_string``: unpadded base64url MD5."""
-    # 16 bytes are 22 base64 characters, "==" and a newline; binascii and translate run in C.
-    return _b2a_base64(md5(signed_string).digest())[:22].translate(_TO_BASE64URL).decode()
+@dataclass(frozen=True)
+class _SigningKey:
+    """One key as the signer uses it: its id and secret as bytes, and how it makes tokens."""
+
+    kid: bytes
+    secret: bytes
+    algorithm: str
+
+    @property
+    def token_argument(self) -> str:
+        return "md5" if self.algorithm == MD5 else "hmac"
+
+    def tokenizer(self) -> Callable[[bytes], str]:
+        """Token of ``expires`` + the rest of the signed string (MD5: with the secret field)."""
+        if self.algorithm == MD5:
+            return token_for
+        return functools.partial(hmac_token_for, self.secret)
+
+    @property
+    def secret_field(self) -> bytes:
+        return b"|" + self.secret if self.algorithm == MD5 else b""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,11 +169,13 @@ def canonical_client_address(address: str) -> str:
 
 
 class SecureLinkSigner:
-    """Signs links for nginx's ``secure_link`` and verifies them exactly as nginx does.
+    """Signs links for nginx and verifies them exactly as nginx does.
 
-    ``keys`` maps key ids to secrets; links are signed with ``active_kid`` and any key in
-    ``keys`` verifies. ``expiry_bucket`` (seconds, 0 for none) rounds ``expires`` up to a
-    multiple of itself, so that links minted inside one window are the same URL.
+    ``keys`` maps key ids to secrets and ``algorithms`` names the keys that are not MD5
+    keys (``{"k2": "hmac-sha256"}``); links are signed with ``active_kid`` and any key in
+    ``keys`` verifies, in its own algorithm only. ``expiry_bucket`` (seconds, 0 for none)
+    rounds ``expires`` up to a multiple of itself, so that links minted inside one window
+    are the same URL.
     """
 
     def __init__(
@@ -151,6 +183,7 @@ class SecureLinkSigner:
         *,
         keys: Mapping[str, str],
         active_kid: str,
+        algorithms: Mapping[str, str] | None = None,
         prefix: str = "/media/",
         expiry_bucket: int = 0,
         clock: Callable[[], float] = time.time,
@@ -158,13 +191,21 @@ class SecureLinkSigner:
         check_keys(keys)
         if active_kid not in keys:
             raise ValueError(f"the active key id {active_kid!r} is not among the keys {sorted(keys)}")
+        algorithms = dict(algorithms or {})
+        for kid, algorithm in algorithms.items():
+            if kid not in keys or algorithm not in ALGORITHMS:
+                raise ValueError(f"algorithm {algorithm!r} for key {kid!r}: use a listed key and one of {ALGORITHMS}")
         if not (prefix.startswith("/") and prefix.endswith("/")):
             raise ValueError(f"the protected prefix {prefix!r} must start and end with '/'")
         if expiry_bucket < 0:
             raise ValueError(f"expiry_bucket must be 0 or more seconds, got {expiry_bucket}")
-        self._secrets = {kid.encode("ascii"): secret.encode("ascii") for kid, secret in keys.items()}
-        # Per key: the kid field and the "|secret" tail of the signed string, ready to join.
-        self._signing_fields = {kid: (kid.encode("ascii"), b"|" + secret.encode("ascii")) for kid, secret in keys.items()}
+        self._keys = {
+            kid: _SigningKey(kid.encode("ascii"), secret.encode("ascii"), algorithms.get(kid, MD5))
+            for kid, secret in keys.items()
+        }
+        # Verification looks keys up as nginx's map does: case-insensitively, per algorithm.
+        self._md5_secrets = {k.kid: k.secret for k in self._keys.values() if k.algorithm == MD5}
+        self._hmac_secrets = {k.kid: k.secret for k in self._keys.values() if k.algorithm != MD5}
         # What links repeat (see _link_parts): per key and path for plain links, and per
         # (path, kid, client_ip, filename, disposition) for links with options.
         self._plain_parts: dict[str, dict[str, _LinkParts]] = {kid: {} for kid in keys}
@@ -176,12 +217,14 @@ class SecureLinkSigner:
         self.clock = clock
 
     def __repr__(self) -> str:
-        kids = sorted(kid.decode() for kid in self._secrets)
-        return f"<SecureLinkSigner kids={kids} active_kid={self.active_kid!r} prefix={self.prefix!r}>"
+        return f"<SecureLinkSigner kids={sorted(self._keys)} active_kid={self.active_kid!r} prefix={self.prefix!r}>"
 
     @property
     def key_ids(self) -> list[str]:
-        return [kid.decode() for kid in self._secrets]
+        return list(self._keys)
+
+    def algorithm(self, kid: str) -> str:
+        return self._keys[kid].algorithm
 
     def get_timestamp(self) -> int:
         """Now, in whole Unix seconds: the one place the signer reads the time."""
@@ -221,9 +264,15 @@ class SecureLinkSigner:
             parts = self._option_parts.get((path, kid, client_ip, filename, disposition))
         if parts is None:
             parts = self._link_parts(path, kid, client_ip, filename, disposition)
-        signed_tail, url_head, url_tail = parts
-        token = token_for(b"%d" % expires + signed_tail)
+        signed_tail, url_head, url_tail, tokenize = parts
+        token = tokenize(b"%d" % expires + signed_tail)
         return _new_link(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}", path, expires, kid))
+
+    def _key(self, kid: str) -> _SigningKey:
+        key = self._keys.get(kid)
+        if key is None:
+            raise ValueError(f"unknown key id {kid!r}")
+        return key
 
     def _link_parts(
         self, path: str, kid: str, client_ip: str | None, filename: str | None, disposition: str | None
@@ -234,10 +283,7 @@ class SecureLinkSigner:
         the query after ``expires``: links to one file are signed again and again.
         """
         uri, quoted_path = prepare_path(path, self.prefix)
-        fields = self._signing_fields.get(kid)
-        if fields is None:
-            raise ValueError(f"unknown key id {kid!r}")
-        kid_field, secret_tail = fields
+        key = self._key(kid)
         if disposition is None:
             disposition_field = "attachment" if filename else ""
         elif disposition in DISPOSITIONS:
@@ -249,7 +295,7 @@ class SecureLinkSigner:
         quoted_filename = quote_filename(filename) if filename else ""
         client = canonical_client_address(client_ip) if client_ip else ""
         signed_tail = b"|%b|%b|%b|%b|%b%b" % (
-            kid_field, client.encode(), disposition_field.encode(), quoted_filename.encode(), uri, secret_tail
+            key.kid, client.encode(), disposition_field.encode(), quoted_filename.encode(), uri, key.secret_field
         )
         url_tail = f"&kid={kid}"
         if client:
@@ -258,34 +304,86 @@ class SecureLinkSigner:
             url_tail += f"&disposition={disposition_field}"
         if quoted_filename:
             url_tail += f"&filename={quoted_filename}"
-        parts = (signed_tail, f"{quoted_path}?md5=", url_tail)
+        parts = (signed_tail, f"{quoted_path}?{key.token_argument}=", url_tail, key.tokenizer())
         if client_ip is None and filename is None and disposition is None:
             _remember(self._plain_parts[kid], path, parts)
         else:
             _remember(self._option_parts, (path, kid, client_ip, filename, disposition), parts)
         return parts
 
+    def sign_directory(
+        self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
+    ) -> SignedDirectory:
+        """Sign every file under the decoded directory ``prefix`` (``/media/videos/42/``) for ``ttl`` seconds.
+
+        The result's ``url`` ends with ``/``: append any relative path below the prefix
+        (``url_for("720p/seg001.ts")``). Raises UnsafePath for a prefix that cannot be signed.
+        """
+        key = self._key(self.active_kid if kid is None else kid)
+        prefix_bytes = directory_prefix_bytes(prefix, self.prefix)
+        expires = self.expires_for(ttl)
+        client = canonical_client_address(client_ip) if client_ip else ""
+        signed = b"%d|%b|%b|%b||%b%b" % (expires, key.kid, client.encode(), DIRECTORY_KIND, prefix_bytes, key.secret_field)
+        token = key.tokenizer()(signed)
+        url = directory_url(quote_path(prefix), key.kid.decode(), expires, bool(client), token)
+        return SignedDirectory(url, prefix, expires, key.kid.decode())
+
     def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
         """nginx's ``$secure_link`` for a request whose ``$uri`` and raw query are given."""
         return self._check(uri, query, remote_addr)[0]
 
     def _check(self, uri: bytes, query: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
-        """Read the request's fields once, as nginx/secure_link.conf does, and check them."""
+        """Read the request's fields once, as nginx/secure_link_rules.conf does, and check them."""
+        directory = parse_directory_uri(uri, self.prefix)
+        if directory is not None:
+            return self._check_directory(directory, remote_addr)
         kid = nginx_arg(query, b"kid") or b""
-        token, expires_text = _token_and_expires(query)
-        expires = nginx_atotm(expires_text)
         disposition = _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE)
         filename = _filename_field(query)
+        hmac_token = nginx_arg(query, b"hmac")
+        if hmac_token:  # an "hmac" argument selects the njs check, whatever else is there
+            expires_text = nginx_arg(query, b"expires") or b""
+            expires = hmac_expires(expires_text)
+        else:
+            token, expires_text = _token_and_expires(query)
+            expires = nginx_atotm(expires_text)
         fields = VerifiedLink(uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode())
-        secret = self._secrets.get(kid.lower())
-        if secret is None or expires <= 0 or len(token) > _MAX_TOKEN_LENGTH:
+        head = (expires_text, kid, _client_field(query, remote_addr), disposition, filename, uri)
+        if hmac_token:
+            valid = self._hmac_valid(kid, expires, hmac_token, b"|".join(head))
+        else:
+            valid = self._md5_valid(kid, expires, token, head)
+        if not valid:
             return LinkStatus.INVALID, fields
+        return (LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID), fields
+
+    def _md5_valid(self, kid: bytes, expires: int, token: bytes, head: tuple[bytes, ...]) -> bool:
+        """nginx's secure_link module: an MD5 key, a well-formed token, the MD5 of head|secret."""
+        secret = self._md5_secrets.get(kid.lower())
+        if secret is None or expires <= 0 or len(token) > _MAX_TOKEN_LENGTH:
+            return False
         digest = nginx_base64url_decode(token)
         if digest is None or len(digest) != 16:
-            return LinkStatus.INVALID, fields
-        client = _client_field(query, remote_addr)
-        signed_string = b"|".join((expires_text, kid, client, disposition, filename, uri, secret))
-        if not hmac.compare_digest(digest, md5(signed_string).digest()):
+            return False
+        return hmac.compare_digest(digest, md5(b"|".join((*head, secret))).digest())
+
+    def _hmac_valid(self, kid: bytes, expires: int, token: bytes, message: bytes) -> bool:
+        """nginx/secure_link.js: an HMAC key, and exactly the canonical HMAC token of the message."""
+        secret = self._hmac_secrets.get(kid.lower())
+        return secret is not None and expires > 0 and hmac_matches(token, secret, message)
+
+    def _check_directory(self, directory: dict[str, bytes], remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+        kid, token, expires_text = directory["kid"], directory["token"], directory["expires"]
+        client = remote_addr.encode("ascii") if directory["ip"] else b""
+        head = (b"|".join((expires_text, kid, client, DIRECTORY_KIND, b"")), directory["prefix"])
+        if kid.lower() in self._hmac_secrets:  # the key's algorithm decides, as in nginx's maps
+            expires = hmac_expires(expires_text)
+            valid = self._hmac_valid(kid, expires, token, b"|".join(head))
+        else:
+            expires = nginx_atotm(expires_text)
+            valid = self._md5_valid(kid, expires, token, head)
+        fields = VerifiedLink(directory["prefix"] + directory["file"], expires, kid.decode(), "", "")
+        if not valid:
             return LinkStatus.INVALID, fields
         return (LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID), fields
 

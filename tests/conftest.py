@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.nginx import NginxServer, start_nginx  # noqa: E402
 from harness.postgres import PostgresCluster, start_postgres  # noqa: E402
-from signing import SecureLinkSigner, generate_secret  # noqa: E402
+from signing import KeySet, SecureLinkSigner, generate_secret  # noqa: E402
+from signing.keys import HMAC_SHA256  # noqa: E402
 
 # File names that stress every encoding rule: space, '+', '%', ';', '?', '#', Chinese.
 TRICKY_NAMES = [
@@ -32,23 +33,32 @@ OUTSIDE_SECRET = b"this file lies outside the media root"
 
 @dataclass
 class NginxSite:
-    """A running nginx plus what it serves: media root, keys and a signer for them."""
+    """A running nginx plus what it serves: media root, keys and a signer for them.
+
+    Keys k1 and k2 are MD5 keys, h1 and h2 HMAC-SHA256 keys.
+    """
 
     server: NginxServer
     media_root: Path
-    keys: dict[str, str]
+    key_set: KeySet
 
     @property
     def base_url(self) -> str:
         return self.server.base_url
 
+    @property
+    def keys(self) -> dict[str, str]:
+        return self.key_set.keys
+
     def signer(self, active_kid: str = "k1", **options: object) -> SecureLinkSigner:
-        return SecureLinkSigner(keys=self.keys, active_kid=active_kid, **options)  # type: ignore[arg-type]
+        return SecureLinkSigner(keys=self.keys, algorithms=self.key_set.algorithms, active_kid=active_kid,
+                                **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def signing_keys() -> dict[str, str]:
-    return {"k1": generate_secret(), "k2": generate_secret()}
+def signing_keys() -> KeySet:
+    return KeySet({"k1": generate_secret(), "k2": generate_secret(), "h1": generate_secret(), "h2": generate_secret()},
+                  active_kid="k1", algorithms={"h1": HMAC_SHA256, "h2": HMAC_SHA256})
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +77,7 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def nginx(
-    tmp_path_factory: pytest.TempPathFactory, media_root: Path, signing_keys: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory, media_root: Path, signing_keys: KeySet
 ) -> Iterator[NginxSite]:
     server = start_nginx(
         tmp_path_factory.mktemp("nginx"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signing import SecureLinkSigner
+from signing import SecureLinkSigner, render_key_set
 from tests.client import fetch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_nginx_keys_writes_a_0600_file_and_prints_no_secret(tmp_path):
 
 @pytest.mark.nginx
 def test_a_cli_signed_link_downloads_through_nginx(nginx):
-    keys = ",".join(f"{kid}={secret}" for kid, secret in nginx.keys.items())
+    keys = render_key_set(nginx.key_set)
     url = run_cli("sign", "/media/files/other.bin", "--ttl", "60", "--base-url", nginx.base_url, env_keys=keys).stdout.strip()
     response = fetch(nginx.base_url, url[len(nginx.base_url):])
     assert (response.status, response.body) == (200, b"another file")

@@ -8,10 +8,13 @@ link. The rules exist once: neither role file may hold a copy of them.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
 from signing import SecureLinkSigner, content_disposition, nginx_uri
+from signing.directory import directory_pattern, parse_directory_uri
 from signing.nginx import nginx_arg
 from signing.secure_link import token_for
 from tests.nginx_conf import Evaluator, find, load, parse
@@ -90,14 +93,57 @@ def test_content_disposition_header_comes_from_the_signed_map():
     assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_content_disposition"]]
 
 
-def test_unknown_keys_get_403_before_hashing_invalid_403_and_expired_410():
+def test_invalid_links_get_403_and_expired_410():
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
-        (["($secure_link_secret", "=", "", ")"], [("return", ["403"])]),
-        (["($secure_link", "=", "", ")"], [("return", ["403"])]),
-        (["($secure_link", "=", "0", ")"], [("return", ["410"])]),
+        (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
+        (["($secure_link_status", "=", "0", ")"], [("return", ["410"])]),
     ]
+
+
+def map_entries(variable: str) -> dict[str, list[str]]:
+    (found,) = [m for m in find(CONFIG, "map") if m.args[1] == variable]
+    return {entry.name: entry.args for entry in found.block or []}
+
+
+def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
+    assert map_entries("$secure_link_status") == {"": ["$secure_link_md5_status"], "default": ["$secure_link_hmac"]}
+    assert map_entries("$secure_link_md5_status") == {"": [""], "default": ["$secure_link"]}
+    assert map_entries("$secure_link_dir_status") == {"": ["$secure_link_dir_md5_status"], "default": ["$secure_link_dir_hmac"]}
+    assert map_entries("$secure_link_dir_md5_status") == {"": [""], "default": ["$secure_link"]}
+    assert map_entries("$secure_link_secret") == {"default": [""], "include": ["secure_link_keys.conf"]}
+    assert map_entries("$secure_link_hmac_secret") == {"default": [""], "include": ["secure_link_hmac_keys.conf"]}
+
+
+NGINX_CAPTURE_NAMES = {"prefix": "secure_link_dir", "below": "secure_link_dir_below", "kid": "secure_link_dir_kid",
+                       "expires": "secure_link_dir_expires", "ip": "secure_link_dir_ip",
+                       "token": "secure_link_dir_token", "file": "secure_link_dir_file"}
+
+
+def directory_location():
+    (location,) = [d for d in find(CONFIG, "location", "~") if "secure_link_dir" in d.args[1]]
+    return location
+
+
+def test_the_directory_location_is_the_python_pattern():
+    python_pattern = re.sub(r"\(\?P<(\w+)>", lambda m: f"(?<{NGINX_CAPTURE_NAMES[m.group(1)]}>", directory_pattern(SIGNER.prefix))
+    assert directory_location().args[1] == python_pattern
+
+
+@pytest.mark.parametrize("bound", [False, True])
+@pytest.mark.parametrize("prefix", ["/media/videos/42/", "/media/", "/media/a b/你好/"])
+def test_config_hashes_exactly_what_the_directory_signer_signs(prefix: str, bound: bool):
+    directory = SIGNER.sign_directory(prefix, ttl=60, client_ip="192.0.2.7" if bound else None)
+    uri = nginx_uri(directory.url_for("720p/seg 1.ts").encode())
+    parts = parse_directory_uri(uri, SIGNER.prefix)
+    assert parts is not None and parts["prefix"] == prefix.encode()
+    evaluator = Evaluator(CONFIG, KEYS, uri, b"", "192.0.2.7", b"")
+    evaluator.captures.update({NGINX_CAPTURE_NAMES[name]: value for name, value in parts.items()})
+    block = directory_location().block
+    assert find(block, "secure_link")[0].args == ["$secure_link_dir_token,$secure_link_dir_expires"]
+    expression = find(block, "secure_link_md5")[0].args[0].replace("$secure_link_dir_expires", parts["expires"].decode())
+    assert token_for(evaluator.expand(expression)) == parts["token"].decode()
 
 
 def test_unknown_key_id_maps_to_an_empty_secret():

@@ -6,6 +6,7 @@ the Python verifier, and both must give the same status.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,10 @@ def _swap_token_char(url: str) -> str:
 
 
 def _past(signer: SecureLinkSigner) -> SecureLinkSigner:
-    return SecureLinkSigner(keys={"k1": signer._secrets[b"k1"].decode()}, active_kid="k1", clock=lambda: time.time() - 3600)
+    """The same signer an hour ago."""
+    past = copy.copy(signer)
+    past.clock = lambda: time.time() - 3600
+    return past
 
 
 PARITY = {

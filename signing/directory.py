@@ -1,0 +1,74 @@
+"""Directory links: the URL form that carries a token in the path, and how nginx reads it.
+
+``/media/videos/42/-/k1,1767225600[,ip],TOKEN/720p/seg001.ts``: the signed prefix (up to the
+first ``/-/``), then ``KID,EXPIRES[,ip],TOKEN``, then the file below the prefix. Because the
+token is a path segment, a relative URL resolved against a playlist's URL keeps it. The
+pattern below is the one of the ``location ~`` in nginx/secure_link.conf and nginx/edge.conf,
+applied, as nginx does, to the normalised ``$uri``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .exc import UnsafePath
+from .paths import check_signable_path, quote_path
+
+DIRECTORY_KIND = b"directory"  # the disposition slot of the signed string; never a file link's
+SEPARATOR = "-"  # the path segment between the prefix and the token segment
+
+
+class SignedDirectory(NamedTuple):
+    """A signed directory. ``url`` (relative, ending in ``/``) opens every file below ``prefix``."""
+
+    url: str
+    prefix: str
+    expires: int
+    kid: str
+
+    def url_for(self, relative_path: str) -> str:
+        """The link to a file below the prefix (``"720p/seg001.ts"``), percent-encoded."""
+        return self.url + quote_path(relative_path.lstrip("/"))
+
+
+def directory_pattern(media_prefix: str) -> str:
+    """The PCRE/Python pattern of a directory link under ``media_prefix`` (as in the nginx configs)."""
+    return (
+        rf"^(?P<prefix>{re.escape(media_prefix)}(?P<below>(?:[^/]+/)*?)){SEPARATOR}/"
+        r"(?P<kid>[a-z0-9][a-z0-9_-]*),(?P<expires>[0-9]+),(?:(?P<ip>ip),)?(?P<token>[A-Za-z0-9_-]+)/"
+        r"(?P<file>.+)$"
+    )
+
+
+_PATTERNS: dict[str, re.Pattern[bytes]] = {}
+
+
+def parse_directory_uri(uri: bytes, media_prefix: str) -> dict[str, bytes] | None:
+    """The parts of a directory link's ``$uri`` (``ip`` is b"" when absent), or None for a file link."""
+    pattern = _PATTERNS.get(media_prefix)
+    if pattern is None:
+        pattern = _PATTERNS[media_prefix] = re.compile(directory_pattern(media_prefix).encode())
+    match = pattern.match(uri)
+    if match is None:
+        return None
+    return {name: value or b"" for name, value in match.groupdict().items()}
+
+
+def directory_prefix_bytes(prefix: str, media_prefix: str) -> bytes:
+    """The UTF-8 bytes of a signable directory prefix, or UnsafePath.
+
+    It lies under (or is) ``media_prefix``, ends with ``/``, and has no empty, ``.``,
+    ``..`` or ``-`` segment and no control character.
+    """
+    if not prefix.startswith(media_prefix) or not prefix.endswith("/"):
+        raise UnsafePath(f"directory {prefix!r} must start with {media_prefix!r} and end with '/'")
+    if f"/{SEPARATOR}/" in prefix:
+        raise UnsafePath(f"directory {prefix!r} has a {SEPARATOR!r} segment, which separates the token")
+    check_signable_path(prefix + "x", prefix=media_prefix)  # the segments' rules, on a file below it
+    return prefix.encode("utf-8")
+
+
+def directory_url(quoted_prefix: str, kid: str, expires: int, bound: bool, token: str) -> str:
+    flag = ",ip" if bound else ""
+    return f"{quoted_prefix}{SEPARATOR}/{kid},{expires}{flag},{token}/"
