@@ -201,6 +201,7 @@ SECURE_LINK = {
     # Keys from $SECURE_LINK_KEYS; when it is empty they come from KEYS_FILE, which running
     # servers re-read when it changes (checked at most every KEYS_CHECK_INTERVAL seconds).
     "KEYS": _KEY_SET.keys,
+    "ALGORITHMS": _KEY_SET.algorithms,  # the keys that are not MD5 keys: {"k2": "hmac-sha256"}
     "KEYS_FILE": None if _KEY_SET.keys else SIGNING_KEYS_FILE,
     "KEYS_CHECK_INTERVAL": env_float("SECURE_LINK_KEYS_CHECK_INTERVAL", 1.0),
     # Pins the key that signs; else the keys' "active:" line, else the last key.

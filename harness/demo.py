@@ -59,7 +59,7 @@ def main() -> int:
     stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,))
     edge = None
     try:
-        edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", keys=stack.keys(),
+        edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", keys=stack.key_set(),
                           bind_address=EDGE_ADDRESS, port=edge_port)
         base, token = stack.base_url, demo["token"]
         image = demo["images"][0]

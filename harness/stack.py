@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signing import generate_secret, parse_keys
+from signing import KeySet, generate_secret, parse_key_set, parse_keys
 from signing.keys import write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
@@ -96,6 +96,10 @@ class Stack:
     def keys(self) -> dict[str, str]:
         return parse_keys((self.var_dir / KEYS_FILE_NAME).read_text())
 
+    def key_set(self) -> KeySet:
+        """The keys file as nginx needs it: keys, algorithms and the active key."""
+        return parse_key_set((self.var_dir / KEYS_FILE_NAME).read_text())
+
     def stop(self) -> None:
         self.nginx.stop()
         stop_process(self.gunicorn)
@@ -129,7 +133,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
     gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
     try:
         nginx = start_nginx(
-            var_dir / "nginx", media_root=var_dir / "media", keys=parse_keys((var_dir / KEYS_FILE_NAME).read_text()),
+            var_dir / "nginx", media_root=var_dir / "media", keys=parse_key_set((var_dir / KEYS_FILE_NAME).read_text()),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
         )

@@ -75,7 +75,7 @@ class TestSecureLinkKeys:
     def test_check_detects_drift(self, tmp_path):
         output = tmp_path / "keys.conf"
         run("secure_link_keys", "--output", str(output))
-        assert "matches" in run("secure_link_keys", "--output", str(output), "--check")
+        assert "match the settings' keys" in run("secure_link_keys", "--output", str(output), "--check")
         output.write_text(output.read_text().replace("1111", "2222"))
         with pytest.raises(CommandError, match="differs from the settings"):
             run("secure_link_keys", "--output", str(output), "--check")
@@ -149,9 +149,24 @@ class TestRotateKey:
     def test_status_lists_every_key_and_prints_no_secret(self, keys_file):
         self.rotate(keys_file, "add", "new")
         output = self.rotate(keys_file, "status")
-        assert "old: active" in output and "new: verifies only" in output and "ooo" not in output
+        assert "old (md5): active" in output and "new (md5): verifies only" in output and "ooo" not in output
 
     def test_keys_from_the_environment_cannot_be_edited(self, settings):
         settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS_FILE": None}
         with pytest.raises(CommandError, match="SECURE_LINK_KEYS"):
             run("rotate_key", "status")
+
+
+def test_rotate_key_adds_an_hmac_key_and_writes_both_nginx_includes(tmp_path, monkeypatch):
+    keys_file = tmp_path / "secure_link.keys"
+    keys_file.write_text("old=" + "o" * 43 + "\n")
+    monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000)
+    output = run("rotate_key", "add", "new", "--algorithm", "hmac-sha256", "--keys-file", str(keys_file),
+                 "--nginx-keys", str(tmp_path / "secure_link_keys.conf"))
+    key_set = parse_key_set(keys_file.read_text())
+    assert "added hmac-sha256 key new" in output and key_set.algorithm("new") == "hmac-sha256"
+    assert key_set.signing_kid == "old" and "new=hmac-sha256:" in keys_file.read_text()
+    assert '"old"' in (tmp_path / "secure_link_keys.conf").read_text()
+    assert '"new"' not in (tmp_path / "secure_link_keys.conf").read_text()
+    assert '"new"' in (tmp_path / "secure_link_hmac_keys.conf").read_text()
+    assert "new (hmac-sha256): verifies only" in run("rotate_key", "status", "--keys-file", str(keys_file))

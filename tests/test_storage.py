@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from io import StringIO
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.files.storage import default_storage, storages
+from django.core.management import call_command
 from django.template import Context, Template
 from rest_framework import serializers
 
+from app.downloads.links import sign_directory
 from app.downloads.models import Image
 from app.downloads.storage import SignedURLStorage
 from tests.client import fetch
@@ -21,13 +24,14 @@ pytestmark = pytest.mark.nginx
 def nginx_settings(settings, nginx):
     """Django signing with the keys of the test nginx, over the media root it serves."""
     settings.MEDIA_ROOT = nginx.media_root
-    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": nginx.keys, "ACTIVE_KID": "k1", "KEYS_FILE": None}
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": nginx.keys, "ALGORITHMS": nginx.key_set.algorithms,
+                            "ACTIVE_KID": "k1", "KEYS_FILE": None}
     return nginx
 
 
 def target(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def test_it_is_the_default_storage():
@@ -64,3 +68,18 @@ def test_field_file_url_in_templates_and_drf_is_signed(nginx_settings, user):
 def test_a_name_that_could_leave_the_media_root_has_no_url(nginx_settings):
     with pytest.raises(ValueError, match="has an empty, '.' or '..' segment"):
         default_storage.url("../outside.txt")
+
+
+@pytest.mark.parametrize("kid", ["k1", "h1"])
+def test_directory_helper_template_tag_and_command_sign_folders_nginx_accepts(nginx_settings, settings, kid):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "ALGORITHMS": nginx_settings.key_set.algorithms, "ACTIVE_KID": kid}
+    expected = (nginx_settings.media_root / "names" / "a b.txt").read_bytes()
+    from_helper = sign_directory("names/", ttl=60).url
+    from_tag = Template('{% load signed_urls %}{% signed_url "names" directory=True %}').render(Context({}))
+    out = StringIO()
+    call_command("sign_url", "names/", "--directory", "--base-url", nginx_settings.base_url, stdout=out)
+    from_command = out.getvalue().strip()
+    for url in (from_helper, from_tag, from_command):
+        assert url.endswith("/") and f"/-/{kid}," in url
+        response = fetch(nginx_settings.base_url, target(url + "a%20b.txt"))
+        assert (response.status, response.body) == (200, expected)

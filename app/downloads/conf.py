@@ -29,6 +29,7 @@ INTERNAL_MEDIA_PREFIX = "/_protected/media/"
 @dataclass(frozen=True)
 class LinkSettings:
     keys: tuple[tuple[str, str], ...]
+    algorithms: tuple[tuple[str, str], ...]
     active_kid: str | None
     active_since: int | None
     keys_file: Path | None
@@ -49,6 +50,7 @@ def link_settings() -> LinkSettings:
     config = getattr(settings, "SECURE_LINK", {})
     return LinkSettings(
         keys=tuple(dict(config.get("KEYS") or {}).items()),
+        algorithms=tuple(dict(config.get("ALGORITHMS") or {}).items()),
         active_kid=config.get("ACTIVE_KID") or None,
         active_since=config.get("ACTIVE_SINCE"),
         keys_file=Path(config["KEYS_FILE"]) if config.get("KEYS_FILE") else None,
@@ -75,7 +77,7 @@ def key_source() -> KeysFileWatcher | StaticKeys:
     config = link_settings()
     if config.keys_file is not None:
         return KeysFileWatcher(config.keys_file, active_kid=config.active_kid, interval=config.keys_check_interval)
-    return StaticKeys(KeySet(dict(config.keys), config.active_kid, config.active_since))
+    return StaticKeys(KeySet(dict(config.keys), config.active_kid, config.active_since, dict(config.algorithms)))
 
 
 def current_key_set() -> KeySet:
@@ -102,7 +104,8 @@ def _signers_for_current_keys() -> _Signers:
         keys = key_set.keys
         signers = _signers = _Signers(
             key_set,
-            SecureLinkSigner(keys=keys, active_kid=active, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
+            SecureLinkSigner(keys=keys, algorithms=key_set.algorithms, active_kid=active, prefix=config.media_url,
+                             expiry_bucket=config.expiry_bucket),
             # itsdangerous signs with the last secret and accepts them all.
             TimedTokenSigner(secret_keys=[secret for kid, secret in keys.items() if kid != active] + [keys[active]],
                              salt=SHARE_SALT),

@@ -95,6 +95,25 @@ def sign_file(
     return IssuedLink(absolute_url(link.url, request), link.expires, link.kid)
 
 
+def sign_directory(
+    name: str,
+    *,
+    ttl: int | timedelta | None = None,
+    client_ip: str | None = None,
+    request: HttpRequest | None = None,
+) -> IssuedLink:
+    """Sign every file below the stored folder ``name`` (``videos/42/``) with one token.
+
+    ``url`` ends with ``/``: append a file's path below the folder (``720p/seg001.ts``),
+    or let a player resolve a playlist's relative URLs against it.
+    """
+    folder = name if name.endswith("/") else name + "/"
+    signed = get_link_signer().sign_directory(
+        media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+    )
+    return IssuedLink(absolute_url(signed.url, request), signed.expires, signed.kid)
+
+
 def client_address(request: HttpRequest) -> str:
     """The client's address as nginx's ``$remote_addr`` will see it.
 

@@ -24,8 +24,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings
-from signing import KeySet, generate_secret, parse_key_set, render_key_set, render_nginx_keys
-from signing.keys import KID_PATTERN, write_private_file
+from signing import KeySet, generate_secret, parse_key_set, render_key_set
+from signing.keys import ALGORITHMS, KID_PATTERN, MD5, write_nginx_keys, write_private_file
 
 
 def now() -> int:
@@ -54,6 +54,8 @@ class Command(BaseCommand):
         parser.add_argument("--keys-file", type=Path, help="keys file to edit (default: SECURE_LINK_KEYS_FILE)")
         parser.add_argument("--nginx-keys", type=Path, help="also rewrite this nginx include (0600)")
         parser.add_argument("--force", action="store_true", help="retire even if live links may use the key")
+        parser.add_argument("--algorithm", choices=ALGORITHMS, default=MD5,
+                            help="for add: md5 (nginx's stock module, the default) or hmac-sha256 (njs)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         keys_file = options["keys_file"] or link_settings().keys_file
@@ -69,26 +71,30 @@ class Command(BaseCommand):
         if action == "status":
             self.status(key_set)
             return
-        changed = getattr(self, action)(key_set, options["kid"], options["force"])
+        if action == "add":
+            changed = self.add(key_set, options["kid"], options["algorithm"])
+        else:
+            changed = getattr(self, action)(key_set, options["kid"], options["force"])
         write_private_file(keys_file, render_key_set(changed))
         self.stdout.write(f"updated {keys_file}")
         if options["nginx_keys"]:
-            write_private_file(options["nginx_keys"], render_nginx_keys(changed.keys))
-            self.stdout.write(f"rewrote {options['nginx_keys']}")
+            written = write_nginx_keys(options["nginx_keys"], changed)
+            self.stdout.write(f"rewrote {' and '.join(map(str, written))}")
 
     def status(self, key_set: KeySet) -> None:
         safe_after = self.retire_safe_after(key_set)
         for kid in key_set.keys:
+            label = f"{kid} ({key_set.algorithm(kid)})"
             if kid == key_set.signing_kid:
                 since = f" since {iso(key_set.active_since)}" if key_set.active_since else ""
-                self.stdout.write(f"{kid}: active (signs new links){since}")
+                self.stdout.write(f"{label}: active (signs new links){since}")
             elif safe_after is None:
-                self.stdout.write(f"{kid}: verifies only; when it stopped signing is unknown (retire needs --force)")
+                self.stdout.write(f"{label}: verifies only; when it stopped signing is unknown (retire needs --force)")
             else:
                 state = "may be retired" if now() > safe_after else f"in use until {iso(safe_after)}"
-                self.stdout.write(f"{kid}: verifies only; {state}")
+                self.stdout.write(f"{label}: verifies only; {state}")
 
-    def add(self, key_set: KeySet, kid: str | None, force: bool) -> KeySet:
+    def add(self, key_set: KeySet, kid: str | None, algorithm: str) -> KeySet:
         kid = kid or f"k{now()}"
         if not KID_PATTERN.fullmatch(kid):
             raise CommandError(f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'")
@@ -98,10 +104,11 @@ class Command(BaseCommand):
         active = key_set.signing_kid
         since = key_set.active_since if key_set.active_kid else None
         self.stdout.write(
-            f"added key {kid} (not signing yet).\nNext: write nginx's keys include and reload nginx, "
+            f"added {algorithm} key {kid} (not signing yet).\nNext: write nginx's keys include and reload nginx, "
             f"then: manage.py rotate_key activate {kid}"
         )
-        return KeySet({**key_set.keys, kid: generate_secret()}, active, since)
+        algorithms = {**key_set.algorithms, **({kid: algorithm} if algorithm != MD5 else {})}
+        return KeySet({**key_set.keys, kid: generate_secret()}, active, since, algorithms)
 
     def activate(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
         if kid not in key_set.keys:
@@ -112,7 +119,7 @@ class Command(BaseCommand):
             f"{kid} signs new links from {iso(now())}; running app servers follow within "
             f"{pickup_bound():g} s (no reload needed)."
         )
-        return KeySet(key_set.keys, kid, now())
+        return KeySet(key_set.keys, kid, now(), key_set.algorithms)
 
     def retire(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
         if kid not in key_set.keys:
@@ -132,7 +139,8 @@ class Command(BaseCommand):
             f"retired {kid}: its links get 403 once nginx reloads (next: reload nginx); "
             f"its share links stop within {pickup_bound():g} s."
         )
-        return KeySet(remaining, key_set.active_kid, key_set.active_since)
+        algorithms = {k: v for k, v in key_set.algorithms.items() if k != kid}
+        return KeySet(remaining, key_set.active_kid, key_set.active_since, algorithms)
 
     def wait_for_app_servers(self, key_set: KeySet) -> None:
         """Right after ``activate``, wait until every app server signs with the new key."""

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings
-from app.downloads.links import sign_file
+from app.downloads.links import IssuedLink, sign_directory, sign_file
 from signing import LinkError
 
 DEMO_BASE_URL = "http://127.0.0.1:8080"
@@ -38,6 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", help=f"scheme and host (default: SITE_BASE_URL, else {DEMO_BASE_URL})")
         parser.add_argument("--allow-missing", action="store_true", help="sign even if the file does not exist")
         parser.add_argument("--json", action="store_true", help="print {url, expires_at, kid} as JSON")
+        parser.add_argument("--directory", action="store_true",
+                            help="sign a folder (videos/42/): one token for every file below it, e.g. an HLS stream")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = link_settings()
@@ -47,16 +49,12 @@ class Command(BaseCommand):
         if options["ttl"] is not None and not 0 < options["ttl"] <= config.max_ttl:
             raise CommandError(f"--ttl must be between 1 and SECURE_LINK_MAX_TTL={config.max_ttl} seconds")
         file_path = Path(settings.MEDIA_ROOT) / name
-        if not options["allow_missing"] and not file_path.is_file():
-            raise CommandError(f"no file {file_path} (pass --allow-missing to sign anyway)")
+        exists = file_path.is_dir() if options["directory"] else file_path.is_file()
+        if not options["allow_missing"] and not exists:
+            kind = "folder" if options["directory"] else "file"
+            raise CommandError(f"no {kind} {file_path} (pass --allow-missing to sign anyway)")
         try:
-            link = sign_file(
-                name,
-                ttl=options["ttl"],
-                filename=options["filename"],
-                disposition="inline" if options["inline"] else None,
-                client_ip=options["bind_ip"],
-            )
+            link = self.sign(name, options)
         except (LinkError, ValueError) as error:
             raise CommandError(str(error)) from None
         base_url = (options["base_url"] or config.base_url or "").rstrip("/")
@@ -69,3 +67,16 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"url": url, "expires_at": expires_at, "kid": link.kid}))
         else:
             self.stdout.write(url)
+
+    def sign(self, name: str, options: dict[str, Any]) -> IssuedLink:
+        if options["directory"]:
+            if options["filename"] or options["inline"]:
+                raise CommandError("--filename and --inline apply to files, not to --directory links")
+            return sign_directory(name, ttl=options["ttl"], client_ip=options["bind_ip"])
+        return sign_file(
+            name,
+            ttl=options["ttl"],
+            filename=options["filename"],
+            disposition="inline" if options["inline"] else None,
+            client_ip=options["bind_ip"],
+        )

@@ -1,0 +1,136 @@
+"""A real HLS client (Debian's ffmpeg) plays a stream through one directory token.
+
+ffmpeg writes a master playlist with two variants in subfolders, all URLs relative; then
+reads it back through nginx, and through an edge in front of it, with a single directory
+link. The servers' access logs show every playlist and segment it fetched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.nginx import NginxServer, start_edge, start_nginx
+from signing import KeySet, SecureLinkSigner, generate_secret
+from signing.keys import HMAC_SHA256
+from tests.client import fetch
+
+pytestmark = pytest.mark.nginx
+
+EDGE_ADDRESS = "127.0.0.13"
+STREAM = "/media/videos/42/"
+
+
+@dataclass
+class HlsSite:
+    origin: NginxServer
+    edge: NginxServer
+    key_set: KeySet
+    files: list[str]  # every file of the stream, relative to its folder
+
+    def signer(self, kid: str, **options: object) -> SecureLinkSigner:
+        return SecureLinkSigner(keys=self.key_set.keys, algorithms=self.key_set.algorithms, active_kid=kid,
+                                **options)  # type: ignore[arg-type]
+
+
+def ffmpeg() -> str:
+    binary = shutil.which("ffmpeg")
+    if binary is None:
+        raise RuntimeError("ffmpeg is not installed: run `make test` (it installs Debian's 'ffmpeg')")
+    return binary
+
+
+def make_stream(folder: Path) -> list[str]:
+    """Two variants (v0, v1) of 3 one-second segments each, under a master playlist."""
+    folder.mkdir(parents=True)
+    subprocess.run(
+        [ffmpeg(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=duration=3:size=160x90:rate=10",
+         "-filter_complex", "[0:v]split=2[a][b];[b]scale=80:46[c]", "-map", "[a]", "-map", "[c]",
+         "-c:v", "mpeg2video", "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+         "-master_pl_name", "master.m3u8", "-var_stream_map", "v:0 v:1",
+         "-hls_segment_filename", "v%v/seg%03d.ts", "v%v/index.m3u8"],
+        cwd=folder, check=True, timeout=60,
+    )
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture(scope="module")
+def hls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlsSite]:
+    base = tmp_path_factory.mktemp("hls")
+    media = base / "media"
+    files = make_stream(media / "videos" / "42")
+    (media / "videos" / "4").mkdir()
+    key_set = KeySet({"k1": generate_secret(), "h1": generate_secret()}, algorithms={"h1": HMAC_SHA256})
+    origin = start_nginx(base / "origin", media_root=media, keys=key_set, edges=(EDGE_ADDRESS,), access_log=True)
+    try:
+        edge = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", keys=key_set,
+                          bind_address=EDGE_ADDRESS, access_log=True)
+    except BaseException:
+        origin.stop()
+        raise
+    try:
+        yield HlsSite(origin, edge, key_set, files)
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def play(url: str, output: Path) -> subprocess.CompletedProcess[str]:
+    """ffmpeg reads the master playlist, every variant and every segment, into one file."""
+    return subprocess.run([ffmpeg(), "-nostdin", "-loglevel", "error", "-y", "-i", url, "-map", "0", "-c", "copy",
+                           "-f", "mpegts", str(output)], capture_output=True, text=True, timeout=60)
+
+
+def fetched(server: NginxServer, directory_url: str) -> dict[str, str]:
+    """File below the stream folder -> status, from the access log lines of this link."""
+    answers = {}
+    for line in server.access_log.splitlines():
+        request = line.split('"')[1].split()
+        if len(request) >= 2 and request[1].startswith(directory_url):
+            answers[request[1][len(directory_url):]] = line.split('"')[2].split()[0]
+    return answers
+
+
+@pytest.mark.parametrize("kid", ["k1", "h1"])
+@pytest.mark.parametrize("through", ["origin", "edge"])
+def test_ffmpeg_plays_every_segment_with_one_directory_token(hls, tmp_path, kid, through):
+    server = hls.origin if through == "origin" else hls.edge
+    directory = hls.signer(kid).sign_directory(STREAM, ttl=300)
+    result = play(server.base_url + directory.url_for("master.m3u8"), tmp_path / "out.ts")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.ts").stat().st_size > 10_000
+    answers = fetched(server, directory.url)  # ffmpeg asks with "Range: bytes=0-": 206 is a full answer
+    assert sorted(answers) == hls.files and set(answers.values()) <= {"200", "206"}
+
+
+@pytest.mark.parametrize("kid", ["k1", "h1"])
+@pytest.mark.parametrize("through", ["origin", "edge"])
+def test_ffmpeg_fails_on_the_first_request_with_an_expired_or_foreign_token(hls, tmp_path, kid, through):
+    server = hls.origin if through == "origin" else hls.edge
+    expired = hls.signer(kid, clock=lambda: 1_000_000).sign_directory(STREAM, ttl=60)
+    foreign = hls.signer(kid).sign_directory("/media/videos/4/", ttl=300)
+    foreign_url = foreign.url.replace("/videos/4/", "/videos/42/")
+    # ffmpeg names a 403 and reports a 410 as "4XX Client Error, but not one of 40{0,1,3,4}".
+    for url, status, message in ((expired.url, "410", "4XX Client Error"), (foreign_url, "403", "Server returned 403 Forbidden")):
+        result = play(server.base_url + url + "master.m3u8", tmp_path / "out.ts")
+        assert result.returncode != 0 and message in result.stderr
+        assert fetched(server, url) == {"master.m3u8": status}  # nothing after the first refusal
+
+
+def test_file_and_directory_links_of_both_algorithms_share_one_edge_cache_entry(hls):
+    segment = "v1/seg001.ts"
+    path = STREAM + segment
+    links = [hls.signer("k1").sign(path, ttl=300).url, hls.signer("h1").sign(path, ttl=300).url,
+             hls.signer("k1").sign_directory(STREAM, ttl=300).url_for(segment),
+             hls.signer("h1").sign_directory(STREAM, ttl=301).url_for(segment)]
+    before = hls.origin.access_log.count(f"/_edge{path}")
+    answers = [fetch(hls.edge.base_url, url) for url in links]
+    assert [answer.status for answer in answers] == [200] * 4
+    assert len({answer.body for answer in answers}) == 1
+    assert hls.origin.access_log.count(f"/_edge{path}") - before <= 1  # one fetch, or none if already cached
+    assert [answer.headers["X-Cache-Status"] for answer in answers[1:]] == ["HIT"] * 3
