@@ -13,14 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api_bench, downloads_bench, edge_bench, signing_bench
+from . import api_bench, downloads_bench, edge_bench, links_bench, signing_bench
 from .machine import describe
 from .results import Report
 from .setup import prepare_bench
 
 HERE = Path(__file__).resolve().parent
 SIZES = {"20KB": 20_000, "10MB": 10_000_000, "100MB": 100_000_000}
-SECTIONS = ("signing", "api", "downloads", "edge")
+SECTIONS = ("signing", "api", "downloads", "edge", "links")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             downloads_bench.run(report, data, progress)
         if "edge" in wanted:
             edge_bench.run(report, data, progress)
+        if "links" in wanted:
+            links_bench.run(report, data, progress)
     markdown = report.markdown()
     (options.output / "results.md").write_text(markdown)
     report.chart(options.output / "results.png")

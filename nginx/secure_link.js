@@ -2,8 +2,9 @@
 //
 // fileStatus and directoryStatus return what nginx's $secure_link would: "" (invalid: 403),
 // "0" (valid but expired: 410) or "1" (valid). The signed string is the MD5 links' string
-// without the secret field (see signing/secure_link.py), keyed by the secret of an
-// HMAC-SHA256 key; an MD5 key's id has no HMAC secret here, so its links are refused.
+// without the secret field (see signing/secure_link.py): nginx builds all of it but the
+// path in $secure_link_hmac_head / $secure_link_dir_hmac_head, and it is keyed by the secret
+// of an HMAC-SHA256 key; an MD5 key's id has no HMAC secret here, so its links are refused.
 // The path is hashed as the raw bytes of $uri, never as a JavaScript string: a byte that
 // is not UTF-8 would otherwise change the hash.
 
@@ -12,22 +13,31 @@ var crypto = require('crypto');
 // Like nginx's secure_link expires, but 1-15 digits so the value is exact in a JS number.
 var EXPIRES = /^[0-9]{1,15}$/;
 
-// njs 0.7.9 has no crypto.timingSafeEqual and === returns at the first differing
-// character, which would tell an attacker how much of a forged token is right. Compare
-// every character and accumulate the differences instead. The length is not secret:
-// every genuine token has 43 characters.
-function constantTimeEqual(a, b) {
-    if (a.length !== b.length) {
-        return false;
-    }
+// njs 0.7.9 has no crypto.timingSafeEqual, and both === and Buffer.compare stop at the first
+// difference, which would tell an attacker how much of a forged token is right. So compare
+// the 32 bytes by hand, in 8 words, accumulating the differences with no early exit. Only
+// the canonical encoding of a token is accepted (as by signing/tokens.py); that check looks
+// at the attacker's own input alone, so its timing reveals nothing about the secret.
+function constantTimeEqual(given, expected) {
     var difference = 0;
-    for (var i = 0; i < a.length; i++) {
-        difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    for (var i = 0; i < 32; i += 4) {
+        difference |= given.readUInt32LE(i) ^ expected.readUInt32LE(i);
     }
     return difference === 0;
 }
 
-function status(secret, token, expiresText, head, path) {
+function canonicalToken(token) {
+    if (token.length !== 43) {
+        return null;
+    }
+    var bytes = Buffer.from(token, 'base64url');
+    return bytes.length === 32 && bytes.toString('base64url') === token ? bytes : null;
+}
+
+// head: the signed string up to the path, built by nginx (secure_link_rules.conf); it
+// starts with the expires field. path: the raw bytes the link signs.
+function status(secret, token, head, path) {
+    var expiresText = head.slice(0, head.indexOf("|"));
     if (!secret || !token || !EXPIRES.test(expiresText)) {
         return "";
     }
@@ -35,10 +45,12 @@ function status(secret, token, expiresText, head, path) {
     if (expires <= 0) {
         return "";
     }
-    var expected = crypto.createHmac('sha256', secret)
-        .update(Buffer.concat([Buffer.from(head), path]))
-        .digest('base64url');
-    if (!constantTimeEqual(token, expected)) {
+    var given = canonicalToken(token);
+    if (given === null) {
+        return "";
+    }
+    var expected = crypto.createHmac('sha256', secret).update(head).update(path).digest();
+    if (!constantTimeEqual(given, expected)) {
         return "";
     }
     return expires < Math.floor(Date.now() / 1000) ? "0" : "1";
@@ -47,18 +59,13 @@ function status(secret, token, expiresText, head, path) {
 // A file link: ?hmac=TOKEN&expires=E&kid=K[&ip=1][&disposition=D][&filename=F]
 function fileStatus(r) {
     var v = r.variables;
-    var expiresText = v.arg_expires || "";
-    var head = [expiresText, v.arg_kid || "", v.secure_link_client, v.secure_link_disposition,
-                v.secure_link_filename, ""].join("|");
-    return status(v.secure_link_hmac_secret, v.arg_hmac || "", expiresText, head, r.rawVariables.uri);
+    return status(v.secure_link_hmac_secret, v.arg_hmac, v.secure_link_hmac_head, r.rawVariables.uri);
 }
 
 // A directory link: PREFIX/-/KID,EXPIRES[,ip],TOKEN/FILE (the captures of its location)
 function directoryStatus(r) {
     var v = r.variables;
-    var expiresText = v.secure_link_dir_expires || "";
-    var head = [expiresText, v.secure_link_dir_kid, v.secure_link_dir_client, "directory", "", ""].join("|");
-    return status(v.secure_link_dir_hmac_secret, v.secure_link_dir_token || "", expiresText, head,
+    return status(v.secure_link_dir_hmac_secret, v.secure_link_dir_token, v.secure_link_dir_hmac_head,
                   r.rawVariables.secure_link_dir);
 }
 

@@ -17,6 +17,7 @@ from signing import SecureLinkSigner, content_disposition, nginx_uri
 from signing.directory import directory_pattern, parse_directory_uri
 from signing.nginx import nginx_arg
 from signing.secure_link import token_for
+from signing.tokens import hmac_token_for
 from tests.nginx_conf import Evaluator, find, load, parse
 
 ROLES = {"origin": SECURE_LINK_CONF, "edge": EDGE_CONF}
@@ -165,3 +166,28 @@ def test_internal_locations_are_internal(role):
 
 def media_location_alias() -> list[str]:
     return find(media_location().block, "alias")[0].args
+
+
+HMAC_SIGNER = SecureLinkSigner(keys={"h1": "c" * 43}, algorithms={"h1": "hmac-sha256"}, active_kid="h1",
+                               clock=lambda: 1_800_000_000)
+
+
+@pytest.mark.parametrize("kind", list(LINKS))
+def test_config_builds_the_hmac_message_the_signer_signs(kind: str):
+    link = HMAC_SIGNER.sign("/media/dir/a b+c%;?#|.bin", ttl=60, **LINKS[kind])
+    raw_path, _, query = link.url.encode().partition(b"?")
+    remote_addr = "2001:db8::7" if "IPv6" in kind else "192.0.2.7"
+    evaluator = Evaluator(CONFIG, {}, nginx_uri(raw_path), query, remote_addr, b"")
+    message = evaluator.variable("secure_link_hmac_head") + evaluator.uri  # secure_link.js appends the path
+    assert nginx_arg(query, b"hmac") == hmac_token_for(b"c" * 43, message).encode()
+
+
+def test_config_builds_the_directory_hmac_message_the_signer_signs():
+    directory = HMAC_SIGNER.sign_directory("/media/videos/42/", ttl=60, client_ip="192.0.2.7")
+    uri = nginx_uri(directory.url_for("seg.ts").encode())
+    parts = parse_directory_uri(uri, HMAC_SIGNER.prefix)
+    assert parts is not None
+    evaluator = Evaluator(CONFIG, {}, uri, b"", "192.0.2.7", b"")
+    evaluator.captures.update({NGINX_CAPTURE_NAMES[name]: value for name, value in parts.items()})
+    message = evaluator.variable("secure_link_dir_hmac_head") + parts["prefix"]
+    assert parts["token"] == hmac_token_for(b"c" * 43, message).encode()

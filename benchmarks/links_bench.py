@@ -1,0 +1,76 @@
+"""Section 6: what each kind of link costs nginx. MD5 and HMAC-SHA256 file links against an
+unprotected static file, and a directory token against a file link to the same segment.
+
+One nginx (nginx/secure_link.conf with njs), pinned apart from wrk, alternating pairs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable
+
+from harness.nginx import start_nginx
+from signing import KeySet, SecureLinkSigner, generate_secret
+from signing.keys import HMAC_SHA256
+from tests.client import fetch
+
+from .pinned import PairedResult, measure_pairs
+from .results import Report
+from .setup import BenchData
+
+PAIRS = 4
+
+
+def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
+    media = data.var_dir / "media"
+    segment_folder = media / "bench" / "stream" / "720p"
+    segment_folder.mkdir(parents=True, exist_ok=True)
+    (segment_folder / "seg001.ts").write_bytes(os.urandom(20_000))
+    key_set = KeySet({"k1": generate_secret(), "h1": generate_secret()}, algorithms={"h1": HMAC_SHA256})
+    md5 = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid="k1")
+    hmac = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid="h1")
+    server = start_nginx(data.var_dir / "links-nginx", media_root=media, keys=key_set,
+                         extra_site_directives=f"location /unprotected/ {{ alias {media.resolve()}/; }}\n")
+    try:
+        name = data.names["20KB"]
+        targets = {
+            "unprotected static": f"/unprotected/{name}",
+            "MD5 link": md5.sign(f"/media/{name}", ttl=3600).url,
+            "HMAC-SHA256 link": hmac.sign(f"/media/{name}", ttl=3600).url,
+        }
+        _check_all(server.base_url, targets)
+        progress(f"links: 20KB static, MD5 and HMAC-SHA256, {PAIRS} alternating rounds")
+        paired = measure_pairs(server, targets, pairs=PAIRS)
+        section = "Link kinds on one nginx, 20 KB file (pinned, alternating rounds)"
+        _rows(report, section, paired)
+        report.target("HMAC-SHA256 link / MD5 link (20KB)", paired.median_ratio("HMAC-SHA256 link", "MD5 link")[0], 0.8)
+        report.add(section, "HMAC-SHA256 link / unprotected static", paired.median_ratio("HMAC-SHA256 link", "unprotected static")[0], "x")
+        segment = "/media/bench/stream/720p/seg001.ts"
+        segments = {
+            "file link to the segment": md5.sign(segment, ttl=3600).url,
+            "directory token, same segment": md5.sign_directory("/media/bench/stream/", ttl=3600).url_for("720p/seg001.ts"),
+        }
+        _check_all(server.base_url, segments)
+        progress(f"links: a segment by file link and by directory token, {PAIRS} alternating pairs")
+        paired = measure_pairs(server, segments, pairs=PAIRS)
+        section = "Directory token against a file link, one 20 KB segment (pinned, alternating pairs)"
+        _rows(report, section, paired)
+        report.target("directory-token segment / file link (20KB)",
+                      paired.median_ratio("directory token, same segment", "file link to the segment")[0], 0.95)
+    finally:
+        server.stop()
+
+
+def _check_all(base_url: str, targets: dict[str, str]) -> None:
+    for scenario, target in targets.items():
+        status = fetch(base_url, target).status
+        if status != 200:
+            raise RuntimeError(f"{scenario}: {target} answered {status}")
+
+
+def _rows(report: Report, section: str, paired: PairedResult) -> None:
+    for scenario in paired.rates:
+        report.add(section, scenario, paired.median(scenario), "req/s",
+                   f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
+                   f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
