@@ -10,7 +10,7 @@ import os
 import statistics
 from collections.abc import Callable
 
-from harness.nginx import start_nginx
+from harness.nginx import NGINX_DIR, start_nginx
 from signing import KeySet, SecureLinkSigner, generate_secret
 from signing.keys import HMAC_SHA256
 from tests.client import fetch
@@ -46,6 +46,7 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         _rows(report, section, paired)
         report.target("HMAC-SHA256 link / MD5 link (20KB)", paired.median_ratio("HMAC-SHA256 link", "MD5 link")[0], 0.8)
         report.add(section, "HMAC-SHA256 link / unprotected static", paired.median_ratio("HMAC-SHA256 link", "unprotected static")[0], "x")
+        _cost_of_an_hmac_check(report, data, key_set, targets, progress)
         segment = "/media/bench/stream/720p/seg001.ts"
         segments = {
             "file link to the segment": md5.sign(segment, ttl=3600).url,
@@ -60,6 +61,37 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
                       paired.median_ratio("directory token, same segment", "file link to the segment")[0], 0.95)
     finally:
         server.stop()
+
+
+def _cost_of_an_hmac_check(report: Report, data: BenchData, key_set: KeySet, targets: dict[str, str],
+                           progress: Callable[[str], None]) -> None:
+    """Where an HMAC link's extra worker CPU goes: copies of secure_link.js that stop earlier."""
+    section = "Where an HMAC-SHA256 link's extra worker CPU goes (variants of secure_link.js, for measurement only)"
+    shipped = (NGINX_DIR / "secure_link.js").read_text()
+    variants = {
+        "njs called, returns at once": shipped.replace("function fileStatus(r) {", "function fileStatus(r) {\n    return '1';"),
+        "reads the variables, no hashing": shipped.replace(
+            "    return status(v.secure_link_hmac_secret, v.arg_hmac, v.secure_link_hmac_head, r.rawVariables.uri);",
+            "    var read = [v.secure_link_hmac_secret, v.arg_hmac, v.secure_link_hmac_head, r.rawVariables.uri];\n"
+            "    return read.length ? '1' : '';"),
+        "shipped secure_link.js": shipped,
+    }
+    media = data.var_dir / "media"
+    pair = {"MD5 link": targets["MD5 link"], "HMAC-SHA256 link": targets["HMAC-SHA256 link"]}
+    for index, (variant, text) in enumerate(variants.items()):
+        script = data.var_dir / f"secure_link-variant-{index}.js"
+        script.write_text(text)
+        server = start_nginx(data.var_dir / f"links-variant-{index}", media_root=media, keys=key_set,
+                             shared_rules={"secure_link.js": script})
+        try:
+            _check_all(server.base_url, pair)
+            progress(f"links: HMAC check, {variant}")
+            paired = measure_pairs(server, pair, pairs=2, seconds=3)
+        finally:
+            server.stop()
+        extra = statistics.median(paired.user_us["HMAC-SHA256 link"]) - statistics.median(paired.user_us["MD5 link"])
+        report.add(section, f"{variant}: extra user CPU over an MD5 link", extra, "µs",
+                   f"HMAC / MD5 rate {paired.median_ratio('HMAC-SHA256 link', 'MD5 link')[0]:.2f}x")
 
 
 def _check_all(base_url: str, targets: dict[str, str]) -> None:
