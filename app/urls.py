@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -10,6 +11,7 @@ router = DefaultRouter()
 router.register("images", ImageViewSet, basename="image")
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="downloads/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,7 +1,8 @@
-"""``make run``: nginx in front of gunicorn and Django on 127.0.0.1:${PORT:-8080}.
+"""``make run``: nginx in front of gunicorn and Django on 127.0.0.1:${PORT:-8080}, an edge on PORT+1.
 
-Prepares var/ (keys, database, a demo user with an API token and sample images), starts
-both servers, prints commands to try, and stops everything on Ctrl-C.
+Prepares var/ (keys, database, a demo user with an API token and sample images, a staff
+login), starts the servers, records their address in var/demo.json for the management
+commands, prints commands to try, restarts gunicorn if it dies, and stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from .nginx import REPO_ROOT, start_edge
-from .stack import prepare, seed, start_stack
+from signing import generate_secret
+from signing.keys import write_private_file
+
+from .nginx import REPO_ROOT, NginxServer, start_edge
+from .stack import DEMO_RECORD, Stack, prepare, seed, start_gunicorn, start_stack
 
 
 EDGE_ADDRESS = "127.0.0.2"  # the demo's edge connects to the origin from here; the origin trusts it
@@ -56,53 +62,90 @@ def main() -> int:
     print(f"Preparing {var_dir} (keys, database: {where}, demo data)...", flush=True)
     env = prepare(var_dir, database_url=database_url)
     demo = seed(env)
-    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,))
+    admin_login = ensure_admin(env, var_dir)
+    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True)
     edge = None
+    record = var_dir / DEMO_RECORD
     try:
         edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", keys=stack.key_set(),
-                          bind_address=EDGE_ADDRESS, port=edge_port)
-        base, token = stack.base_url, demo["token"]
-        image = demo["images"][0]
-        link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
-        share = api_post(base, f"/api/images/{image['id']}/share/", token, {"ttl": 3600})
-        edge_link = edge.base_url + link["url"][len(base):]
-        print(f"""
-nginx  {base}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} (pid {stack.gunicorn.pid})
-edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {base}, caching each file once
-
-API token for user '{demo['username']}':  {token}
-
-1. List images with their signed links (JSON):
-   curl -sS -H 'Authorization: Token {token}' {base}/api/images/
-
-2. Signed download link ({image['name']}, valid until {link['expires_at']}); nginx alone checks it:
-   curl -sS -o demo-signed.png '{link['url']}'
-   The same link through the edge, which checks it too and caches the file (X-Cache-Status):
-   curl -sS -D - -o demo-edge.png '{edge_link}'
-
-3. Compatibility view: Django checks the token, nginx sends the bytes (X-Accel-Redirect):
-   curl -sS -o demo-compat.png -H 'Authorization: Token {token}' {base}/download/image/{image['id']}
-
-4. Share link, no login needed (valid until {share['expires_at']}):
-   curl -sS -o demo-share.png '{share['url']}'
-
-API docs: {base}/api/docs/    Press Ctrl-C to stop.
-""", flush=True)
+                          bind_address=EDGE_ADDRESS, port=edge_port, access_log=True)
+        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url}))
+        print(instructions(stack, edge, demo, admin_login), flush=True)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        while stack.nginx.process.poll() is None and stack.gunicorn.poll() is None and edge.process.poll() is None:
-            try:
-                stack.gunicorn.wait(timeout=1)
-            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: keep waiting
-                continue
-        print("a server exited unexpectedly; stopping", file=sys.stderr)
-        return 1
+        return supervise(stack, edge)
     except KeyboardInterrupt:
         print("\nStopping the edge, nginx and gunicorn...")
         return 0
     finally:
+        record.unlink(missing_ok=True)
         if edge is not None:
             edge.stop()
         stack.stop()
+
+
+def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
+    """A staff login for /admin/: its password is generated once and kept in var/ (mode 0600)."""
+    password_file = var_dir / "admin_password"
+    if password_file.exists():
+        return f"admin / the password in {password_file}"
+    password = generate_secret()[:20]
+    seed(env, "--no-images", "--username", "admin", "--staff", "--password", password)
+    write_private_file(password_file, password + "\n")
+    return f"admin / {password}  (shown once; kept in {password_file})"
+
+
+def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_login: str) -> str:
+    base, token = stack.base_url, demo["token"]
+    image = demo["images"][0]
+    link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
+    share = api_post(base, f"/api/images/{image['id']}/share/", token, {"ttl": 3600})
+    edge_link = edge.base_url + link["url"][len(base):]
+    downloads = stack.var_dir / "downloads"
+    downloads.mkdir(exist_ok=True)
+    nginx_dir, edge_dir = stack.nginx.run_dir, edge.run_dir
+    return f"""
+nginx  {base}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} (pid {stack.gunicorn.pid})
+edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {base}, caching each file once
+
+Start page: {base}/   Admin: {base}/admin/  login {admin_login}
+API token for user '{demo['username']}':  {token}
+
+1. List images with their signed links (JSON):
+   curl -fsS -H 'Authorization: Token {token}' {base}/api/images/
+
+2. Signed download link ({image['name']}, valid until {link['expires_at']}); nginx alone checks it:
+   curl -fsS -o {downloads}/signed.png '{link['url']}'
+   The same link through the edge, which checks it too and caches the file (X-Cache-Status):
+   curl -fsS -D - -o {downloads}/edge.png '{edge_link}'
+
+3. Compatibility view: Django checks the token, nginx sends the bytes (X-Accel-Redirect):
+   curl -fsS -o {downloads}/compat.png -H 'Authorization: Token {token}' {base}/download/image/{image['id']}
+
+4. Share link, no login needed (valid until {share['expires_at']}):
+   curl -fsS -o {downloads}/share.png '{share['url']}'
+
+Logs: {nginx_dir}/access.log and error.log (nginx), {edge_dir}/access.log (edge), {stack.var_dir}/gunicorn.log
+Reload nginx after a key change:  nginx -p {nginx_dir} -c {nginx_dir}/nginx.conf -s reload
+  (and the edge: nginx -p {edge_dir} -c {edge_dir}/nginx.conf -s reload; copy the keys includes there first)
+gunicorn follows the keys file by itself; to reload it anyway: kill -HUP {stack.gunicorn.pid}
+manage.py commands (.venv/bin/python manage.py ...) find this demo's keys, database and address in {stack.var_dir}.
+Press Ctrl-C to stop.
+"""
+
+
+def supervise(stack: Stack, edge: NginxServer) -> int:
+    """Wait; if gunicorn dies, start it again while nginx keeps serving signed links."""
+    while stack.nginx.process.poll() is None and edge.process.poll() is None:
+        try:
+            stack.gunicorn.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            continue
+        print(f"gunicorn exited with status {stack.gunicorn.returncode}; nginx keeps serving signed links. "
+              f"Restarting gunicorn (log: {stack.var_dir / 'gunicorn.log'})...", file=sys.stderr, flush=True)
+        stack.gunicorn = start_gunicorn(stack.env, stack.app_port, log=stack.var_dir / "gunicorn.log")
+        print(f"gunicorn is back (pid {stack.gunicorn.pid}).", file=sys.stderr, flush=True)
+    print("nginx exited unexpectedly; stopping", file=sys.stderr)
+    return 1
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -21,6 +21,7 @@ from .nginx import REPO_ROOT, NginxServer, start_nginx
 from .ports import free_port, stop_process, wait_for_port
 
 KEYS_FILE_NAME = "secure_link.keys"
+DEMO_RECORD = "demo.json"  # where `make run` records its nginx's address for the management commands
 
 
 def ensure_private_file(path: Path, make_content: Any) -> None:

@@ -19,6 +19,7 @@ import requests
 
 from harness.nginx import REPO_ROOT
 from harness.ports import free_port, stop_process
+from harness.stack import django_environment
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -30,16 +31,24 @@ def start_demo(var_dir: Path, database_url: str | None) -> tuple[subprocess.Pope
         env["DATABASE_URL"] = database_url
     process = subprocess.Popen([sys.executable, "-m", "harness.demo"], cwd=REPO_ROOT, env=env, text=True,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = ""
-    deadline = time.monotonic() + 90
+    try:
+        return process, read_until(process, "Press Ctrl-C", timeout=90)
+    except AssertionError:
+        stop_process(process)
+        raise
+
+
+def read_until(process: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
+    """The demo's output up to the line that contains ``text``."""
     assert process.stdout is not None
-    while "Press Ctrl-C" not in output:
+    output = ""
+    deadline = time.monotonic() + timeout
+    while text not in output:
         line = process.stdout.readline()
         if not line or time.monotonic() > deadline:
-            stop_process(process)
-            raise AssertionError(f"the demo did not come up:\n{output}")
+            raise AssertionError(f"the demo never said {text!r}:\n{output}")
         output += line
-    return process, output
+    return output
 
 
 def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, database_url):
@@ -56,8 +65,31 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
         assert through_edge != signed and through_edge.split("/media/")[1] == signed.split("/media/")[1]
         answers = [requests.get(through_edge, timeout=10) for _ in range(2)]
         assert [(answer.status_code, answer.headers["X-Cache-Status"]) for answer in answers] == [(200, "MISS"), (200, "HIT")]
+        assert all(line.lstrip().startswith("curl -fsS") for line in output.splitlines() if "curl " in line)
+        assert f"-o {tmp_path / 'var' / 'downloads'}/signed.png" in output
+
+        env = django_environment(tmp_path / "var", database_url=database_url)
+        check = subprocess.run([sys.executable, "manage.py", "check_secure_link"], cwd=REPO_ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and f"passed against {base}" in check.stdout  # found via var/demo.json
+
+        password = re.search(r"login admin / (\S+)  \(shown once", output).group(1)
+        admin = requests.Session()
+        admin.get(f"{base}/admin/login/", timeout=10)
+        logged_in = admin.post(f"{base}/admin/login/?next=/admin/", timeout=10, data={
+            "username": "admin", "password": password, "csrfmiddlewaretoken": admin.cookies["csrftoken"]})
+        assert logged_in.status_code == 200 and "Site administration" in logged_in.text
+        home = requests.get(f"{base}/", timeout=10).text
+        assert 'href="/admin/"' in home and 'href="/api/docs/"' in home
+
+        os.kill(int(re.search(r"gunicorn http://\S+ \(pid (\d+)\)", output).group(1)), signal.SIGKILL)
+        assert requests.get(signed, timeout=10).status_code == 200  # nginx serves signed links meanwhile
+        restarted = read_until(process, "gunicorn is back")
+        assert "nginx keeps serving signed links. Restarting gunicorn" in restarted
+        assert requests.get(f"{base}/api/images/", headers={"Authorization": f"Token {token}"}, timeout=10).status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
     assert (tmp_path / "var" / "db.sqlite3").exists() != bool(database_url)  # the data lives where it was told
+    assert not (tmp_path / "var" / "demo.json").exists()

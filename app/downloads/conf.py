@@ -10,6 +10,7 @@ through a :class:`~app.downloads.keyring.KeysFileWatcher`, so a running server f
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from signing import KeySet, SecureLinkSigner, TimedTokenSigner
 from .keyring import DEFAULT_CHECK_INTERVAL, KeysFileWatcher, StaticKeys
 
 SHARE_SALT = "app.downloads.share-image"
+DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the address of its nginx
 INTERNAL_MEDIA_PREFIX = "/_protected/media/"
 
 
@@ -65,6 +67,22 @@ def link_settings() -> LinkSettings:
         nginx_conf=Path(config.get("NGINX_CONF") or Path(settings.BASE_DIR) / "nginx" / "secure_link.conf"),
         media_url=settings.MEDIA_URL,
     )
+
+
+def operator_base_url() -> tuple[str, str]:
+    """The nginx that operator commands talk to, and where that came from.
+
+    ``SITE_BASE_URL`` when set; else the address a running ``make run`` recorded in
+    ``var/demo.json``; else the demo's default address.
+    """
+    configured = link_settings().base_url
+    if configured:
+        return configured, "SITE_BASE_URL"
+    record = Path(getattr(settings, "VAR_DIR", settings.BASE_DIR)) / DEMO_RECORD
+    try:
+        return str(json.loads(record.read_text())["base_url"]).rstrip("/"), f"the running demo ({record})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "http://127.0.0.1:8080", "the demo's default address (SITE_BASE_URL is not set and no demo is running)"
 
 
 @functools.cache

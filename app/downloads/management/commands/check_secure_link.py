@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from PIL import Image as PillowImage
 
-from app.downloads.conf import INTERNAL_MEDIA_PREFIX, current_key_set, get_link_signer, get_share_signer, link_settings
+from app.downloads.conf import INTERNAL_MEDIA_PREFIX, current_key_set, get_link_signer, get_share_signer, operator_base_url
 from app.downloads.links import media_path
 from app.downloads.models import Image
 from signing import SecureLinkSigner
@@ -60,13 +60,13 @@ class Command(BaseCommand):
     help = "Probe nginx in front of this app with a canary file; exit 1 with a diagnosis if anything is off."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", help="nginx's address (default: SITE_BASE_URL, else http://127.0.0.1:8080)")
+        parser.add_argument("--base-url", help="nginx's address (default: SITE_BASE_URL, else the running demo's)")
         parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
         parser.add_argument("--edge", action="append", default=[], metavar="URL",
                             help="also probe this edge (nginx/edge.conf) in front of the origin; repeatable")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        base_url = (options["base_url"] or link_settings().base_url or "http://127.0.0.1:8080").rstrip("/")
+        base_url = (options["base_url"] or operator_base_url()[0]).rstrip("/")
         self.timeout = options["timeout"]
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

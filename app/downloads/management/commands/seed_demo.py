@@ -36,15 +36,20 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default=None, help="set this password (default: unusable)")
         parser.add_argument("--no-images", action="store_true", help="create the user and token only")
+        parser.add_argument("--staff", action="store_true", help="make the user staff and superuser (for /admin/)")
         parser.add_argument("--json", action="store_true", help="print token and image ids as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user, created = get_user_model().objects.get_or_create(username=options["username"])
+        if options["staff"]:
+            user.is_staff = user.is_superuser = True
         if options["password"]:
             user.set_password(options["password"])
             user.save()
         elif created:
             user.set_unusable_password()
+            user.save()
+        elif options["staff"]:
             user.save()
         token, _ = Token.objects.get_or_create(user=user)
         images = list(Image.objects.filter(owner=user).order_by("id"))

@@ -11,12 +11,9 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from app.downloads.conf import link_settings
+from app.downloads.conf import link_settings, operator_base_url
 from app.downloads.links import IssuedLink, sign_directory, sign_file
 from signing import LinkError
-
-DEMO_BASE_URL = "http://127.0.0.1:8080"
-
 
 def storage_name(path: str, media_url: str) -> str | None:
     """``images/a.jpg``, ``/media/images/a.jpg`` or a full URL to ``images/a.jpg``; None if elsewhere."""
@@ -35,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--bind-ip", metavar="ADDR", help="only this client address may use the link")
         parser.add_argument("--filename", help="download name sent as Content-Disposition")
         parser.add_argument("--inline", action="store_true", help="Content-Disposition: inline instead of attachment")
-        parser.add_argument("--base-url", help=f"scheme and host (default: SITE_BASE_URL, else {DEMO_BASE_URL})")
+        parser.add_argument("--base-url", help="scheme and host (default: SITE_BASE_URL, else the running demo's)")
         parser.add_argument("--allow-missing", action="store_true", help="sign even if the file does not exist")
         parser.add_argument("--json", action="store_true", help="print {url, expires_at, kid} as JSON")
         parser.add_argument("--directory", action="store_true",
@@ -57,10 +54,11 @@ class Command(BaseCommand):
             link = self.sign(name, options)
         except (LinkError, ValueError) as error:
             raise CommandError(str(error)) from None
-        base_url = (options["base_url"] or config.base_url or "").rstrip("/")
+        base_url = (options["base_url"] or "").rstrip("/")
         if not base_url:
-            base_url = DEMO_BASE_URL
-            print(f"note: SITE_BASE_URL is not set; using {DEMO_BASE_URL} (the demo's address)", file=sys.stderr)
+            base_url, source = operator_base_url()
+            if source != "SITE_BASE_URL":
+                print(f"note: using {base_url}, {source}", file=sys.stderr)
         url = link.url if "://" in link.url else base_url + link.url
         expires_at = link.expires_at.isoformat().replace("+00:00", "Z")
         if options["json"]:
