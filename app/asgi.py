@@ -1,13 +1,11 @@
-"""ASGI entry point. Refuses to start when a system check finds an error."""
+"""ASGI entry point. Refuses to start, with one line that says what to fix, when a setting cannot work."""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
-application = get_asgi_application()
+from django.core.asgi import get_asgi_application  # noqa: E402
 
-from app.downloads.checks import fail_on_check_errors  # noqa: E402
+from app.downloads.checks import application_or_exit  # noqa: E402
 
-fail_on_check_errors()
+application = application_or_exit(get_asgi_application)

@@ -1,13 +1,11 @@
-"""WSGI entry point. Refuses to start when a system check finds an error."""
+"""WSGI entry point. Refuses to start, with one line that says what to fix, when a setting cannot work."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
-application = get_wsgi_application()
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-from app.downloads.checks import fail_on_check_errors  # noqa: E402
+from app.downloads.checks import application_or_exit  # noqa: E402
 
-fail_on_check_errors()
+application = application_or_exit(get_wsgi_application)

@@ -36,13 +36,14 @@ def load_keys(keys_file: Path | None) -> KeySet:
 
 def build_signer(options: argparse.Namespace) -> SecureLinkSigner:
     key_set = load_keys(options.keys_file)
-    active_kid = options.kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or key_set.signing_kid or ""
+    kid = getattr(options, "kid", None)
+    active_kid = kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or key_set.signing_kid or ""
     return SecureLinkSigner(
         keys=key_set.keys,
         algorithms=key_set.algorithms,
         active_kid=active_kid,
         prefix=options.prefix,
-        expiry_bucket=options.expiry_bucket,
+        expiry_bucket=getattr(options, "expiry_bucket", 0),
     )
 
 
@@ -78,6 +79,9 @@ def command_verify(options: argparse.Namespace) -> int:
         return EXIT_EXPIRED
     except BadSignature as error:
         print(f"invalid (403): {error}")
+        if b"ip=1" in parts.query.encode() or ",ip," in parts.path:
+            print(f"note: the link is bound to a client address; checked as if from {options.remote_addr} "
+                  "(pass the client's address with --remote-addr)")
         return EXIT_INVALID
     print(f"valid: {verified.uri.decode('utf-8', 'replace')} until {verified.expires} (key {verified.kid})")
     return EXIT_VALID
@@ -95,15 +99,20 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_keys(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--keys-file", type=Path, help="file of kid=secret lines")
-        sub.add_argument("--kid", help="key id to sign with (default: the last key)")
+        sub.add_argument("--keys-file", type=Path, help="file of kid=[algorithm:]secret lines (else $SECURE_LINK_KEYS)")
+        return sub
+
+    def with_signer(sub: argparse.ArgumentParser, *, signing: bool) -> argparse.ArgumentParser:
+        with_keys(sub)
+        if signing:
+            sub.add_argument("--kid", help="key id to sign with (default: the keys' active key, else the last)")
+            sub.add_argument("--expiry-bucket", type=int, default=0, help="round expires up to a multiple of this (s)")
         sub.add_argument("--prefix", default="/media/", help="protected URL prefix")
-        sub.add_argument("--expiry-bucket", type=int, default=0, help="round expires up (s)")
         return sub
 
     commands.add_parser("genkey", help="print a new random secret").set_defaults(run=command_genkey)
 
-    sign = with_keys(commands.add_parser("sign", help="print a signed link"))
+    sign = with_signer(commands.add_parser("sign", help="print a signed link"), signing=True)
     sign.add_argument("path", help="decoded URL path, e.g. '/media/images/a b.jpg'")
     sign.add_argument("--ttl", type=int, required=True, help="lifetime in seconds")
     sign.add_argument("--client-ip", help="bind the link to this client address")
@@ -112,13 +121,15 @@ def make_parser() -> argparse.ArgumentParser:
     sign.add_argument("--base-url", default="", help="scheme and host to prepend")
     sign.set_defaults(run=command_sign)
 
-    verify = with_keys(commands.add_parser("verify", help="check a link as nginx would"))
+    verify = with_signer(commands.add_parser("verify", help="check a link as nginx would"), signing=False)
     verify.add_argument("url", help="the link, absolute or path?query")
-    verify.add_argument("--remote-addr", default="127.0.0.1", help="the client's address")
+    verify.add_argument("--remote-addr", default="127.0.0.1",
+                        help="the client's address, as nginx's $remote_addr (default 127.0.0.1; matters for ip=1 links)")
     verify.set_defaults(run=command_verify)
 
-    nginx_keys = with_keys(commands.add_parser("nginx-keys", help="write nginx's keys include"))
-    nginx_keys.add_argument("--output", type=Path, required=True, help="file to write (0600)")
+    nginx_keys = with_keys(commands.add_parser("nginx-keys", help="write nginx's keys includes"))
+    nginx_keys.add_argument("--output", type=Path, required=True,
+                            help="the MD5 keys include to write (0600); secure_link_hmac_keys.conf goes beside it")
     nginx_keys.set_defaults(run=command_nginx_keys)
     return parser
 

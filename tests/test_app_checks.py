@@ -83,5 +83,16 @@ def test_the_wsgi_application_refuses_to_start_with_unusable_settings(environmen
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "x", "APP_VAR_DIR": str(tmp_path),
            "SECURE_LINK_KEYS": "k1=" + "1" * 43, **environment}
     result = subprocess.run([sys.executable, "-c", "import app.wsgi"], capture_output=True, text=True, env=env, cwd=REPO)
-    assert result.returncode != 0
-    assert message in result.stderr
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr  # the one line that matters
+
+
+def test_manage_py_and_gunicorn_print_one_line_for_a_setting_that_cannot_work(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "x", "APP_VAR_DIR": str(tmp_path),
+           "SECURE_LINK_KEYS": "k1=" + "1" * 43, "SECURE_LINK_DEFAULT_TTL": "abc"}
+    line = "error: SECURE_LINK_DEFAULT_TTL='abc' is not a whole number"
+    manage = subprocess.run([sys.executable, "manage.py", "check"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert (manage.returncode, manage.stderr.strip()) == (1, line)
+    gunicorn = subprocess.run([sys.executable, "-m", "gunicorn", "app.wsgi:application", "--preload", "--workers", "2",
+                               "--bind", "127.0.0.1:0"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert gunicorn.returncode != 0 and gunicorn.stderr.count(line) == 1 and "Traceback" not in gunicorn.stderr

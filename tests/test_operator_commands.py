@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -15,6 +18,8 @@ from django.core.management.base import CommandError
 from app.downloads.management.commands import rotate_key
 from signing import parse_key_set
 from tests.app_fixtures import verify_url
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> str:
@@ -149,7 +154,7 @@ class TestRotateKey:
     def test_status_lists_every_key_and_prints_no_secret(self, keys_file):
         self.rotate(keys_file, "add", "new")
         output = self.rotate(keys_file, "status")
-        assert "old (md5): active" in output and "new (md5): verifies only" in output and "ooo" not in output
+        assert "old (md5): active" in output and "new (md5): added, not signing yet" in output and "ooo" not in output
 
     def test_keys_from_the_environment_cannot_be_edited(self, settings):
         settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS_FILE": None}
@@ -169,4 +174,38 @@ def test_rotate_key_adds_an_hmac_key_and_writes_both_nginx_includes(tmp_path, mo
     assert '"old"' in (tmp_path / "secure_link_keys.conf").read_text()
     assert '"new"' not in (tmp_path / "secure_link_keys.conf").read_text()
     assert '"new"' in (tmp_path / "secure_link_hmac_keys.conf").read_text()
-    assert "new (hmac-sha256): verifies only" in run("rotate_key", "status", "--keys-file", str(keys_file))
+    assert "new (hmac-sha256): added, not signing yet" in run("rotate_key", "status", "--keys-file", str(keys_file))
+
+
+def test_a_new_server_creates_its_first_key_with_rotate_key(tmp_path):
+    keys_file = tmp_path / "var" / "secure_link.keys"
+    env = {**os.environ, "SECURE_LINK_KEYS": "", "SECURE_LINK_KEYS_FILE": str(keys_file), "DJANGO_SECRET_KEY": "x" * 50,
+           "DJANGO_SETTINGS_MODULE": "app.settings", "APP_VAR_DIR": str(tmp_path / "var")}
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+    refused = manage("check")
+    assert refused.returncode == 1 and f"the keys file {keys_file}" in refused.stderr  # E001 names the file
+    created = manage("rotate_key", "add", "--nginx-keys", str(tmp_path / "secure_link_keys.conf"))
+    assert created.returncode == 0, created.stderr
+    assert "created the first key, k1 (md5), which signs new links" in created.stdout
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600 and parse_key_set(keys_file.read_text()).signing_kid == "k1"
+    assert manage("check").returncode == 0
+    assert "added md5 key k2" in manage("rotate_key", "add").stdout  # the next free name, not a timestamp
+
+
+def test_rotate_key_status_without_a_keys_file_says_how_to_start(tmp_path):
+    with pytest.raises(CommandError, match="there is no keys file .*rotate_key add k1"):
+        run("rotate_key", "status", "--keys-file", str(tmp_path / "none.keys"))
+
+
+def test_secure_link_keys_check_says_when_the_file_does_not_exist(tmp_path):
+    with pytest.raises(CommandError, match="does not exist: write it with --output"):
+        run("secure_link_keys", "--output", str(tmp_path / "none.conf"), "--check")
+
+
+def test_sign_url_refuses_a_path_out_of_the_media_root_before_looking_for_it():
+    with pytest.raises(CommandError, match="has an empty, '.' or '..' segment") as refused:
+        run("sign_url", "../etc/passwd")
+    assert "--allow-missing" not in str(refused.value)

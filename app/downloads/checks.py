@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import SystemCheckError
 
 from signing.keys import key_problems
 
 from .conf import current_key_set, key_source, link_settings
 
+Application = TypeVar("Application")
 _KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003"}
 _KEYS_HINT = "Set SECURE_LINK_KEYS='kid=secret' or SECURE_LINK_KEYS_FILE; `python -m signing genkey` makes a secret."
 # A location that checks links either has secure_link_md5 itself or includes the shared check.
@@ -95,3 +98,17 @@ def fail_on_check_errors() -> None:
     errors = [message for message in checks.run_checks() if message.is_serious()]
     if errors:
         raise SystemCheckError("\n".join(f"{message.id}: {message.msg}\n\tHINT: {message.hint}" for message in errors))
+
+
+def application_or_exit(make_application: Callable[[], Application]) -> Application:
+    """Build the app server's application; for a setting that cannot work print one line and exit 1.
+
+    The line names the fix; app servers otherwise print a traceback per worker around it.
+    """
+    try:
+        application = make_application()
+        fail_on_check_errors()
+    except (ImproperlyConfigured, SystemCheckError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(1) from None
+    return application

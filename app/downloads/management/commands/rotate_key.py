@@ -46,7 +46,9 @@ def iso(moment: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Rotate signing keys: status | add [--kid K] | activate KID | retire KID [--force]. See the README."
+    help = ("Rotate signing keys: status | add [KID] [--algorithm A] | activate KID | retire KID [--force]. "
+            "`add` on a server without keys creates the keys file and its first key. See the README.")
+    requires_system_checks: list[str] = []  # it must work when there are no keys yet (E001)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["status", "add", "activate", "retire"])
@@ -61,31 +63,41 @@ class Command(BaseCommand):
         keys_file = options["keys_file"] or link_settings().keys_file
         if keys_file is None:
             raise CommandError("keys come from $SECURE_LINK_KEYS: edit it by hand, or use SECURE_LINK_KEYS_FILE")
-        try:
-            key_set = parse_key_set(keys_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise CommandError(f"cannot read {keys_file}: {error}") from None
         action = options["action"]
+        if not keys_file.exists() and action == "add":
+            key_set = KeySet({})  # the first key of a new server
+        elif not keys_file.exists():
+            raise CommandError(f"there is no keys file {keys_file}: create the first key with `manage.py rotate_key add k1`")
+        else:
+            try:
+                key_set = parse_key_set(keys_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise CommandError(f"cannot read {keys_file}: {error}") from None
         if action != "status" and action != "add" and not options["kid"]:
             raise CommandError(f"rotate_key {action} needs a key id")
         if action == "status":
             self.status(key_set)
             return
         if action == "add":
-            changed = self.add(key_set, options["kid"], options["algorithm"])
+            changed = self.add(key_set, options["kid"], options["algorithm"], nginx_keys=options["nginx_keys"])
         else:
             changed = getattr(self, action)(key_set, options["kid"], options["force"])
+        keys_file.parent.mkdir(parents=True, exist_ok=True)
         write_private_file(keys_file, render_key_set(changed))
         self.stdout.write(f"updated {keys_file}")
         if options["nginx_keys"]:
             written = write_nginx_keys(options["nginx_keys"], changed)
-            self.stdout.write(f"rewrote {' and '.join(map(str, written))}")
+            self.stdout.write(f"rewrote {' and '.join(map(str, written))}; now reload nginx")
 
     def status(self, key_set: KeySet) -> None:
         safe_after = self.retire_safe_after(key_set)
-        for kid in key_set.keys:
+        order = list(key_set.keys)
+        signing_index = order.index(key_set.signing_kid) if key_set.signing_kid in order else len(order)
+        for index, kid in enumerate(order):
             label = f"{kid} ({key_set.algorithm(kid)})"
-            if kid == key_set.signing_kid:
+            if index > signing_index:  # keys are listed oldest first: this one was added after the active key
+                self.stdout.write(f"{label}: added, not signing yet (next: manage.py rotate_key activate {kid})")
+            elif kid == key_set.signing_kid:
                 since = f" since {iso(key_set.active_since)}" if key_set.active_since else ""
                 self.stdout.write(f"{label}: active (signs new links){since}")
             elif safe_after is None:
@@ -94,21 +106,25 @@ class Command(BaseCommand):
                 state = "may be retired" if now() > safe_after else f"in use until {iso(safe_after)}"
                 self.stdout.write(f"{label}: verifies only; {state}")
 
-    def add(self, key_set: KeySet, kid: str | None, algorithm: str) -> KeySet:
-        kid = kid or f"k{now()}"
+    def add(self, key_set: KeySet, kid: str | None, algorithm: str, *, nginx_keys: Path | None) -> KeySet:
+        kid = kid or next(f"k{n}" for n in range(1, len(key_set.keys) + 2) if f"k{n}" not in key_set.keys)
         if not KID_PATTERN.fullmatch(kid):
             raise CommandError(f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'")
         if kid in key_set.keys:
             raise CommandError(f"key id {kid!r} exists already")
+        algorithms = {**key_set.algorithms, **({kid: algorithm} if algorithm != MD5 else {})}
+        secret = generate_secret()
+        if not key_set.keys:  # a new server: its first key signs at once
+            self.stdout.write(f"created the first key, {kid} ({algorithm}), which signs new links.\n"
+                              f"Next: {'reload nginx' if nginx_keys else 'write nginx includes: manage.py secure_link_keys --output FILE, and reload nginx'}")
+            return KeySet({kid: secret}, kid, now(), algorithms)
         # The current signer stays active explicitly, or the new (last) key would sign at once.
         active = key_set.signing_kid
         since = key_set.active_since if key_set.active_kid else None
-        self.stdout.write(
-            f"added {algorithm} key {kid} (not signing yet).\nNext: write nginx's keys include and reload nginx, "
-            f"then: manage.py rotate_key activate {kid}"
-        )
-        algorithms = {**key_set.algorithms, **({kid: algorithm} if algorithm != MD5 else {})}
-        return KeySet({**key_set.keys, kid: generate_secret()}, active, since, algorithms)
+        first_step = "reload nginx" if nginx_keys else "write nginx's keys includes (--nginx-keys FILE) and reload nginx"
+        self.stdout.write(f"added {algorithm} key {kid} (not signing yet).\n"
+                          f"Next: {first_step}, then: manage.py rotate_key activate {kid}")
+        return KeySet({**key_set.keys, kid: secret}, active, since, algorithms)
 
     def activate(self, key_set: KeySet, kid: str, force: bool) -> KeySet:
         if kid not in key_set.keys:

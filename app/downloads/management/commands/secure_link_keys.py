@@ -33,8 +33,9 @@ class Command(BaseCommand):
         files = {output: contents[NGINX_KEYS_FILE], output.with_name(NGINX_HMAC_KEYS_FILE): contents[NGINX_HMAC_KEYS_FILE]}
         if options["check"]:
             for path, content in files.items():
-                current = path.read_text(encoding="utf-8") if path.exists() else None
-                if current != content:
+                if not path.exists():
+                    raise CommandError(f"{path} does not exist: write it with --output {output} (without --check)")
+                if path.read_text(encoding="utf-8") != content:
                     raise CommandError(f"{path} differs from the settings' keys ({kids}): rewrite it and reload nginx")
             self.stdout.write(f"{' and '.join(map(str, files))} match the settings' keys ({kids})")
             return

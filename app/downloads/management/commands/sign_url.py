@@ -12,8 +12,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings, operator_base_url
-from app.downloads.links import IssuedLink, sign_directory, sign_file
+from app.downloads.links import IssuedLink, media_path, sign_directory, sign_file
 from signing import LinkError
+from signing.directory import directory_prefix_bytes
+from signing.paths import check_signable_path
 
 def storage_name(path: str, media_url: str) -> str | None:
     """``images/a.jpg``, ``/media/images/a.jpg`` or a full URL to ``images/a.jpg``; None if elsewhere."""
@@ -45,6 +47,13 @@ class Command(BaseCommand):
             raise CommandError(f"{options['path']!r} is neither relative to MEDIA_ROOT nor under {config.media_url}")
         if options["ttl"] is not None and not 0 < options["ttl"] <= config.max_ttl:
             raise CommandError(f"--ttl must be between 1 and SECURE_LINK_MAX_TTL={config.max_ttl} seconds")
+        try:  # a path that can never be signed is refused before anything else
+            if options["directory"]:
+                directory_prefix_bytes(media_path(name if name.endswith("/") else name + "/"), config.media_url)
+            else:
+                check_signable_path(media_path(name), prefix=config.media_url)
+        except LinkError as error:
+            raise CommandError(str(error)) from None
         file_path = Path(settings.MEDIA_ROOT) / name
         exists = file_path.is_dir() if options["directory"] else file_path.is_file()
         if not options["allow_missing"] and not exists:
