@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -133,6 +134,17 @@ Press Ctrl-C to stop.
 """
 
 
+def wait_until_closed(port: int, timeout: float = 60.0) -> None:
+    """Return once nothing accepts connections on 127.0.0.1:``port`` (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
 def supervise(stack: Stack, edge: NginxServer) -> int:
     """Wait; if gunicorn dies, start it again while nginx keeps serving signed links."""
     while stack.nginx.process.poll() is None and edge.process.poll() is None:
@@ -142,6 +154,7 @@ def supervise(stack: Stack, edge: NginxServer) -> int:
             continue
         print(f"gunicorn exited with status {stack.gunicorn.returncode}; nginx keeps serving signed links. "
               f"Restarting gunicorn (log: {stack.var_dir / 'gunicorn.log'})...", file=sys.stderr, flush=True)
+        wait_until_closed(stack.app_port)  # workers outlive a killed master for a moment, holding the port
         stack.gunicorn = start_gunicorn(stack.env, stack.app_port, log=stack.var_dir / "gunicorn.log")
         print(f"gunicorn is back (pid {stack.gunicorn.pid}).", file=sys.stderr, flush=True)
     print("nginx exited unexpectedly; stopping", file=sys.stderr)

@@ -27,7 +27,7 @@ NGINX_DIR = REPO_ROOT / "nginx"
 SECURE_LINK_CONF = NGINX_DIR / "secure_link.conf"
 EDGE_CONF = NGINX_DIR / "edge.conf"
 SHARED_RULES = ("secure_link_rules.conf", "secure_link_check.conf", "secure_link_dir_check.conf", "secure_link.js",
-                "secure_link_edge_fetch.conf")
+                "secure_link_edge_fetch.conf", "secure_link_errors.conf")
 NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"  # Debian's libnginx-mod-http-js
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
 

@@ -7,6 +7,7 @@ the Python verifier, and both must give the same status.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,3 +228,29 @@ def test_every_configured_key_verifies_and_links_name_their_key(nginx: NginxSite
 def test_a_link_signed_with_a_foreign_secret_is_refused(nginx: NginxSite):
     foreign = SecureLinkSigner(keys={"k1": generate_secret()}, active_kid="k1")
     assert fetch(nginx.base_url, foreign.sign(BLOB, ttl=300).url).status == 403
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    "kind, status, sentence",
+    [("expired", 410, "This link has expired"), ("tampered", 403, "This link is not valid")],
+)
+def test_refusals_explain_themselves_in_html_to_browsers_and_in_one_line_to_curl(nginx: NginxSite, kind, status, sentence):
+    signer = nginx.signer()
+    url = _past(signer).sign(BLOB, ttl=60).url if kind == "expired" else _swap_token_char(signer.sign(BLOB, ttl=60).url)
+    browser = fetch(nginx.base_url, url, headers={"Accept": BROWSER_ACCEPT})
+    assert (browser.status, browser.headers["Content-Type"]) == (status, "text/html; charset=utf-8")
+    assert f"<h1>{sentence}</h1>" in browser.body.decode() and "ask whoever sent it to you for a new link" in browser.body.decode()
+    curl = fetch(nginx.base_url, url, headers={"Accept": "*/*"})
+    assert (curl.status, curl.headers["Content-Type"]) == (status, "text/plain; charset=utf-8")
+    assert curl.body.decode().startswith(sentence) and curl.body.decode().endswith("ask for a new link.\n")
+
+
+def test_nginx_errors_in_front_of_the_api_are_json(nginx: NginxSite):
+    unavailable = fetch(nginx.base_url, "/api/images/")  # this nginx's app server is not running
+    assert (unavailable.status, unavailable.headers["Content-Type"]) == (502, "application/json")
+    assert json.loads(unavailable.body)["code"] == "service_unavailable"
+    too_large = fetch(nginx.base_url, "/api/images/", method="POST", headers={"Content-Length": str(100 * 1024 * 1024)})
+    assert (too_large.status, json.loads(too_large.body)["code"]) == (413, "request_too_large")
