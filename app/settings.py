@@ -135,7 +135,7 @@ WSGI_APPLICATION = "app.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "app" / "templates"],  # overrides of third-party templates
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

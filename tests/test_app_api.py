@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -206,9 +207,34 @@ def test_openapi_schema_documents_every_endpoint(client_for, user):
             "/download/image/{image_id}"} <= set(schema["paths"])
     image_schema = schema["components"]["schemas"]["Image"]["properties"]
     assert image_schema["download_url"]["format"] == "uri" and image_schema["expires_at"]["format"] == "date-time"
+    operations = {(path, method): operation for path, item in schema["paths"].items() for method, operation in item.items()
+                  if path.startswith("/api/images/")}
+    descriptions = [operation.get("description") for operation in operations.values()]
+    assert len(set(descriptions)) == len(descriptions)  # each operation says what it does
+    assert set(operations["/api/images/", "post"]["requestBody"]["content"]) == {"multipart/form-data"}
+    assert {"400", "401"} <= set(operations["/api/images/", "post"]["responses"])
+    assert {"401", "404"} <= set(operations["/api/images/{id}/", "get"]["responses"])
+    assert ("/api/images/{id}/", "put") not in operations
+    assert set(operations["/api/images/{id}/", "patch"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+               .rsplit("/", 1)[1:]) == {"PatchedImageTitleRequest"}
 
 
-def test_interactive_docs_use_local_assets_only(client_for, user):
-    page = client_for(user).get("/api/docs/").content.decode()
-    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
-    assert "cdn." not in page and "unpkg" not in page and "jsdelivr" not in page
+def test_the_title_can_be_changed_and_nothing_else(user, other_user, make_image, client_for):
+    image = make_image(user, title="Old")
+    changed = client_for(user).patch(f"/api/images/{image.pk}/", {"title": "New", "size": 1}, format="json")
+    assert changed.status_code == 200 and changed.data["title"] == "New" and changed.data["size"] == image.size
+    assert client_for(other_user).patch(f"/api/images/{image.pk}/", {"title": "x"}, format="json").status_code == 404
+    assert client_for(user).put(f"/api/images/{image.pk}/", {"title": "x"}, format="json").status_code == 405
+    too_long = client_for(user).patch(f"/api/images/{image.pk}/", {"title": "x" * 201}, format="json")
+    assert too_long.status_code == 400 and "title" in too_long.data
+
+
+def test_an_upload_sent_as_json_is_refused_with_415(user, client_for):
+    response = client_for(user).post("/api/images/", {"title": "x", "file": "not a file"}, format="json")
+    assert response.status_code == 415
+
+@pytest.mark.parametrize("page, asset", [("/api/docs/", "swagger-ui-dist/"), ("/api/redoc/", "redoc/bundles/")])
+def test_interactive_docs_use_local_assets_only(client_for, user, page, asset):
+    html = client_for(user).get(page).content.decode()
+    assert f"/static/drf_spectacular_sidecar/{asset}" in html
+    assert re.findall(r"(?:src|href)=[\"'](https?:)?//", html) == []  # nothing from another host

@@ -71,6 +71,14 @@ class ImageSerializer(serializers.ModelSerializer):
         return super().create(validated_data)
 
 
+class ImageTitleSerializer(serializers.ModelSerializer):
+    """What can change after the upload: the title."""
+
+    class Meta:
+        model = Image
+        fields = ["title"]
+
+
 def ttl_within_maximum(ttl: int) -> int:
     """Refuse a TTL above ``SECURE_LINK_MAX_TTL`` with DRF's own wording."""
     max_ttl = link_settings().max_ttl

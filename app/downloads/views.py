@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated
@@ -30,6 +30,7 @@ from .models import Image
 from .responses import XAccelRedirectResponse, download_disposition, stream_file
 from .serializers import (
     ImageSerializer,
+    ImageTitleSerializer,
     IssuedLinkSerializer,
     LinkOptionsSerializer,
     ShareLinkSerializer,
@@ -46,10 +47,37 @@ def visible_images(request: HttpRequest | Request) -> QuerySet[Image]:
     return images if user.is_staff else images.filter(owner=user)
 
 
+NOT_AUTHENTICATED = OpenApiResponse(description="No credentials: send `Authorization: Token …` or log in.")
+NOT_FOUND = OpenApiResponse(description="No such image, or not yours (never a hint which).")
+BAD_INPUT = OpenApiResponse(description="The input is not valid; the body names each problem by field.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List images",
+                       description="Your images (all images for staff), newest first, each with a fresh signed link.",
+                       responses={200: ImageSerializer(many=True), 401: NOT_AUTHENTICATED}),
+    create=extend_schema(summary="Upload an image",
+                         description="A multipart upload (`file`, optional `title`). The bytes must be an image "
+                                     "within IMAGE_MAX_UPLOAD_BYTES and IMAGE_MAX_PIXELS.",
+                         request={"multipart/form-data": ImageSerializer},
+                         responses={201: ImageSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED}),
+    retrieve=extend_schema(summary="Get one image", description="The image with a fresh signed download link.",
+                           responses={200: ImageSerializer, 401: NOT_AUTHENTICATED, 404: NOT_FOUND}),
+    partial_update=extend_schema(summary="Change an image's title",
+                                 description="Only the title can change; upload a new image to change the file.",
+                                 request=ImageTitleSerializer,
+                                 responses={200: ImageSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED,
+                                            404: NOT_FOUND}),
+    destroy=extend_schema(summary="Delete an image",
+                          description="Deletes the row, then the file once the transaction commits: every link to "
+                                      "it then gets 404.",
+                          responses={204: None, 401: NOT_AUTHENTICATED, 404: NOT_FOUND}),
+)
 class ImageViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
@@ -58,14 +86,29 @@ class ImageViewSet(
     serializer_class = ImageSerializer
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]  # PATCH the title; no PUT
 
     def get_queryset(self) -> QuerySet[Image]:
         return visible_images(self.request)
 
+    def get_parsers(self) -> list[Any]:
+        request = getattr(self, "request", None)  # None while the schema is generated
+        if request is not None and request.method == "POST" and "pk" not in self.kwargs:  # create: multipart only
+            return [MultiPartParser(), FormParser()]
+        return super().get_parsers()
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        image = self.get_object()
+        update = ImageTitleSerializer(image, data=request.data, partial=True)
+        update.is_valid(raise_exception=True)
+        update.save()
+        return Response(self.get_serializer(image).data)
+
     def perform_create(self, serializer: Any) -> None:
         serializer.save(owner=self.request.user)
 
-    @extend_schema(request=LinkOptionsSerializer, responses={201: IssuedLinkSerializer})
+    @extend_schema(summary="Mint a signed link with options", request=LinkOptionsSerializer,
+                   responses={201: IssuedLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
     def links(self, request: Request, pk: str | None = None) -> Response:
         """Mint a signed nginx link with options: ttl, filename, disposition, bind_ip."""
@@ -83,7 +126,8 @@ class ImageViewSet(
         body = IssuedLinkSerializer({"url": link.url, "expires_at": link.expires_at, "kid": link.kid}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ShareOptionsSerializer, responses={201: ShareLinkSerializer})
+    @extend_schema(summary="Make a share link", request=ShareOptionsSerializer,
+                   responses={201: ShareLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
     def share(self, request: Request, pk: str | None = None) -> Response:
         """A share link to /download/image/<id> that works without logging in, until it expires."""
@@ -97,7 +141,8 @@ class ImageViewSet(
         body = ShareLinkSerializer({"url": url, "expires_at": datetime.fromtimestamp(expires, tz=timezone.utc)}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: ImageSerializer})
+    @extend_schema(summary="Revoke every link to an image", request=None,
+                   responses={200: ImageSerializer, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         """Make every outstanding link to this image stop working; returns the image with a fresh link."""
