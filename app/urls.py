@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from app.downloads.conf import link_settings
+from app.downloads.responses import local_assets_only
 from app.downloads.views import ImageDownloadView, ImageViewSet, serve_signed_media
 
 router = DefaultRouter()
@@ -15,8 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
+    path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
     path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
     # Reached only when nginx is not in front (runserver, or SERVE_WITH_DJANGO): the view
     # refuses everything unless SECURE_LINK['SERVE_WITH_DJANGO'] is on.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Debian's nginx (with http_secure_link_module) and its njs module (HMAC-SHA256
 # links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
-# own) and ffmpeg (a real HLS client); with --bench also wrk.
+# own), ffmpeg (a real HLS client) and Chromium (a real browser); with --bench also wrk.
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
 
@@ -27,6 +27,9 @@ if [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
 fi
 if [ -n "$for_tests" ] && ! command -v ffmpeg >/dev/null; then
   packages+=(ffmpeg)
+fi
+if [ -n "$for_tests" ] && ! command -v chromium >/dev/null; then
+  packages+=(chromium)
 fi
 if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)

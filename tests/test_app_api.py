@@ -235,6 +235,8 @@ def test_an_upload_sent_as_json_is_refused_with_415(user, client_for):
 
 @pytest.mark.parametrize("page, asset", [("/api/docs/", "swagger-ui-dist/"), ("/api/redoc/", "redoc/bundles/")])
 def test_interactive_docs_use_local_assets_only(client_for, user, page, asset):
-    html = client_for(user).get(page).content.decode()
+    response = client_for(user).get(page)
+    html = response.content.decode()
+    assert response["Content-Security-Policy"].startswith("default-src 'self';")  # the browser refuses the rest
     assert f"/static/drf_spectacular_sidecar/{asset}" in html
     assert re.findall(r"(?:src|href)=[\"'](https?:)?//", html) == []  # nothing from another host
