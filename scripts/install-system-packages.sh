@@ -31,6 +31,9 @@ fi
 if [ -n "$for_tests" ] && ! command -v chromium >/dev/null; then
   packages+=(chromium)
 fi
+if [ -n "$for_tests" ] && ! command -v curl >/dev/null; then
+  packages+=(curl)
+fi
 if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)
 fi

@@ -1,21 +1,36 @@
 """The ``Content-Disposition`` header of a signed download, byte for byte as nginx builds it.
 
 The signed ``filename`` argument is the download name percent-encoded with
-``quote(name, safe="")``, so it is already a valid RFC 5987 ``filename*`` value. The
-quoted ``filename=`` fallback for old clients is the name itself when it is plain ASCII
-(``A-Z a-z 0-9 . _ ~ -``), else ``download`` plus the name's extension. Nothing a client
-controls ever lands between the quotes unchecked.
+``quote(name, safe="")``, so it is already a valid RFC 5987 ``filename*`` value. Clients that
+ignore ``filename*`` (``curl -OJ``, old ones) read the quoted ``filename=`` fallback:
+
+- the name itself when it is plain ASCII (``A-Z a-z 0-9 . _ ~ -``);
+- else a close ASCII name that the link carries, signed, in ``ascii=``: accents stripped,
+  spaces kept, every other character outside printable ASCII, and ``" \\ / % * : < > ? | ; , =``,
+  replaced by ``_`` (``sunset at the beach.png``, ``resume.pdf`` for ``résumé.pdf``);
+- else (links made before ``ascii=`` existed, or nothing usable left) ``download`` plus the
+  name's extension.
+
+The signed filename field is ``quote(name)``, or ``quote(name):quote(ascii name)`` when the
+link carries one; links without ``ascii=`` hash exactly as before. Nothing a client controls
+ever lands between the quotes unchecked.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from urllib.parse import quote
+import unicodedata
+from urllib.parse import quote, unquote
 
 DISPOSITIONS = ("attachment", "inline")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
+# What may stand in an ASCII fallback name: printable ASCII but quotes, slashes, '%', the
+# characters Windows refuses in file names, and ';' ',' '=' that naive header parsers split on.
+# nginx/secure_link.js checks the same class (the contract test compares them).
+ASCII_NAME_CHARACTERS = " !#$&'()+.@\\[\\]^_`{}~A-Za-z0-9-"
+_NOT_IN_ASCII_NAME = re.compile(f"[^{ASCII_NAME_CHARACTERS}]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -24,21 +39,40 @@ def quote_filename(filename: str) -> str:
     return quote(filename, safe="")
 
 
-def fallback_filename(quoted_filename: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def ascii_filename(filename: str) -> str | None:
+    """The close ASCII name a link carries for ``filename``; None when the name is plain or none is left."""
+    if _PLAIN_NAME.fullmatch(filename):
+        return None
+    stripped = "".join(char for char in unicodedata.normalize("NFKD", filename) if not unicodedata.combining(char))
+    name = _NOT_IN_ASCII_NAME.sub("_", stripped).strip(" .")
+    stem = name.rsplit(".", 1)[0]
+    return name if any(char.isascii() and char.isalnum() for char in stem) else None  # else download.<ext>
+
+
+def filename_field(filename: str) -> str:
+    """The signed filename field for a download name (see the module docstring)."""
+    ascii_name = ascii_filename(filename)
+    quoted = quote_filename(filename)
+    return f"{quoted}:{quote(ascii_name, safe='')}" if ascii_name else quoted
+
+
+def fallback_filename(field: str) -> str:
     """The ASCII name for ``filename="..."``: nginx's ``$secure_link_fallback_name``."""
-    if _PLAIN_NAME.fullmatch(quoted_filename):
-        return quoted_filename
-    extension = _EXTENSION.search(quoted_filename)
+    quoted, _, quoted_ascii = field.partition(":")
+    if quoted_ascii:
+        return unquote(quoted_ascii)
+    if _PLAIN_NAME.fullmatch(quoted):
+        return quoted
+    extension = _EXTENSION.search(quoted)
     return f"download.{extension.group(1)}" if extension else "download"
 
 
-def content_disposition(disposition: str, quoted_filename: str = "") -> str | None:
-    """The header value for a disposition and a quoted file name, or None for no header."""
+def content_disposition(disposition: str, field: str = "") -> str | None:
+    """The header value for a disposition and a signed filename field, or None for no header."""
     if disposition not in DISPOSITIONS:
         return None
-    if not quoted_filename:
+    if not field:
         return disposition
-    return (
-        f'{disposition}; filename="{fallback_filename(quoted_filename)}"; '
-        f"filename*=UTF-8''{quoted_filename}"
-    )
+    quoted = field.partition(":")[0]
+    return f"{disposition}; filename=\"{fallback_filename(field)}\"; filename*=UTF-8''{quoted}"

@@ -70,7 +70,7 @@ from typing import NamedTuple, TypeVar
 from urllib.parse import unquote
 
 from .directory import DIRECTORY_KIND, SignedDirectory, directory_prefix_bytes, directory_url, parse_directory_uri
-from .disposition import DISPOSITIONS, content_disposition, quote_filename
+from .disposition import DISPOSITIONS, content_disposition, filename_field
 from .encoding import nginx_base64url_decode, ttl_seconds
 from .exc import BadSignature, LinkExpired
 from .keys import ALGORITHMS, MD5, check_keys
@@ -123,15 +123,15 @@ class VerifiedLink:
     expires: int
     kid: str
     disposition: str
-    quoted_filename: str
+    filename_field: str  # quote(name), or quote(name):quote(ascii name)
 
     @property
     def filename(self) -> str:
-        return unquote(self.quoted_filename)
+        return unquote(self.filename_field.partition(":")[0])
 
     @property
     def content_disposition(self) -> str | None:
-        return content_disposition(self.disposition, self.quoted_filename)
+        return content_disposition(self.disposition, self.filename_field)
 
 
 @dataclass(frozen=True)
@@ -292,18 +292,19 @@ class SecureLinkSigner:
             raise ValueError(f"disposition must be one of {DISPOSITIONS}, got {disposition!r}")
         if filename is not None and (not filename or "\0" in filename):
             raise ValueError("filename must be a non-empty name without NUL")
-        quoted_filename = quote_filename(filename) if filename else ""
+        signed_filename = filename_field(filename) if filename else ""
         client = canonical_client_address(client_ip) if client_ip else ""
         signed_tail = b"|%b|%b|%b|%b|%b%b" % (
-            key.kid, client.encode(), disposition_field.encode(), quoted_filename.encode(), uri, key.secret_field
+            key.kid, client.encode(), disposition_field.encode(), signed_filename.encode(), uri, key.secret_field
         )
         url_tail = f"&kid={kid}"
         if client:
             url_tail += "&ip=1"
         if disposition_field:
             url_tail += f"&disposition={disposition_field}"
-        if quoted_filename:
-            url_tail += f"&filename={quoted_filename}"
+        if signed_filename:
+            quoted_name, _, quoted_ascii = signed_filename.partition(":")
+            url_tail += f"&filename={quoted_name}" + (f"&ascii={quoted_ascii}" if quoted_ascii else "")
         parts = (signed_tail, f"{quoted_path}?{key.token_argument}=", url_tail, key.tokenizer())
         if client_ip is None and filename is None and disposition is None:
             _remember(self._plain_parts[kid], path, parts)
@@ -423,5 +424,15 @@ def _client_field(query: bytes, remote_addr: str) -> bytes:
 
 
 def _filename_field(query: bytes) -> bytes:
+    """``$secure_link_filename``: the quoted name, or name:ascii name, or "!" for anything else."""
     filename = nginx_arg(query, b"filename") or b""
-    return filename if all(byte in _FILENAME_BYTES for byte in filename) else _UNSIGNABLE
+    ascii_name = nginx_arg(query, b"ascii") or b""
+    if filename == b"" and ascii_name == b"":
+        return b""
+    if filename == b"" or not _quoted(filename) or not _quoted(ascii_name):
+        return _UNSIGNABLE
+    return filename + b":" + ascii_name if ascii_name else filename
+
+
+def _quoted(value: bytes) -> bool:
+    return all(byte in _FILENAME_BYTES for byte in value)

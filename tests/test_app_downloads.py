@@ -30,10 +30,10 @@ def test_owner_gets_an_x_accel_redirect_and_django_never_sends_bytes(user, make_
 @pytest.mark.parametrize(
     "name, header",
     [
-        ('a"b.png', "attachment; filename=\"download.png\"; filename*=UTF-8''a%22b.png"),
-        ("x; filename=evil.exe; .png", "attachment; filename=\"download.png\"; filename*=UTF-8''x%3B%20filename%3Devil.exe%3B%20.png"),
-        ("line\r\nSet-Cookie: a=b.png", "attachment; filename=\"download.png\"; filename*=UTF-8''line%0D%0ASet-Cookie%3A%20a%3Db.png"),
-        ("照片 1.png", "attachment; filename=\"download.png\"; filename*=UTF-8''%E7%85%A7%E7%89%87%201.png"),
+        ('a"b.png', "attachment; filename=\"a_b.png\"; filename*=UTF-8''a%22b.png"),
+        ("x; filename=evil.exe; .png", "attachment; filename=\"x_ filename_evil.exe_ .png\"; filename*=UTF-8''x%3B%20filename%3Devil.exe%3B%20.png"),
+        ("line\r\nSet-Cookie: a=b.png", "attachment; filename=\"line__Set-Cookie_ a_b.png\"; filename*=UTF-8''line%0D%0ASet-Cookie%3A%20a%3Db.png"),
+        ("照片 1.png", "attachment; filename=\"__ 1.png\"; filename*=UTF-8''%E7%85%A7%E7%89%87%201.png"),
     ],
 )
 def test_content_disposition_cannot_be_injected(user, make_image, client_for, name, header):

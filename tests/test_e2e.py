@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
 import struct
 import zlib
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ def path_of(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-EXPECTED_DISPOSITION = "attachment; filename=\"download.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"
+EXPECTED_DISPOSITION = "attachment; filename=\"my photo __ #1.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"
 
 
 def test_signed_download_url_comes_straight_from_nginx(stack, uploaded):
@@ -106,7 +107,7 @@ def test_minted_link_with_options_through_nginx(stack, api, uploaded):
                       json={"ttl": 60, "filename": "résumé.png", "disposition": "inline"}, timeout=10).json()
     response = fetch(stack.base_url, path_of(minted["url"]))
     assert (response.status, response.body) == (200, uploaded["bytes"])
-    assert response.headers["Content-Disposition"] == "inline; filename=\"download.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
+    assert response.headers["Content-Disposition"] == "inline; filename=\"resume.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
 
 
 def test_bind_ip_through_nginx_binds_to_the_real_client_address(stack, api, uploaded):
@@ -282,3 +283,13 @@ def test_valid_links_to_missing_files_are_404_without_an_error_log_line(stack):
                for index in range(20)]
     assert answers == [404] * 20
     assert "No such file" not in stack.nginx.error_log[len(before):]
+
+
+def test_curl_saves_a_download_under_its_close_ascii_name(stack, api, tmp_path):
+    created = api.post(f"{stack.base_url}/api/images/", timeout=10,
+                       files={"file": ("sunset at the beach.png", picture((4, 4)), "image/png")}).json()
+    minted = api.post(f"{stack.base_url}/api/images/{created['id']}/links/", json={"filename": "Crème brûlée.png"},
+                      timeout=10).json()
+    for url, saved_as in ((created["download_url"], "sunset at the beach.png"), (minted["url"], "Creme brulee.png")):
+        subprocess.run(["curl", "-fsSOJ", url], cwd=tmp_path, check=True, timeout=30)  # curl -J reads filename=
+        assert (tmp_path / saved_as).is_file()

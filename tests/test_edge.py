@@ -20,7 +20,7 @@ import pytest
 from harness.nginx import REPO_ROOT, NginxServer, start_edge, start_nginx
 from harness.stack import Stack, prepare, seed, start_stack
 from signing import SecureLinkSigner, content_disposition
-from signing.disposition import quote_filename
+from signing.disposition import filename_field
 from tests.client import Response, fetch
 
 pytestmark = pytest.mark.nginx
@@ -100,7 +100,7 @@ def test_fifty_distinct_links_to_one_file_cost_one_origin_fetch_per_edge(tier):
             answer = get(edge, link.url)
             assert (answer.status, answer.body) == (200, content)
             name = options.get("filename")
-            expected = content_disposition(str(options["disposition"]), quote_filename(str(name))) if name else None
+            expected = content_disposition(str(options["disposition"]), filename_field(str(name))) if name else None
             assert answer.headers.get("Content-Disposition") == expected
     assert len(tier.origin_fetches(path)) == len(tier.edges)  # one each, whatever token was asked with
     assert {line.split()[0] for line in tier.origin_fetches(path)} == {"0.0.0.0"}

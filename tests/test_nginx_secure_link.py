@@ -201,7 +201,7 @@ def test_refused_links_carry_no_content_disposition(nginx: NginxSite):
     [
         ("report.pdf", None, "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"),
         ("你好.txt", None, "attachment; filename=\"download.txt\"; filename*=UTF-8''%E4%BD%A0%E5%A5%BD.txt"),
-        ('a";\r\nX-Evil: 1.txt', None, "attachment; filename=\"download.txt\"; filename*=UTF-8''a%22%3B%0D%0AX-Evil%3A%201.txt"),
+        ('a";\r\nX-Evil: 1.txt', None, "attachment; filename=\"a____X-Evil_ 1.txt\"; filename*=UTF-8''a%22%3B%0D%0AX-Evil%3A%201.txt"),
         ("photo.jpg", "inline", "inline; filename=\"photo.jpg\"; filename*=UTF-8''photo.jpg"),
         (None, "inline", "inline"),
         (None, None, None),

@@ -3,6 +3,8 @@
 import hashlib
 from datetime import datetime, timedelta, timezone
 
+from urllib.parse import quote
+
 import pytest
 
 from signing import BadSignature, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, UnsafePath, nginx_uri
@@ -45,9 +47,32 @@ def test_signed_link_is_a_pinned_known_answer():
 
 def test_every_optional_field_lands_in_its_own_slot():
     link = make_signer().sign("/media/a.jpg", ttl=60, client_ip="::1", filename="你 x.jpg", disposition="inline")
-    signed_string = b"1800000060|k1|::1|inline|%E4%BD%A0%20x.jpg|/media/a.jpg|" + b"s" * 32
+    signed_string = b"1800000060|k1|::1|inline|%E4%BD%A0%20x.jpg:_%20x.jpg|/media/a.jpg|" + b"s" * 32
     assert f"md5={token_for(signed_string)}&" in link.url
-    assert link.url.endswith("&kid=k1&ip=1&disposition=inline&filename=%E4%BD%A0%20x.jpg")
+    assert link.url.endswith("&kid=k1&ip=1&disposition=inline&filename=%E4%BD%A0%20x.jpg&ascii=_%20x.jpg")
+
+
+@pytest.mark.parametrize(
+    "name, ascii_name",
+    [("sunset at the beach.png", "sunset at the beach.png"), ("résumé.pdf", "resume.pdf"), ("plain-name.txt", None),
+     ('report "final"; v2.png', "report _final__ v2.png"), ("你好 世界 a+b.png", "__ __ a+b.png"), ("你好", None),
+     ("a/b\\c%d?.txt", "a_b_c_d_.txt")],
+)
+def test_links_carry_a_close_ascii_name_for_clients_that_ignore_filename_star(name, ascii_name):
+    link = make_signer().sign("/media/a.jpg", ttl=60, filename=name)
+    assert (link.url.split("&ascii=")[1] if "&ascii=" in link.url else None) == (quote(ascii_name, safe="") if ascii_name else None)
+    verified = make_signer().verify(raw_path=b"/media/a.jpg", query=link.url.split("?")[1].encode(), remote_addr="::1")
+    fallback = ascii_name or ("plain-name.txt" if name == "plain-name.txt" else "download")
+    assert verified.content_disposition == f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def test_links_made_before_the_ascii_name_keep_verifying():
+    old_string = b"1800000060|k1||attachment|r%C3%A9sum%C3%A9.pdf|/media/a.pdf|" + b"s" * 32
+    query = f"md5={token_for(old_string)}&expires=1800000060&kid=k1&disposition=attachment&filename=r%C3%A9sum%C3%A9.pdf"
+    verified = make_signer().verify(raw_path=b"/media/a.pdf", query=query.encode(), remote_addr="::1")
+    assert verified.content_disposition == "attachment; filename=\"download.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
+    with pytest.raises(BadSignature):  # the ASCII name cannot be added or edited: it is signed
+        make_signer().verify(raw_path=b"/media/a.pdf", query=(query + "&ascii=x.pdf").encode(), remote_addr="::1")
 
 
 def test_a_filename_alone_means_attachment():
@@ -63,7 +88,7 @@ def test_round_trip_verifies_and_reports_what_it_grants():
     assert verified.uri == "/media/dir/你 好.txt".encode()
     assert verified.filename == 'a "b";.txt'
     assert verified.content_disposition == (
-        "attachment; filename=\"download.txt\"; filename*=UTF-8''a%20%22b%22%3B.txt"
+        "attachment; filename=\"a _b__.txt\"; filename*=UTF-8''a%20%22b%22%3B.txt"
     )
     assert verified.kid == "k1" and verified.expires == NOW + 60
 

@@ -49,7 +49,7 @@ def test_signed_url_takes_options(nginx_settings):
     link = default_storage.signed_url("names/a b.txt", ttl=30, filename="résumé.txt", disposition="inline")
     response = fetch(nginx_settings.base_url, target(link.url))
     assert response.status == 200 and link.kid == "k1"
-    assert response.headers["Content-Disposition"] == "inline; filename=\"download.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
+    assert response.headers["Content-Disposition"] == "inline; filename=\"resume.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
     assert fetch(nginx_settings.base_url, target(link.url).replace("inline", "attachment")).status == 403
 
 

@@ -13,7 +13,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.utils.http import http_date, parse_http_date_safe
 
 from signing import content_disposition
-from signing.disposition import quote_filename
+from signing.disposition import filename_field
 
 
 # Pages whose assets must all come from this server (the API docs): the browser refuses the
@@ -51,7 +51,7 @@ class XAccelRedirectResponse(HttpResponse):
 
 def download_disposition(original_name: str, kind: str = "attachment") -> str | None:
     """The RFC 6266 header for a download name: identical to what nginx sends for signed links."""
-    return content_disposition(kind, quote_filename(original_name) if original_name else "")
+    return content_disposition(kind, filename_field(original_name) if original_name else "")
 
 
 def stream_file(
