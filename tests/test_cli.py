@@ -83,3 +83,17 @@ def test_a_cli_signed_link_downloads_through_nginx(nginx):
     url = run_cli("sign", "/media/files/other.bin", "--ttl", "60", "--base-url", nginx.base_url, env_keys=keys).stdout.strip()
     response = fetch(nginx.base_url, url[len(nginx.base_url):])
     assert (response.status, response.body) == (200, b"another file")
+
+
+def test_verify_says_when_a_bound_link_was_checked_from_another_address():
+    keys = "k1=" + "1" * 43
+    url = run_cli("sign", "/media/a.bin", "--ttl", "60", "--client-ip", "192.0.2.9", env_keys=keys).stdout.strip()
+    refused = run_cli("verify", url, env_keys=keys)
+    assert refused.returncode == 1 and "pass the client's address with --remote-addr" in refused.stdout
+    assert run_cli("verify", url, "--remote-addr", "192.0.2.9", env_keys=keys).returncode == 0
+
+
+def test_each_command_takes_only_the_options_it_uses():
+    assert "--kid" not in run_cli("verify", "--help").stdout
+    assert run_cli("nginx-keys", "--output", "x.conf", "--prefix", "/files/").returncode == 2
+    assert "secure_link_hmac_keys.conf" in run_cli("nginx-keys", "--help").stdout
