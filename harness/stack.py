@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -142,3 +144,16 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
         stop_process(gunicorn)
         raise
     return Stack(var_dir, env, nginx, gunicorn, app_port)
+
+
+@contextmanager
+def running_stack(var_dir: Path, *, database_url: str | None = None, environment: dict[str, str] | None = None,
+                  **options: Any) -> Iterator[Stack]:
+    """Prepare ``var_dir``, start the stack (``start_stack`` options), and stop it by pid on exit."""
+    prepare(var_dir, database_url=database_url)
+    stack = start_stack(var_dir, env=django_environment(var_dir, database_url=database_url, **(environment or {})),
+                        **options)
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -18,7 +18,7 @@ import requests
 from PIL import Image as PillowImage
 from playwright.sync_api import sync_playwright
 
-from harness.stack import Stack, prepare, seed, start_stack
+from harness.stack import Stack, running_stack, seed
 from signing import SecureLinkSigner
 
 pytestmark = [pytest.mark.nginx, pytest.mark.browser]
@@ -32,13 +32,8 @@ ADMIN_PASSWORD = "browser-test-password-1"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var_dir = tmp_path_factory.mktemp("var")
-    prepare(var_dir)
-    running = start_stack(var_dir)
-    try:
+    with running_stack(tmp_path_factory.mktemp("var")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

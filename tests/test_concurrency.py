@@ -21,7 +21,7 @@ import pytest
 import requests
 from PIL import Image as PillowImage
 
-from harness.stack import Stack, django_environment, manage, prepare, seed, start_stack
+from harness.stack import Stack, manage, running_stack, seed
 from tests.client import fetch
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
@@ -33,13 +33,8 @@ TIME_LIMIT = 120.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> Iterator[Stack]:
-    var_dir = tmp_path_factory.mktemp("var")
-    prepare(var_dir, database_url=database_url)
-    running = start_stack(var_dir, env=django_environment(var_dir, database_url=database_url))
-    try:
+    with running_stack(tmp_path_factory.mktemp("var"), database_url=database_url) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def png(seed_value: int) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 
 from harness.nginx import NGINX_DIR, REPO_ROOT, SECURE_LINK_CONF, start_nginx
 from harness.ports import free_port
-from harness.stack import Stack, prepare, start_stack
+from harness.stack import Stack, running_stack
 from signing import generate_secret
 
 pytestmark = pytest.mark.nginx
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.nginx
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var_dir = tmp_path_factory.mktemp("var")
-    prepare(var_dir)
-    running = start_stack(var_dir)
-    try:
+    with running_stack(tmp_path_factory.mktemp("var")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def check_secure_link(stack: Stack, base_url: str) -> subprocess.CompletedProcess[str]:
