@@ -45,7 +45,8 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         section = "Link kinds on one nginx, 20 KB file (pinned, alternating rounds)"
         _rows(report, section, paired)
         report.target("HMAC-SHA256 link / MD5 link (20KB)", paired.median_ratio("HMAC-SHA256 link", "MD5 link")[0], 0.8)
-        report.add(section, "HMAC-SHA256 link / unprotected static", paired.median_ratio("HMAC-SHA256 link", "unprotected static")[0], "x")
+        report.add(section, "HMAC-SHA256 link / unprotected static",
+                   paired.median_ratio("HMAC-SHA256 link", "unprotected static")[0], "x")
         _cost_of_an_hmac_check(report, data, key_set, targets, progress)
         segment = "/media/bench/stream/720p/seg001.ts"
         segments = {

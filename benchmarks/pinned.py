@@ -29,7 +29,7 @@ class PairedResult:
 
     def median_ratio(self, numerator: str, denominator: str) -> tuple[float, float, float]:
         """Median, min and max of the per-pair rate ratios."""
-        ratios = [a / b for a, b in zip(self.rates[numerator], self.rates[denominator])]
+        ratios = [a / b for a, b in zip(self.rates[numerator], self.rates[denominator], strict=True)]
         return statistics.median(ratios), min(ratios), max(ratios)
 
     def cpu_ratio(self, numerator: str, denominator: str) -> float:

@@ -115,8 +115,9 @@ class Command(BaseCommand):
         algorithms = {**key_set.algorithms, **({kid: algorithm} if algorithm != MD5 else {})}
         secret = generate_secret()
         if not key_set.keys:  # a new server: its first key signs at once
-            self.stdout.write(f"created the first key, {kid} ({algorithm}), which signs new links.\n"
-                              f"Next: {'reload nginx' if nginx_keys else 'write nginx includes: manage.py secure_link_keys --output FILE, and reload nginx'}")
+            next_step = "reload nginx" if nginx_keys else \
+                "write nginx's keys includes (manage.py secure_link_keys --output FILE) and reload nginx"
+            self.stdout.write(f"created the first key, {kid} ({algorithm}), which signs new links.\nNext: {next_step}")
             return KeySet({kid: secret}, kid, now(), algorithms)
         # The current signer stays active explicitly, or the new (last) key would sign at once.
         active = key_set.signing_kid
