@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -16,17 +17,46 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Return once ``host:port`` accepts; raise if ``process`` exits or time runs out."""
+    """Return once ``process`` itself listens on ``port``; raise if it exits or time runs out.
+
+    Accepting a connection is not enough: another server that took the port first would
+    answer in its place (two free ports picked apart can turn out to be the same one).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with status {process.returncode}")
+        if _listening_inodes(port) & _socket_inodes(process.pid):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{process.args!r} did not listen on {host}:{port} within {timeout} s")
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the TCP sockets (IPv4 and IPv6) listening on ``port``, from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
+            lines = open(table).read().splitlines()[1:]  # noqa: SIM115 - a tiny read
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing accepted connections on {host}:{port} within {timeout} s")
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for descriptor in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    except OSError:  # the process is gone, or a descriptor closed while we looked
+        pass
+    return inodes
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
