@@ -53,7 +53,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     edge_port = int(os.environ.get("EDGE_PORT", port + 1))
     for wanted in (port, edge_port):
-        if not port_is_free(wanted):
+        if not port_is_free(wanted) or edge_port == port:
             print(f"error: 127.0.0.1:{wanted} is in use; pick other ports: PORT={port + 2} make run "
                   "(the edge takes PORT+1, or EDGE_PORT)", file=sys.stderr)
             return 1
@@ -64,7 +64,7 @@ def main() -> int:
     env = prepare(var_dir, database_url=database_url)
     demo = seed(env)
     admin_login = ensure_admin(env, var_dir)
-    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True)
+    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,))
     edge = None
     record = var_dir / DEMO_RECORD
     try:

@@ -126,13 +126,14 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
 
 def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
                 nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None,
-                edges: tuple[str, ...] = (), access_log: bool = False) -> Stack:
+                edges: tuple[str, ...] = (), access_log: bool = False, reserved_ports: tuple[int, ...] = ()) -> Stack:
     """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run.
 
-    ``edges`` are the addresses of edges the origin nginx trusts (see ``harness.nginx.start_edge``).
+    ``edges`` are the addresses of edges the origin nginx trusts (see ``harness.nginx.start_edge``);
+    gunicorn never takes ``port`` or ``reserved_ports`` (ports the caller will bind next).
     """
     env = env or django_environment(var_dir)
-    app_port = free_port()
+    app_port = free_port(avoid=(*((port,) if port else ()), *reserved_ports))
     gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
     try:
         nginx = start_nginx(

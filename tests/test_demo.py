@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
 def start_demo(var_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[str], str]:
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(APP_VAR_DIR=str(var_dir), PORT=str(free_port()), EDGE_PORT=str(free_port()))
+    port = free_port()
+    env.update(APP_VAR_DIR=str(var_dir), PORT=str(port), EDGE_PORT=str(free_port(avoid=(port,))))
     if database_url:
         env["DATABASE_URL"] = database_url
     process = subprocess.Popen([sys.executable, "-m", "harness.demo"], cwd=REPO_ROOT, env=env, text=True,
