@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
+import statistics
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ports import free_port, stop_process
@@ -16,39 +15,13 @@ from harness.stack import Stack, start_gunicorn, start_stack
 from signing import SecureLinkSigner, parse_key_set
 from tests.client import fetch
 
+from .load import CONNECTIONS, WRK_SECONDS, wrk
+from .pinned import measure_pairs
 from .results import Report
 from .setup import BenchData
 
-WRK_SECONDS = 4
-CONNECTIONS = 16
-
-
-@dataclass
-class WrkResult:
-    requests_per_second: float
-    requests: int
-    transfer: str
-    latency: str
-    errors: int
-
-
-def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None) -> WrkResult:
-    """One bounded wrk run against a loopback URL."""
-    assert url.startswith(("http://127.", "http://[::1]")), "load goes to loopback only"
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
-    for name, value in (headers or {}).items():
-        command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    total = re.search(r"(\d+) requests in", output)
-    transfer = re.search(r"Transfer/sec:\s+(\S+)", output)
-    latency = re.search(r"Latency\s+(\S+)", output)
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+)", output)
-                 for n in n if n)
-    if not rate:
-        raise RuntimeError(f"wrk printed no rate:\n{output}")
-    return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
-                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors)
+PINNED_ROUNDS = {"20KB": 6, "10MB": 4}
+PINNED_SECONDS = 4
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -65,6 +38,7 @@ def start_download_stack(data: BenchData) -> tuple[Stack, subprocess.Popen[bytes
     streaming_port = free_port()
     extra = (
         "location /unprotected/ { alias $secure_link_media_root/; }\n"
+        "location /unprotected-again/ { alias $secure_link_media_root/; }\n"  # the A/A control
         f"location /filresponse/ {{ proxy_pass http://127.0.0.1:{streaming_port}/; proxy_set_header Host $http_host; }}\n"
     )
     stack = start_stack(data.var_dir, env=data.env, extra_site_directives=extra, workers=2)
@@ -119,8 +93,47 @@ def _throughput(report: Report, stack: Stack, data: BenchData, progress: Callabl
             rates[scenario] = report.add(section, scenario, result.requests_per_second, "req/s",
                                          f"{result.transfer}/s, mean latency {result.latency}, "
                                          f"nginx CPU {nginx_cpu:.1f} µs/request").value
-        report.target(f"signed / unprotected static ({label})", rates["signed link"] / rates["unprotected static"], 0.95)
         report.target(f"signed / compatibility view ({label})", rates["signed link"] / rates["compatibility view (X-Accel)"], 20)
+        _signed_against_static(report, stack, data, label, progress)
+
+
+def _signed_against_static(report: Report, stack: Stack, data: BenchData, label: str,
+                           progress: Callable[[str], None]) -> None:
+    """Signed links against static files, pinned and in alternating rounds, with an A/A control."""
+    key_set = parse_key_set((stack.var_dir / "secure_link.keys").read_text())
+    signer = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid=key_set.signing_kid or "")
+    name = data.names[label]
+    targets = {
+        "unprotected static": f"/unprotected/{name}",
+        "unprotected static again (A/A control)": f"/unprotected-again/{name}",
+        "signed link": signer.sign("/media/" + name, ttl=3600).url,
+        "signed link with filename and disposition": signer.sign("/media/" + name, ttl=3600, filename="photo é.bmp",
+                                                                 disposition="inline").url,
+    }
+    rounds = PINNED_ROUNDS[label]
+    progress(f"downloads: {label} signed against static, pinned, {rounds} alternating rounds")
+    load_before = os.getloadavg()[0]
+    paired = measure_pairs(stack.nginx, targets, pairs=rounds, seconds=PINNED_SECONDS)
+    section = (f"Signed links against static files, {label} (nginx and wrk pinned apart, {rounds} alternating rounds of "
+               f"{PINNED_SECONDS} s; load average {load_before:.2f} before)")
+    control, control_low, control_high = paired.median_ratio("unprotected static again (A/A control)", "unprotected static")
+    valid = abs(control - 1) <= 0.03
+    for scenario in targets:
+        median, low, high = paired.median_ratio(scenario, "unprotected static")
+        report.add(section, f"{scenario} / static", median, "x",
+                   f"rounds {low:.2f}-{high:.2f}; by CPU {paired.cpu_ratio(scenario, 'unprotected static'):.2f}x; "
+                   f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
+                   f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
+    if not valid:
+        report.add(section, "run rejected: the A/A control is more than 3% off", control, "x",
+                   f"rounds {control_low:.2f}-{control_high:.2f}; the targets below use this run anyway, marked")
+    suffix = "" if valid else " (control off: rerun)"
+    if label == "20KB":
+        report.target(f"signed / static, 20KB, by CPU{suffix}", paired.cpu_ratio("signed link", "unprotected static"), 0.95)
+        report.target(f"signed with filename / static, 20KB, by CPU{suffix}",
+                      paired.cpu_ratio("signed link with filename and disposition", "unprotected static"), 0.92)
+    else:
+        report.target(f"signed / static, {label}{suffix}", paired.median_ratio("signed link", "unprotected static")[0], 0.98)
 
 
 def worker_pids(master: subprocess.Popen[bytes]) -> list[int]:

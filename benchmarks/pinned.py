@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.nginx import NginxServer
 
-from .downloads_bench import wrk
+from .load import wrk
 
 
 @dataclass

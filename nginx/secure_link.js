@@ -69,19 +69,4 @@ function directoryStatus(r) {
                   r.rawVariables.secure_link_dir);
 }
 
-// The quoted filename="..." fallback for clients that ignore filename*: the close ASCII
-// name the link carries in `ascii` (signed with the name; only sent once the link verified),
-// percent-decoded. Anything but the characters a signer puts there gives "download".
-var ASCII_NAME = /^[ !#$&'()+.@\[\]^_`{}~A-Za-z0-9-]+$/;
-
-function asciiName(r) {
-    var name;
-    try {
-        name = decodeURIComponent(r.variables.arg_ascii || "");
-    } catch (e) {
-        return "download";
-    }
-    return ASCII_NAME.test(name) ? name : "download";
-}
-
-export default {fileStatus, directoryStatus, asciiName};
+export default {fileStatus, directoryStatus};

@@ -6,13 +6,13 @@ ignore ``filename*`` (``curl -OJ``, old ones) read the quoted ``filename=`` fall
 
 - the name itself when it is plain ASCII (``A-Z a-z 0-9 . _ ~ -``);
 - else a close ASCII name that the link carries, signed, in ``ascii=``: accents stripped,
-  spaces kept, every other character outside printable ASCII, and ``" \\ / % * : < > ? | ; , =``,
+  spaces kept (up to seven), every other character but ``A-Z a-z 0-9 ! $ ' ( ) + . @ _ ~ -``
   replaced by ``_`` (``sunset at the beach.png``, ``resume.pdf`` for ``résumé.pdf``);
 - else (links made before ``ascii=`` existed, or nothing usable left) ``download`` plus the
   name's extension.
 
-The signed filename field is ``quote(name)``, or ``quote(name):quote(ascii name)`` when the
-link carries one; links without ``ascii=`` hash exactly as before. Nothing a client controls
+The signed filename field is ``quote(name)``, or ``quote(name):ASCII`` when the link carries
+an ASCII name (its spaces as ``%20``); links without ``ascii=`` hash exactly as before. Nothing a client controls
 ever lands between the quotes unchecked.
 """
 
@@ -26,10 +26,13 @@ from urllib.parse import quote, unquote
 DISPOSITIONS = ("attachment", "inline")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
-# What may stand in an ASCII fallback name: printable ASCII but quotes, slashes, '%', the
-# characters Windows refuses in file names, and ';' ',' '=' that naive header parsers split on.
-# nginx/secure_link.js checks the same class (the contract test compares them).
-ASCII_NAME_CHARACTERS = " !#$&'()+.@\\[\\]^_`{}~A-Za-z0-9-"
+# What may stand in an ASCII fallback name: characters that travel raw in a query string and
+# are harmless between quotes in a header, and spaces. It travels with only its spaces
+# escaped (%20), so that nginx's stock maps can turn it back (secure_link_rules.conf), at
+# most MAX_ASCII_SPACES of them; further spaces become '_'.
+ASCII_NAME_CHARACTERS = " !$'()+.@_~A-Za-z0-9-"
+ASCII_NAME_SAFE = "!$'()+@"  # quote(name, safe=...): every character but the space stays raw
+MAX_ASCII_SPACES = 7
 _NOT_IN_ASCII_NAME = re.compile(f"[^{ASCII_NAME_CHARACTERS}]")
 
 
@@ -46,6 +49,8 @@ def ascii_filename(filename: str) -> str | None:
         return None
     stripped = "".join(char for char in unicodedata.normalize("NFKD", filename) if not unicodedata.combining(char))
     name = _NOT_IN_ASCII_NAME.sub("_", stripped).strip(" .")
+    head, *rest = name.split(" ", MAX_ASCII_SPACES)
+    name = " ".join([head, *rest[:-1], rest[-1].replace(" ", "_")]) if rest else head
     stem = name.rsplit(".", 1)[0]
     return name if any(char.isascii() and char.isalnum() for char in stem) else None  # else download.<ext>
 
@@ -54,7 +59,7 @@ def filename_field(filename: str) -> str:
     """The signed filename field for a download name (see the module docstring)."""
     ascii_name = ascii_filename(filename)
     quoted = quote_filename(filename)
-    return f"{quoted}:{quote(ascii_name, safe='')}" if ascii_name else quoted
+    return f"{quoted}:{quote(ascii_name, safe=ASCII_NAME_SAFE)}" if ascii_name else quoted
 
 
 def fallback_filename(field: str) -> str:

@@ -88,6 +88,7 @@ _Key = TypeVar("_Key")
 _UNSIGNABLE = b"!"
 _DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
+_ASCII_NAME_BYTES = _FILENAME_BYTES | frozenset(b"!$'()+@")
 
 
 class LinkStatus(enum.Enum):
@@ -429,10 +430,10 @@ def _filename_field(query: bytes) -> bytes:
     ascii_name = nginx_arg(query, b"ascii") or b""
     if filename == b"" and ascii_name == b"":
         return b""
-    if filename == b"" or not _quoted(filename) or not _quoted(ascii_name):
+    if filename == b"" or not _only(filename, _FILENAME_BYTES) or not _only(ascii_name, _ASCII_NAME_BYTES):
         return _UNSIGNABLE
     return filename + b":" + ascii_name if ascii_name else filename
 
 
-def _quoted(value: bytes) -> bool:
-    return all(byte in _FILENAME_BYTES for byte in value)
+def _only(value: bytes, allowed: frozenset[int]) -> bool:
+    return all(byte in allowed for byte in value)

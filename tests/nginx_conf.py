@@ -79,7 +79,6 @@ class Evaluator:
     remote_addr: str
     expires: bytes
     captures: dict[str, bytes] = field(default_factory=dict)
-    js_variables: dict[str, bytes] = field(default_factory=dict)  # what js_set functions return here
 
     def expand(self, template: str) -> bytes:
         out = b""
@@ -98,8 +97,6 @@ class Evaluator:
             return builtins[name]
         if name in self.captures:
             return self.captures[name]
-        if name in self.js_variables:
-            return self.js_variables[name]
         maps = [m for m in find(self.config, "map") if m.args[1] == "$" + name]
         assert len(maps) == 1, f"no single map defines ${name}"
         return self._map(maps[0])

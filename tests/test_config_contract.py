@@ -9,14 +9,12 @@ link. The rules exist once: neither role file may hold a copy of them.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 
 import pytest
 
-from harness.nginx import EDGE_CONF, NGINX_DIR, SECURE_LINK_CONF
+from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
 from signing import SecureLinkSigner, content_disposition, nginx_uri
 from signing.directory import directory_pattern, parse_directory_uri
-from signing.disposition import ASCII_NAME_CHARACTERS
 from signing.nginx import nginx_arg
 from signing.secure_link import token_for
 from signing.tokens import hmac_token_for
@@ -82,8 +80,6 @@ def test_config_builds_the_content_disposition_the_library_builds(kind: str):
     options = LINKS[kind]
     link = SIGNER.sign("/media/a.jpg", ttl=60, **options)
     _, evaluator = evaluate(link.url)
-    # secure_link.js's asciiName decodes the signed ascii argument (checked against real nginx elsewhere)
-    evaluator.js_variables["secure_link_ascii_name"] = unquote(evaluator.variable("arg_ascii").decode()).encode()
     expected = content_disposition(*_disposition_and_name(link.url)) or ""
     assert evaluator.variable("secure_link_content_disposition").decode() == expected
 
@@ -92,11 +88,6 @@ def _disposition_and_name(url: str) -> tuple[str, str]:
     query = url.encode().partition(b"?")[2]
     name, ascii_name = (nginx_arg(query, b"filename") or b"").decode(), (nginx_arg(query, b"ascii") or b"").decode()
     return (nginx_arg(query, b"disposition") or b"").decode(), f"{name}:{ascii_name}" if ascii_name else name
-
-
-def test_njs_accepts_exactly_the_ascii_names_the_signer_makes():
-    script = (NGINX_DIR / "secure_link.js").read_text()
-    assert f"var ASCII_NAME = /^[{ASCII_NAME_CHARACTERS.replace(chr(92) * 2, chr(92))}]+$/;" in script
 
 
 def test_content_disposition_header_comes_from_the_signed_map():

@@ -70,7 +70,7 @@ def path_of(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-EXPECTED_DISPOSITION = "attachment; filename=\"my photo __ #1.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"
+EXPECTED_DISPOSITION = "attachment; filename=\"my photo __ _1.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"
 
 
 def test_signed_download_url_comes_straight_from_nginx(stack, uploaded):

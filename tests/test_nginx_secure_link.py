@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
-from signing import BadSignature, LinkExpired, MalformedRequest, SecureLinkSigner, UnsafePath, generate_secret
+from signing import BadSignature, LinkExpired, MalformedRequest, SecureLinkSigner, UnsafePath, content_disposition, generate_secret
+from signing.disposition import filename_field
 from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
 from tests.client import fetch
 
@@ -216,6 +217,16 @@ def test_content_disposition_is_signed_and_identical_in_nginx_and_python(nginx: 
     assert response.headers["X-Evil"] is None
     raw_path, _, query = link.url.encode().partition(b"?")
     assert signer.verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1").content_disposition == header
+
+
+@pytest.mark.parametrize("spaces", range(10))
+def test_ascii_fallback_names_keep_their_spaces_in_nginx_as_in_python(nginx: NginxSite, spaces: int):
+    name = " ".join(["Crème", "(l'été)", "$1+@!", "a", "b", "c", "d", "e", "f", "g"][: spaces + 1]) + ".png"
+    signer = nginx.signer()
+    link = signer.sign(BLOB, ttl=300, filename=name)
+    expected = content_disposition("attachment", filename_field(name))
+    assert f'filename="Creme' in expected
+    assert fetch(nginx.base_url, link.url).headers["Content-Disposition"] == expected
 
 
 def test_every_configured_key_verifies_and_links_name_their_key(nginx: NginxSite):

@@ -1,0 +1,38 @@
+"""Load from wrk, bounded in time, sent to loopback only."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+
+WRK_SECONDS = 4
+CONNECTIONS = 16
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    requests: int
+    transfer: str
+    latency: str
+    errors: int
+
+
+def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None) -> WrkResult:
+    """One bounded wrk run against a loopback URL."""
+    assert url.startswith(("http://127.", "http://[::1]")), "load goes to loopback only"
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    transfer = re.search(r"Transfer/sec:\s+(\S+)", output)
+    latency = re.search(r"Latency\s+(\S+)", output)
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+)", output)
+                 for n in n if n)
+    if not rate:
+        raise RuntimeError(f"wrk printed no rate:\n{output}")
+    return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
+                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors)
