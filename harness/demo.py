@@ -52,10 +52,13 @@ def port_is_free(port: int) -> bool:
 def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     edge_port = int(os.environ.get("EDGE_PORT", port + 1))
-    for wanted in (port, edge_port):
-        if not port_is_free(wanted) or edge_port == port:
-            print(f"error: 127.0.0.1:{wanted} is in use; pick other ports: PORT={port + 2} make run "
-                  "(the edge takes PORT+1, or EDGE_PORT)", file=sys.stderr)
+    if edge_port == port:
+        print(f"error: PORT and EDGE_PORT are both {port}; give the edge another port", file=sys.stderr)
+        return 1
+    for role, wanted in (("nginx", port), ("the edge", edge_port)):
+        if not port_is_free(wanted):
+            print(f"error: 127.0.0.1:{wanted} ({role}'s port) is in use; pick other ports: PORT={port + 2} make run "
+                  "(the edge takes PORT+1, or set EDGE_PORT)", file=sys.stderr)
             return 1
     var_dir = Path(os.environ.get("APP_VAR_DIR", REPO_ROOT / "var"))
     database_url = os.environ.get("DATABASE_URL") or None
