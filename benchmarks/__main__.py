@@ -13,14 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api_bench, downloads_bench, edge_bench, links_bench, signing_bench
+from . import api_bench, downloads_bench, edge_bench, gain_bench, links_bench, signing_bench
 from .machine import describe
 from .results import Report
 from .setup import prepare_bench
 
 HERE = Path(__file__).resolve().parent
 SIZES = {"20KB": 20_000, "10MB": 10_000_000, "100MB": 100_000_000}
-SECTIONS = ("signing", "api", "downloads", "edge", "links")
+SECTIONS = ("signing", "api", "downloads", "edge", "links", "gain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             edge_bench.run(report, data, progress)
         if "links" in wanted:
             links_bench.run(report, data, progress)
+        if "gain" in wanted:
+            gain_bench.run(report, data, progress)
     markdown = report.markdown()
     (options.output / "results.md").write_text(markdown)
     report.chart(options.output / "results.png")
