@@ -12,7 +12,6 @@ from pathlib import Path
 
 from harness.ports import free_port, stop_process
 from harness.stack import Stack, start_gunicorn, start_stack
-from signing import SecureLinkSigner, parse_key_set
 from tests.client import fetch
 
 from .load import CONNECTIONS, WRK_SECONDS, wrk
@@ -58,8 +57,7 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
 
 
 def _targets_for(stack: Stack, data: BenchData, label: str) -> dict[str, tuple[str, dict[str, str]]]:
-    key_set = parse_key_set((stack.var_dir / "secure_link.keys").read_text())
-    signer = SecureLinkSigner(keys=key_set.keys, active_kid=key_set.signing_kid or "")
+    signer = stack.signer()
     auth = {"Authorization": f"Token {data.token}"}
     image_id = data.images[label]
     return {
@@ -100,8 +98,7 @@ def _throughput(report: Report, stack: Stack, data: BenchData, progress: Callabl
 def _signed_against_static(report: Report, stack: Stack, data: BenchData, label: str,
                            progress: Callable[[str], None]) -> None:
     """Signed links against static files, pinned and in alternating rounds, with an A/A control."""
-    key_set = parse_key_set((stack.var_dir / "secure_link.keys").read_text())
-    signer = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid=key_set.signing_kid or "")
+    signer = stack.signer()
     name = data.names[label]
     targets = {
         "unprotected static": f"/unprotected/{name}",

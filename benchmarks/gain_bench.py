@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from harness.ports import free_port, stop_process
 from harness.stack import start_gunicorn
-from signing import SecureLinkSigner, parse_key_set
 
 from .downloads_bench import start_download_stack
 from .results import Report
@@ -36,8 +35,7 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     direct = start_gunicorn({**data.env, "SECURE_LINK_SERVE_WITH_DJANGO": "1"}, direct_port, workers=2,
                             log=data.var_dir / "gunicorn-direct.log")
     try:
-        key_set = parse_key_set((stack.var_dir / "secure_link.keys").read_text())
-        signer = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid=key_set.signing_kid or "")
+        signer = stack.signer()
         image_id, name = data.images["100MB"], data.names["100MB"]
         auth = {"Authorization": f"Token {data.token}"}
         direct_base = f"http://127.0.0.1:{direct_port}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signing import KeySet, generate_secret, parse_key_set, parse_keys
+from signing import KeySet, SecureLinkSigner, generate_secret, parse_key_set
 from signing.keys import write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
@@ -30,6 +30,10 @@ def ensure_private_file(path: Path, make_content: Any) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private_file(path, make_content())
+
+
+def read_key_set(var_dir: Path) -> KeySet:
+    return parse_key_set((var_dir / KEYS_FILE_NAME).read_text())
 
 
 def django_environment(var_dir: Path, *, database_url: str | None = None, **overrides: str) -> dict[str, str]:
@@ -96,12 +100,18 @@ class Stack:
     def media_root(self) -> Path:
         return self.var_dir / "media"
 
-    def keys(self) -> dict[str, str]:
-        return parse_keys((self.var_dir / KEYS_FILE_NAME).read_text())
-
     def key_set(self) -> KeySet:
-        """The keys file as nginx needs it: keys, algorithms and the active key."""
-        return parse_key_set((self.var_dir / KEYS_FILE_NAME).read_text())
+        """The keys file as it is now: keys, algorithms and the active key."""
+        return read_key_set(self.var_dir)
+
+    def keys(self) -> dict[str, str]:
+        return self.key_set().keys
+
+    def signer(self, **options: Any) -> SecureLinkSigner:
+        """A signer with the app's keys, signing with its active key, as the app does (``options``: clock...)."""
+        key_set = self.key_set()
+        return SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid=key_set.signing_kid or "",
+                                **options)
 
     def stop(self) -> None:
         self.nginx.stop()
@@ -137,7 +147,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
     gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
     try:
         nginx = start_nginx(
-            var_dir / "nginx", media_root=var_dir / "media", keys=parse_key_set((var_dir / KEYS_FILE_NAME).read_text()),
+            var_dir / "nginx", media_root=var_dir / "media", keys=read_key_set(var_dir),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
         )

@@ -355,9 +355,13 @@ class SecureLinkSigner:
             valid = self._hmac_valid(kid, expires, hmac_token, b"|".join(head))
         else:
             valid = self._md5_valid(kid, expires, token, head)
+        return self._status(valid, expires), fields
+
+    def _status(self, valid: bool, expires: int) -> LinkStatus:
+        """nginx's verdict once the signature is checked: a signature comes before the expiry."""
         if not valid:
-            return LinkStatus.INVALID, fields
-        return (LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID), fields
+            return LinkStatus.INVALID
+        return LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID
 
     def _md5_valid(self, kid: bytes, expires: int, token: bytes, head: tuple[bytes, ...]) -> bool:
         """nginx's secure_link module: an MD5 key, a well-formed token, the MD5 of head|secret."""
@@ -385,9 +389,7 @@ class SecureLinkSigner:
             expires = nginx_atotm(expires_text)
             valid = self._md5_valid(kid, expires, token, head)
         fields = VerifiedLink(directory["prefix"] + directory["file"], expires, kid.decode(), "", "")
-        if not valid:
-            return LinkStatus.INVALID, fields
-        return (LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID), fields
+        return self._status(valid, expires), fields
 
     def verify(self, *, raw_path: bytes, query: bytes, remote_addr: str) -> VerifiedLink:
         """Check a request as nginx does; return what it grants or raise.

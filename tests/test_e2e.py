@@ -277,7 +277,7 @@ def test_a_request_without_host_never_gets_links_to_the_internal_app_server(stac
 
 
 def test_valid_links_to_missing_files_are_404_without_an_error_log_line(stack):
-    signer = SecureLinkSigner(keys=stack.keys(), active_kid=list(stack.keys())[-1])
+    signer = stack.signer()
     before = stack.nginx.error_log
     answers = [fetch(stack.base_url, signer.sign(f"/media/images/missing-{index}.png", ttl=60).url).status
                for index in range(20)]

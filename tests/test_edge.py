@@ -44,8 +44,7 @@ class Tier:
         return [self.edge_a, self.edge_b]
 
     def signer(self, **options: object) -> SecureLinkSigner:
-        keys = self.stack.keys()
-        return SecureLinkSigner(keys=keys, active_kid=list(keys)[-1], **options)  # type: ignore[arg-type]
+        return self.stack.signer(**options)
 
     def origin_fetches(self, path: str) -> list[str]:
         """Lines of the origin's access log for edge fetches of ``path`` (its /media/ path)."""

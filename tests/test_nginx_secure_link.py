@@ -225,7 +225,7 @@ def test_ascii_fallback_names_keep_their_spaces_in_nginx_as_in_python(nginx: Ngi
     signer = nginx.signer()
     link = signer.sign(BLOB, ttl=300, filename=name)
     expected = content_disposition("attachment", filename_field(name))
-    assert f'filename="Creme' in expected
+    assert 'filename="Creme' in expected
     assert fetch(nginx.base_url, link.url).headers["Content-Disposition"] == expected
 
 
