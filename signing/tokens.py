@@ -12,17 +12,6 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
-from typing import Any
-
-try:
-    # CPython's own MD5 is 2.5x faster than OpenSSL's EVP for ~120-byte messages: EVP's
-    # per-call setup, not the hashing, dominates. Same digest; hashlib is the fallback.
-    import _md5  # type: ignore[import-not-found,unused-ignore]
-
-    md5: Callable[[bytes], Any] = _md5.md5
-except ImportError:  # pragma: no cover - CPython built without its own hash modules
-    md5 = hashlib.md5
 
 HMAC_TOKEN_LENGTH = 43  # 32 bytes in unpadded base64url
 # The expires rule of the njs check: 1 to 15 digits (exact in a JavaScript number), above 0.
@@ -34,7 +23,7 @@ _b2a_base64 = binascii.b2a_base64
 def token_for(signed_string: bytes) -> str:
     """The ``md5`` argument nginx expects for ``signed_string``: unpadded base64url MD5."""
     # 16 bytes are 22 base64 characters, "==" and a newline; binascii and translate run in C.
-    return _b2a_base64(md5(signed_string).digest())[:22].translate(_TO_BASE64URL).decode()
+    return _b2a_base64(hashlib.md5(signed_string).digest())[:22].translate(_TO_BASE64URL).decode()
 
 
 def hmac_token_for(secret: bytes, message: bytes) -> str:
