@@ -240,3 +240,23 @@ def test_interactive_docs_use_local_assets_only(client_for, user, page, asset):
     assert response["Content-Security-Policy"].startswith("default-src 'self';")  # the browser refuses the rest
     assert f"/static/drf_spectacular_sidecar/{asset}" in html
     assert re.findall(r"(?:src|href)=[\"'](https?:)?//", html) == []  # nothing from another host
+
+
+def test_a_listed_page_carries_the_links_sign_file_makes(user, client_for, make_image, monkeypatch):
+    """The list binds signer, TTL and base URL once per page; its links are sign_file's, byte for byte."""
+    from app.downloads import conf
+    from app.downloads.links import sign_file
+
+    images = [make_image(user, f"photo {index}.png") for index in range(3)]
+    signer = conf.get_link_signer()
+    monkeypatch.setattr(signer, "get_timestamp", lambda: 1_800_000_000)
+    lookups = []
+    real = conf.get_link_signer
+    monkeypatch.setattr("app.downloads.links.get_link_signer", lambda: lookups.append(1) or real())
+    listed = client_for(user).get("/api/images/").data["results"]
+    assert len(lookups) == 1, "one signer lookup per page, not one per link"
+    by_id = {item["id"]: item for item in listed}
+    for image in images:
+        expected = sign_file(image.file.name, filename=image.original_name, request=None)
+        assert by_id[image.pk]["download_url"] == "http://testserver" + expected.url
+        assert parse_time(by_id[image.pk]["expires_at"]).timestamp() == expected.expires == 1_800_000_000 + 3600

@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from signing import LinkError
 
-from .links import IssuedLink, sign_file
+from .links import IssuedLink, LinkIssuer
 
 FilenameOption = str | Callable[[Any], str] | None
 
@@ -51,25 +51,25 @@ class SignedFileURLField(serializers.Field):
 
     def signed_link(self, instance: Any) -> IssuedLink | None:
         """The one link for ``instance`` in this serialization (signed on first use)."""
-        links: dict[int, tuple[Any, IssuedLink | None]] | None = self.__dict__.get("_links")
-        if links is None:  # first object: fields are copied per serializer, so this is per request
-            links = self._links = {}
-            self._request = self.context.get("request")
+        page: tuple[LinkIssuer, dict[int, tuple[Any, IssuedLink | None]]] | None = self.__dict__.get("_page")
+        if page is None:  # first object: fields are copied per serializer, so this is per request
+            page = self._page = (LinkIssuer(self.context.get("request"), ttl=self.ttl), {})
+        issuer, links = page
         remembered = links.get(id(instance))
         if remembered is not None and remembered[0] is instance:  # holding it keeps its id unique
             return remembered[1]
         file: FieldFile | None = getattr(instance, self.file_field)
-        link = self._sign(instance, file.name) if file else None
+        name = file.name if file else None
+        link = self._sign(issuer, instance, name) if name else None
         links[id(instance)] = (instance, link)
         return link
 
-    def _sign(self, instance: Any, name: str) -> IssuedLink:
+    def _sign(self, issuer: LinkIssuer, instance: Any, name: str) -> IssuedLink:
         filename = self.filename(instance) if callable(self.filename) else (
             getattr(instance, self.filename) if self.filename else None
         )
         try:
-            return sign_file(name, ttl=self.ttl, filename=filename or None,
-                             disposition=self.disposition, request=self._request)
+            return issuer.sign(name, filename=filename or None, disposition=self.disposition)
         except LinkError as error:
             self.fail("unsafe", reason=error.message)
             raise  # unreachable: fail() raises

@@ -72,6 +72,30 @@ def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str
     return request_base + path_and_query
 
 
+class LinkIssuer:
+    """What every link signed for one request shares, looked up once: signer, TTL, base URL.
+
+    A page of 100 links is signed with one key even if the keys file changes while it
+    renders.
+    """
+
+    __slots__ = ("signer", "ttl", "media_url", "base_url")
+
+    def __init__(self, request: HttpRequest | None = None, *, ttl: int | timedelta | None = None) -> None:
+        config = link_settings()
+        self.signer = get_link_signer()
+        self.ttl = config.default_ttl if ttl is None else ttl
+        self.media_url = config.media_url
+        self.base_url = absolute_url("", request)
+
+    def sign(self, name: str, *, filename: str | None = None, disposition: str | None = None,
+             client_ip: str | None = None) -> IssuedLink:
+        """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does."""
+        link: SignedLink = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
+                                            disposition=disposition, client_ip=client_ip)
+        return IssuedLink(self.base_url + link.url, link.expires, link.kid)
+
+
 def sign_file(
     name: str,
     *,
@@ -85,14 +109,7 @@ def sign_file(
 
     Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
     """
-    link: SignedLink = get_link_signer().sign(
-        media_path(name),
-        ttl=link_settings().default_ttl if ttl is None else ttl,
-        filename=filename,
-        disposition=disposition,
-        client_ip=client_ip,
-    )
-    return IssuedLink(absolute_url(link.url, request), link.expires, link.kid)
+    return LinkIssuer(request, ttl=ttl).sign(name, filename=filename, disposition=disposition, client_ip=client_ip)
 
 
 def sign_directory(
