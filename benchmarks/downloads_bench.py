@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
-import statistics
 import subprocess
 import threading
 import time
@@ -11,16 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.ports import free_port, stop_process
-from harness.stack import Stack, start_gunicorn, start_stack
+from harness.stack import Stack, read_key_set, start_gunicorn, start_stack
 from tests.client import fetch
 
+from . import cpu_profile
 from .load import CONNECTIONS, WRK_SECONDS, wrk
-from .pinned import measure_pairs
+from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs
 from .results import Report
 from .setup import BenchData
 
-PINNED_ROUNDS = {"20KB": 6, "10MB": 4}
-PINNED_SECONDS = 4
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -32,13 +32,62 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+PEER_SECRET = "peer-bench-secret"
+# The minimal config of django-nginx-secure-links (its README), on the same nginx and file.
+PEER_LOCATION = """location /peer/ {{
+    secure_link $arg_token,$arg_expires;
+    secure_link_md5 "$secure_link_expires$uri %s";
+    if ($secure_link = "") {{ return 403; }}
+    if ($secure_link = "0") {{ return 410; }}
+    alias {root}/;
+}}
+""" % PEER_SECRET
+# Copies of our check that each add one feature to the peer's, for measurement only. Each
+# uses the shipped maps (secure_link_rules.conf); the last step is the shipped check itself.
+_ABLATION_CHECK = """secure_link $arg_md5,$arg_expires;
+secure_link_md5 "{expression}";
+if ({status} = "") {{ return 403; }}
+if ({status} = "0") {{ return 410; }}
+{headers}"""
+ABLATION = {
+    "+ our signed string, key id, fixed secret": ("$secure_link_expires|$arg_kid||||$uri|{secret}", "$secure_link", ""),
+    "+ the key id's secret from the keys map": ("$secure_link_expires|$arg_kid||||$uri|$secure_link_secret", "$secure_link", ""),
+    "+ binding, disposition and name fields": (
+        "$secure_link_expires|$arg_kid|$secure_link_client|$secure_link_disposition|$secure_link_filename|$uri|$secure_link_secret",
+        "$secure_link", ""),
+    "+ algorithm choice and empty-secret refusal": (
+        "$secure_link_expires|$arg_kid|$secure_link_client|$secure_link_disposition|$secure_link_filename|$uri|$secure_link_secret",
+        "$secure_link_status", ""),
+    "+ Cache-Control": (
+        "$secure_link_expires|$arg_kid|$secure_link_client|$secure_link_disposition|$secure_link_filename|$uri|$secure_link_secret",
+        "$secure_link_status", 'add_header Cache-Control "private, max-age=0, must-revalidate";\n'),
+}
+OPEN_FILE_CACHE = "open_file_cache max=10000 inactive=60s;\nopen_file_cache_valid 2s;\n"
+
+
+def peer_link(path: str, ttl: int = 3600) -> str:
+    """A link as django-nginx-secure-links makes it: MD5 of "{expires}{path} {secret}"."""
+    expires = int(time.time()) + ttl
+    digest = hashlib.md5(f"{expires}{path} {PEER_SECRET}".encode()).digest()
+    return f"{path}?token={base64.urlsafe_b64encode(digest).decode().rstrip('=')}&expires={expires}"
+
+
 def start_download_stack(data: BenchData) -> tuple[Stack, subprocess.Popen[bytes]]:
-    """The app stack, plus on the same nginx an unprotected location and a FileResponse app."""
+    """The app stack, plus on the same nginx: unprotected locations (and an A/A copy), the
+    peer's minimal config, the ablation copies, open_file_cache copies and a FileResponse app."""
     streaming_port = free_port()
+    root = (data.var_dir / "media").resolve()
+    secret = read_key_set(data.var_dir).keys[read_key_set(data.var_dir).signing_kid or ""]
     extra = (
-        "location /unprotected/ { alias $secure_link_media_root/; }\n"
-        "location /unprotected-again/ { alias $secure_link_media_root/; }\n"  # the A/A control
-        f"location /filresponse/ {{ proxy_pass http://127.0.0.1:{streaming_port}/; proxy_set_header Host $http_host; }}\n"
+        f"location /unprotected/ {{ alias {root}/; }}\n"
+        f"location /unprotected-again/ {{ alias {root}/; }}\n"  # the A/A control
+        f"location /cached/unprotected/ {{ {OPEN_FILE_CACHE} alias {root}/; }}\n"
+        f"location /cached/media/ {{ include secure_link_check.conf; {OPEN_FILE_CACHE} alias {root}/; }}\n"
+        + PEER_LOCATION.format(root=root)
+        + "".join(f"location /ablation/{index}/ {{\n"
+                  + _ABLATION_CHECK.format(expression=expression.format(secret=secret), status=status, headers=headers)
+                  + f"alias {root}/;\n}}\n" for index, (expression, status, headers) in enumerate(ABLATION.values()))
+        + f"location /filresponse/ {{ proxy_pass http://127.0.0.1:{streaming_port}/; proxy_set_header Host $http_host; }}\n"
     )
     stack = start_stack(data.var_dir, env=data.env, extra_site_directives=extra, workers=2)
     streaming = start_gunicorn({**data.env, "SECURE_LINK_SERVE_WITH_DJANGO": "1"}, streaming_port, workers=2,
@@ -50,6 +99,9 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     stack, streaming = start_download_stack(data)
     try:
         _throughput(report, stack, data, progress)
+        _features_above_the_peer(report, stack, data, progress)
+        _profile(report, stack, data, progress)
+        _open_file_cache(report, stack, data, progress)
         _memory(report, stack, streaming, data, progress)
     finally:
         stop_process(streaming)
@@ -76,7 +128,7 @@ def _check(stack: Stack, target: str, headers: dict[str, str], expected: bytes) 
 
 def _throughput(report: Report, stack: Stack, data: BenchData, progress: Callable[[str], None]) -> None:
     for label in ("20KB", "10MB"):
-        section = f"Downloads, {label} file (wrk, {CONNECTIONS} connections, {WRK_SECONDS} s each, one nginx)"
+        section = f"Downloads, {label} file (wrk, {CONNECTIONS} connections, {WRK_SECONDS} s each, one nginx, not pinned)"
         expected = (data.var_dir / "media" / data.names[label]).read_bytes()
         rates = {}
         for scenario, (target, headers) in _targets_for(stack, data, label).items():
@@ -84,53 +136,123 @@ def _throughput(report: Report, stack: Stack, data: BenchData, progress: Callabl
             progress(f"downloads: {label} {scenario}")
             nginx_workers = worker_pids(stack.nginx.process)
             cpu_before = cpu_seconds(nginx_workers)
+            load = os.getloadavg()[0]
             result = wrk(stack.base_url + target, headers=headers)
             nginx_cpu = (cpu_seconds(nginx_workers) - cpu_before) / max(result.requests, 1) * 1e6
             if result.errors:
                 raise RuntimeError(f"{scenario}: {result.errors} failed requests under load")
             rates[scenario] = report.add(section, scenario, result.requests_per_second, "req/s",
                                          f"{result.transfer}/s, mean latency {result.latency}, "
-                                         f"nginx CPU {nginx_cpu:.1f} µs/request").value
-        report.target(f"signed / compatibility view ({label})", rates["signed link"] / rates["compatibility view (X-Accel)"], 20)
+                                         f"nginx CPU {nginx_cpu:.1f} µs/request; load average {load:.2f}").value
+        ratio = rates["signed link"] / rates["compatibility view (X-Accel)"]
+        if label == "20KB":
+            report.target("nginx 20KB: signed link / compatibility view", ratio, 20)
+        else:
+            report.add(section, "signed link / compatibility view", ratio, "x", "no target: both are nginx sending 10 MB")
         _signed_against_static(report, stack, data, label, progress)
 
 
 def _signed_against_static(report: Report, stack: Stack, data: BenchData, label: str,
                            progress: Callable[[str], None]) -> None:
-    """Signed links against static files, pinned and in alternating rounds, with an A/A control."""
+    """Signed links against static files, pinned and in alternating pairs, with an A/A control."""
     signer = stack.signer()
     name = data.names[label]
     targets = {
-        "unprotected static": f"/unprotected/{name}",
-        "unprotected static again (A/A control)": f"/unprotected-again/{name}",
+        STATIC: f"/unprotected/{name}",
+        CONTROL: f"/unprotected-again/{name}",
         "signed link": signer.sign("/media/" + name, ttl=3600).url,
         "signed link with filename and disposition": signer.sign("/media/" + name, ttl=3600, filename="photo é.bmp",
                                                                  disposition="inline").url,
     }
-    rounds = PINNED_ROUNDS[label]
-    progress(f"downloads: {label} signed against static, pinned, {rounds} alternating rounds")
-    load_before = os.getloadavg()[0]
-    paired = measure_pairs(stack.nginx, targets, pairs=rounds, seconds=PINNED_SECONDS)
-    section = (f"Signed links against static files, {label} (nginx and wrk pinned apart, {rounds} alternating rounds of "
-               f"{PINNED_SECONDS} s; load average {load_before:.2f} before)")
-    control, control_low, control_high = paired.median_ratio("unprotected static again (A/A control)", "unprotected static")
-    valid = abs(control - 1) <= 0.03
-    for scenario in targets:
-        median, low, high = paired.median_ratio(scenario, "unprotected static")
-        report.add(section, f"{scenario} / static", median, "x",
-                   f"rounds {low:.2f}-{high:.2f}; by CPU {paired.cpu_ratio(scenario, 'unprotected static'):.2f}x; "
-                   f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
-                   f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
-    if not valid:
-        report.add(section, "run rejected: the A/A control is more than 3% off", control, "x",
-                   f"rounds {control_low:.2f}-{control_high:.2f}; the targets below use this run anyway, marked")
-    suffix = "" if valid else " (control off: rerun)"
     if label == "20KB":
-        report.target(f"signed / static, 20KB, by CPU{suffix}", paired.cpu_ratio("signed link", "unprotected static"), 0.95)
-        report.target(f"signed with filename / static, 20KB, by CPU{suffix}",
-                      paired.cpu_ratio("signed link with filename and disposition", "unprotected static"), 0.92)
+        targets["peer's minimal config (django-nginx-secure-links)"] = peer_link(f"/peer/{name}")
+    expected = (data.var_dir / "media" / name).read_bytes()
+    for target in targets.values():
+        _check(stack, target, {}, expected)
+    progress(f"downloads: {label} signed against static, pinned, {PAIRS} alternating pairs of {SECONDS} s")
+    paired = measure_pairs(stack.nginx, targets)
+    section = f"nginx, {label}: signed links against static files (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
+    paired.add_rows(report, section)
+    trust = "; ".join(paired.problems())
+    note = f"run rejected: {trust}" if trust else paired.load_text
+    if label == "20KB":
+        peer = "peer's minimal config (django-nginx-secure-links)"
+        for scenario, goal in (("signed link", 0.95), ("signed link with filename and disposition", 0.92)):
+            report.target(f"nginx 20KB by CPU: {scenario} / unprotected static", paired.cpu_ratio(scenario, STATIC), goal,
+                          note=f"{paired.extra_user_us(scenario, STATIC):.2f} µs user per request above static, "
+                               f"{paired.extra_user_us(scenario, peer):.2f} µs above the peer's minimal config; {note}")
+        report.add(section, "the peer's minimal config: user CPU above static", paired.extra_user_us(peer, STATIC), "µs",
+                   f"by CPU {paired.cpu_ratio(peer, STATIC):.2f}x")
+        for scenario in ("signed link", "signed link with filename and disposition"):
+            report.add(section, f"{scenario}: our features' cost above the peer's minimal config",
+                       paired.extra_user_us(scenario, peer), "µs", "worker user CPU per request")
     else:
-        report.target(f"signed / static, {label}{suffix}", paired.median_ratio("signed link", "unprotected static")[0], 0.98)
+        report.target(f"nginx {label}: signed link / unprotected static",
+                      paired.median_ratio("signed link", STATIC)[0], 0.98, note=note)
+
+
+def _features_above_the_peer(report: Report, stack: Stack, data: BenchData, progress: Callable[[str], None]) -> None:
+    """The peer's minimal check, then ours one feature at a time: what each costs in user CPU."""
+    name = data.names["20KB"]
+    anywhere = stack.signer(prefix="/")
+    targets = {STATIC: f"/unprotected/{name}", "peer's minimal config": peer_link(f"/peer/{name}")}
+    for index, step in enumerate(ABLATION):
+        targets[step] = anywhere.sign(f"/ablation/{index}/{name}", ttl=3600).url
+    targets["+ Content-Disposition header: the shipped check"] = stack.signer().sign("/media/" + name, ttl=3600).url
+    targets["shipped check, link with filename and disposition"] = stack.signer().sign(
+        "/media/" + name, ttl=3600, filename="photo é.bmp", disposition="inline").url
+    expected = (data.var_dir / "media" / name).read_bytes()
+    for target in targets.values():
+        _check(stack, target, {}, expected)
+    progress("downloads: the peer's check, then ours one feature at a time (3 pairs of 4 s)")
+    paired = measure_pairs(stack.nginx, targets, pairs=3, seconds=4)
+    section = ("nginx, 20KB: what each feature of the check costs (copies of the check that add one feature at a time "
+               "to the peer's, for measurement only; 3 pairs of 4 s)")
+    previous = STATIC
+    for scenario in list(targets)[1:]:
+        step_base = "+ Content-Disposition header: the shipped check" if scenario.startswith("shipped check,") else previous
+        report.add(section, scenario, paired.extra_user_us(scenario, STATIC), "µs",
+                   f"user CPU per request above static; this step {paired.extra_user_us(scenario, step_base):+.2f} µs; "
+                   f"by CPU {paired.cpu_ratio(scenario, STATIC):.2f}x")
+        previous = scenario if not scenario.startswith("shipped check,") else previous
+
+
+def _profile(report: Report, stack: Stack, data: BenchData, progress: Callable[[str], None]) -> None:
+    section = "nginx, 20KB: where the signed link's extra user CPU goes (perf, one worker, µs per request above static)"
+    if not cpu_profile.available():
+        report.add(section, "perf is not installed", 0, "", "make bench installs linux-perf")
+        return
+    name = data.names["20KB"]
+    signer = stack.signer()
+    urls = {STATIC: f"/unprotected/{name}", "signed link": signer.sign("/media/" + name, ttl=3600).url,
+            "signed link with filename and disposition": signer.sign("/media/" + name, ttl=3600, filename="photo é.bmp",
+                                                                     disposition="inline").url}
+    progress("downloads: perf profiles of static, signed and signed-with-filename requests")
+    profiles = {scenario: cpu_profile.user_cpu_by_symbol(stack.nginx, url) for scenario, url in urls.items()}
+    for scenario in ("signed link", "signed link with filename and disposition"):
+        extra = cpu_profile.difference(profiles[scenario], profiles[STATIC])
+        report.add(section, f"{scenario}: all user-space code", sum(extra.values()), "µs")
+        for group, value in cpu_profile.by_group(extra).items():
+            report.add(section, f"{scenario}: {group}", value, "µs")
+        for symbol, value in list(extra.items())[:6]:
+            report.add(section, f"{scenario}: function {symbol}", value, "µs")
+
+
+def _open_file_cache(report: Report, stack: Stack, data: BenchData, progress: Callable[[str], None]) -> None:
+    """What open_file_cache would buy, against static with the same cache. Not shipped: see README."""
+    name = data.names["20KB"]
+    targets = {
+        STATIC: f"/unprotected/{name}",
+        "unprotected static, open_file_cache": f"/cached/unprotected/{name}",
+        "signed link, open_file_cache": stack.signer(prefix="/").sign(f"/cached/media/{name}", ttl=3600).url,
+    }
+    progress("downloads: open_file_cache, 4 pairs of 4 s")
+    paired = measure_pairs(stack.nginx, targets, pairs=4, seconds=4)
+    section = "nginx, 20KB: open_file_cache (not shipped; 4 pairs of 4 s)"
+    paired.add_rows(report, section)
+    report.add(section, "signed with the cache / static with the same cache, by CPU",
+               paired.cpu_ratio("signed link, open_file_cache", "unprotected static, open_file_cache"), "x",
+               f"paired rates {paired.median_ratio('signed link, open_file_cache', 'unprotected static, open_file_cache')[0]:.2f}x")
 
 
 def worker_pids(master: subprocess.Popen[bytes]) -> list[int]:
@@ -175,11 +297,15 @@ def _memory(report: Report, stack: Stack, streaming: subprocess.Popen[bytes], da
             progress: Callable[[str], None]) -> None:
     section = f"Memory: Django worker while {CONNECTIONS} clients download a 100 MB file"
     targets = _targets_for(stack, data, "100MB")
-    peaks = {}
+    peaks, befores = {}, {}
     for scenario, master in (("compatibility view (X-Accel)", stack.gunicorn), ("Django FileResponse", streaming)):
         target, headers = targets[scenario]
         progress(f"memory: {scenario}")
         before, peak = peak_rss_during(master, lambda: wrk(stack.base_url + target, seconds=5, headers=headers))
-        peaks[scenario] = peak
+        peaks[scenario], befores[scenario] = peak, before
         report.add(section, f"{scenario}: peak worker RSS", peak / 1024, "MiB", f"{before / 1024:.1f} MiB before the load")
     report.add(section, "FileResponse peak / X-Accel peak", peaks["Django FileResponse"] / peaks["compatibility view (X-Accel)"], "x")
+    xaccel = "compatibility view (X-Accel)"
+    report.target("Django worker RSS while 16 clients download 100 MB (X-Accel): peak / before",
+                  peaks[xaccel] / befores[xaccel], 1.05, higher_is_better=False,
+                  note=f"{befores[xaccel] / 1024:.1f} MiB before, {peaks[xaccel] / 1024:.1f} MiB at the peak")

@@ -17,7 +17,7 @@ from harness.nginx import EDGE_CONF, NginxServer, start_edge, start_nginx
 from signing import SecureLinkSigner, parse_key_set
 from tests.client import fetch
 
-from .pinned import measure_pairs
+from .pinned import CONTROL, STATIC, measure_pairs
 from .results import Report
 from .setup import BenchData
 
@@ -26,7 +26,8 @@ SLICE = 1024 * 1024
 BIG_FILE = 256 * SLICE
 RANGES = 100
 DISTINCT_LINKS = 1000
-PAIRS = 4
+PAIRS = 4  # no target in this section: fewer, shorter pairs than the pinned default
+SECONDS = 4
 
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
@@ -35,7 +36,8 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     signer = SecureLinkSigner(keys=keys.keys, active_kid=keys.signing_kid or "")
     origin = start_nginx(data.var_dir / "edge-origin", media_root=media, keys=keys.keys, edges=EDGE_ADDRESSES,
                          access_log=True)
-    unprotected = f"location /unprotected/ {{ alias {media.resolve()}/; }}\n"
+    unprotected = (f"location /unprotected/ {{ alias {media.resolve()}/; }}\n"
+                   f"location /unprotected-again/ {{ alias {media.resolve()}/; }}\n")  # the A/A control
     edges: list[NginxServer] = []
     try:
         for index, address in enumerate(EDGE_ADDRESSES):
@@ -53,7 +55,7 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
 
 def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, data: BenchData,
                 progress: Callable[[str], None]) -> None:
-    section = "Edge cache hits against static files on the same nginx (pinned, alternating pairs)"
+    section = f"Edge cache hits against static files on the same nginx (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
     for label in ("20KB", "10MB"):
         name = data.names[label]
         link = signer.sign("/media/" + name, ttl=3600).url
@@ -61,16 +63,12 @@ def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, dat
         again = fetch(edge.base_url, link, timeout=60)
         if warm.status != 200 or again.headers.get("X-Cache-Status") != "HIT":
             raise RuntimeError(f"the edge does not cache {name}: {warm.status}, {again.headers.get('X-Cache-Status')}")
-        progress(f"edge: {label} cache hits and static, {PAIRS} alternating pairs")
-        paired = measure_pairs(edge, {"unprotected static": f"/unprotected/{name}", "edge cache hit": link}, pairs=PAIRS)
-        for scenario in paired.rates:
-            report.add(section, f"{label}: {scenario}", paired.median(scenario), "req/s",
-                       f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
-                       f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
-        ratio, lowest, highest = paired.median_ratio("edge cache hit", "unprotected static")
-        report.add(section, f"{label}: hit / static, by CPU", paired.cpu_ratio("edge cache hit", "unprotected static"),
-                   "x", f"paired rate ratios {lowest:.2f}-{highest:.2f}")
-        report.target(f"edge cache hit / unprotected static ({label})", ratio, 0.9)
+        progress(f"edge: {label} cache hits and static, {PAIRS} alternating pairs of {SECONDS} s")
+        paired = measure_pairs(edge, {STATIC: f"/unprotected/{name}", CONTROL: f"/unprotected-again/{name}",
+                                      "edge cache hit": link}, pairs=PAIRS, seconds=SECONDS)
+        paired.add_rows(report, f"{section}, {label}")
+        report.add(f"{section}, {label}", "edge cache hit / static, by CPU", paired.cpu_ratio("edge cache hit", STATIC), "x",
+                   "issue 9 asked for >= 0.9x by rate; where the rest goes: the next section")
 
 
 def _cost_of_a_hit(report: Report, origin: NginxServer, keys: dict[str, str], signer: SecureLinkSigner,
@@ -120,8 +118,8 @@ def _origin_fetches(report: Report, origin: NginxServer, edges: list[NginxServer
     fetches = len(edge_fetch_lines(origin, path))
     report.add(section, "downloads answered 200", len(statuses), "requests")
     report.add(section, "requests that reached the origin", fetches, "requests", "one per edge is the floor")
-    report.target(f"origin requests for {DISTINCT_LINKS} distinct links, two edges", fetches, 2,
-                  higher_is_better=False, unit=" requests")
+    report.add(section, "issue 9's bound: one origin fetch per edge", 2, "requests",
+               "met" if fetches <= 2 else "NOT MET")
 
 
 def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dict[str, str],
@@ -162,8 +160,8 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dic
         report.add(section, f"{scenario}: origin bytes / bytes asked", sent[scenario] / asked, "x",
                    f"{sent[scenario] / 1e6:,.0f} MB sent for {asked / 1e6:,.0f} MB asked; first range "
                    f"{first_latency * 1000:.0f} ms, all {elapsed:.1f} s")
-    report.target("origin bytes / bytes asked, random 1 MB ranges, sliced", sent["1 MB slices (shipped)"] / asked, 2.2,
-                  higher_is_better=False)
+    report.add(section, "issue 9's bound for slices: origin bytes / bytes asked", 2.2, "x",
+               "met" if sent["1 MB slices (shipped)"] / asked <= 2.2 else "NOT MET")
 
 
 def origin_media(origin: NginxServer) -> Path:

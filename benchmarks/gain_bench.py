@@ -27,6 +27,7 @@ SLOW_CLIENTS = 32
 RATE = 2 * 1024 * 1024  # bytes a second, per slow client
 API_CLIENTS = 4
 SECONDS = 8.0
+REPEATS = 3
 
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
@@ -47,21 +48,25 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         }
         section = (f"API latency (GET /api/images/?page_size=20, {API_CLIENTS} clients) while {SLOW_CLIENTS} clients "
                    f"download a 100 MB file at 2 MB/s each ({SECONDS:.0f} s a run)")
-        p99 = {}
-        for scenario, (api_base, download_url) in scenarios.items():
-            progress(f"gain: {scenario}")
+        p99: dict[str, list[float]] = {scenario: [] for scenario in scenarios}
+        # Idle and signed link alternate REPEATS times: the target holds across repeats.
+        order = [*[s for _ in range(REPEATS) for s in list(scenarios)[:2]], *list(scenarios)[2:]]
+        for scenario in order:
+            api_base, download_url = scenarios[scenario]
+            progress(f"gain: {scenario} ({len(p99[scenario]) + 1})")
             latencies, answered, timeouts = api_latency_under_load(api_base, download_url, auth)
             if latencies:
                 p50 = statistics.median(latencies)
-                p99[scenario] = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
-                report.add(section, f"{scenario}: p99", p99[scenario] * 1000, "ms",
+                p99[scenario].append(statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0])
+                report.add(section, f"{scenario}: p99 (run {len(p99[scenario])})", p99[scenario][-1] * 1000, "ms",
                            f"p50 {p50 * 1000:.1f} ms; {answered} answers, {timeouts} without an answer in 8 s")
             else:
-                p99[scenario] = SECONDS
+                p99[scenario].append(SECONDS)
                 report.add(section, f"{scenario}: no API answer at all", SECONDS * 1000, "ms",
                            f"{timeouts} requests without an answer in 8 s")
-        report.target("API p99 while slow downloads run by signed link / idle", p99["signed link (nginx)"] / p99["idle (no downloads)"],
-                      1.5, higher_is_better=False)
+        ratios = [signed / idle for signed, idle in zip(p99["signed link (nginx)"], p99["idle (no downloads)"], strict=True)]
+        report.target("API p99 while 32 slow clients download by signed link / idle (worst of the repeats)", max(ratios),
+                      1.5, higher_is_better=False, note="repeats " + ", ".join(f"{ratio:.2f}x" for ratio in ratios))
     finally:
         stop_process(direct)
         stop_process(streaming)

@@ -15,11 +15,12 @@ from signing import KeySet, SecureLinkSigner, generate_secret
 from signing.keys import HMAC_SHA256
 from tests.client import fetch
 
-from .pinned import PairedResult, measure_pairs
+from .pinned import measure_pairs
 from .results import Report
 from .setup import BenchData
 
-PAIRS = 4
+PAIRS = 4  # no target in this section: fewer, shorter pairs than the pinned default
+SECONDS = 4
 
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
@@ -41,12 +42,11 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         }
         _check_all(server.base_url, targets)
         progress(f"links: 20KB static, MD5 and HMAC-SHA256, {PAIRS} alternating rounds")
-        paired = measure_pairs(server, targets, pairs=PAIRS)
-        section = "Link kinds on one nginx, 20 KB file (pinned, alternating rounds)"
-        _rows(report, section, paired)
-        report.target("HMAC-SHA256 link / MD5 link (20KB)", paired.median_ratio("HMAC-SHA256 link", "MD5 link")[0], 0.8)
-        report.add(section, "HMAC-SHA256 link / unprotected static",
-                   paired.median_ratio("HMAC-SHA256 link", "unprotected static")[0], "x")
+        paired = measure_pairs(server, targets, pairs=PAIRS, seconds=SECONDS)
+        section = f"Link kinds on one nginx, 20 KB file (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
+        paired.add_rows(report, section)
+        report.add(section, "HMAC-SHA256 link / MD5 link", paired.median_ratio("HMAC-SHA256 link", "MD5 link")[0], "x",
+                   "issue 10 asked for >= 0.8x; where the time goes: the next section")
         _cost_of_an_hmac_check(report, data, key_set, targets, progress)
         segment = "/media/bench/stream/720p/seg001.ts"
         segments = {
@@ -55,11 +55,12 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         }
         _check_all(server.base_url, segments)
         progress(f"links: a segment by file link and by directory token, {PAIRS} alternating pairs")
-        paired = measure_pairs(server, segments, pairs=PAIRS)
-        section = "Directory token against a file link, one 20 KB segment (pinned, alternating pairs)"
-        _rows(report, section, paired)
-        report.target("directory-token segment / file link (20KB)",
-                      paired.median_ratio("directory token, same segment", "file link to the segment")[0], 0.95)
+        paired = measure_pairs(server, segments, pairs=PAIRS, seconds=SECONDS)
+        section = f"Directory token against a file link, one 20 KB segment (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
+        paired.add_rows(report, section, base="file link to the segment")
+        report.add(section, "issue 10's bound: directory token / file link", 0.95, "x",
+                   "met" if paired.median_ratio("directory token, same segment", "file link to the segment")[0] >= 0.95
+                   else "NOT MET")
     finally:
         server.stop()
 
@@ -100,10 +101,3 @@ def _check_all(base_url: str, targets: dict[str, str]) -> None:
         status = fetch(base_url, target).status
         if status != 200:
             raise RuntimeError(f"{scenario}: {target} answered {status}")
-
-
-def _rows(report: Report, section: str, paired: PairedResult) -> None:
-    for scenario in paired.rates:
-        report.add(section, scenario, paired.median(scenario), "req/s",
-                   f"worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
-                   f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 from dataclasses import dataclass
 
@@ -17,6 +18,13 @@ class WrkResult:
     transfer: str
     latency: str
     errors: int
+    cpu_seconds: float = 0.0  # wrk's own user + system CPU time
+    seconds: float = 0.0
+
+    @property
+    def client_load(self) -> float:
+        """wrk's CPU time over the run's length: 1.0 is a saturated core."""
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
 
 
 def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None) -> WrkResult:
@@ -25,7 +33,10 @@ def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS,
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
     transfer = re.search(r"Transfer/sec:\s+(\S+)", output)
@@ -35,4 +46,4 @@ def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS,
     if not rate:
         raise RuntimeError(f"wrk printed no rate:\n{output}")
     return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
-                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors)
+                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors, cpu, seconds)

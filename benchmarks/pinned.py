@@ -1,10 +1,13 @@
-"""Paired, pinned throughput measurements of two locations of one nginx.
+"""Paired, pinned throughput measurements of locations of one nginx.
 
-nginx (master and workers) runs on one core and wrk on the other; the two scenarios are
-measured back to back in alternating order (A-B, B-A, ...), so that drift in the machine's
-load hits both alike. Besides the request rates, the worker's user and system CPU time per
-request is read from /proc: user time repeats within a fraction of a microsecond, while
-kernel time (the network stack) is where the run-to-run noise lives.
+nginx (master and workers) runs on one core and wrk on the other; the scenarios are measured
+back to back in alternating order (A-B, B-A, ...), so that drift in the machine's load hits
+them alike. Besides the request rates, the worker's user and system CPU time per request is
+read from /proc: user time repeats within a fraction of a microsecond, while kernel time (the
+network stack) is where the run-to-run noise lives.
+
+A run is trusted only when its A/A control (a second, identical unprotected location) is
+within 3% of the first and wrk never saturated its core (then wrk, not nginx, set the rate).
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ import os
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.nginx import NginxServer
 
 from .load import wrk
+from .results import Report
+
+PAIRS = 6  # at least six back-to-back pairs ...
+SECONDS = 8  # ... of eight seconds each, for every figure that has a target
+CONTROL_TOLERANCE = 0.03  # the A/A control may be this far from 1.00
+CLIENT_SATURATED = 0.95  # wrk's CPU share of its core at which it, not nginx, limits the rate
+CONTROL = "unprotected static again (A/A control)"
+STATIC = "unprotected static"
 
 
 @dataclass
@@ -26,20 +37,56 @@ class PairedResult:
     rates: dict[str, list[float]]  # scenario -> requests/s per run
     user_us: dict[str, list[float]]  # scenario -> worker user CPU µs per request
     system_us: dict[str, list[float]]
+    client_load: dict[str, list[float]]  # scenario -> wrk's CPU time / wall time per run
+    load_averages: list[float] = field(default_factory=list)  # the 1-minute load average before each run
+    pairs: int = 0
+    seconds: int = 0
 
     def median_ratio(self, numerator: str, denominator: str) -> tuple[float, float, float]:
         """Median, min and max of the per-pair rate ratios."""
         ratios = [a / b for a, b in zip(self.rates[numerator], self.rates[denominator], strict=True)]
         return statistics.median(ratios), min(ratios), max(ratios)
 
+    def extra_user_us(self, numerator: str, denominator: str) -> float:
+        """The numerator's median worker user CPU per request above the denominator's."""
+        return statistics.median(self.user_us[numerator]) - statistics.median(self.user_us[denominator])
+
     def cpu_ratio(self, numerator: str, denominator: str) -> float:
         """T_base / (T_base + extra user µs): the throughput ratio if only the extra work differed."""
         base = statistics.median(self.user_us[denominator]) + statistics.median(self.system_us[denominator])
-        extra = statistics.median(self.user_us[numerator]) - statistics.median(self.user_us[denominator])
-        return base / (base + extra)
+        return base / (base + self.extra_user_us(numerator, denominator))
 
     def median(self, scenario: str) -> float:
         return statistics.median(self.rates[scenario])
+
+    @property
+    def load_text(self) -> str:
+        return f"load average {min(self.load_averages):.2f}-{max(self.load_averages):.2f}"
+
+    def problems(self) -> list[str]:
+        """Why this run cannot be trusted (empty when it can)."""
+        found = []
+        if CONTROL in self.rates:
+            control = self.median_ratio(CONTROL, STATIC)[0]
+            if abs(control - 1) > CONTROL_TOLERANCE:
+                found.append(f"the A/A control is {control:.2f}x, more than {CONTROL_TOLERANCE:.0%} off")
+        busiest = max(max(loads) for loads in self.client_load.values())
+        if busiest >= CLIENT_SATURATED:
+            found.append(f"wrk used {busiest:.0%} of its core: the client, not nginx, set the rate")
+        return found
+
+    def add_rows(self, report: Report, section: str, base: str = STATIC) -> None:
+        """One row per scenario against ``base``: paired rate ratio, ratio by CPU, CPU per request."""
+        for scenario in self.rates:
+            median, low, high = self.median_ratio(scenario, base)
+            report.add(section, f"{scenario} / {base}", median, "x",
+                       f"pairs {low:.2f}-{high:.2f}; by CPU {self.cpu_ratio(scenario, base):.2f}x; "
+                       f"{self.median(scenario):,.0f} req/s; worker user {statistics.median(self.user_us[scenario]):.2f} µs "
+                       f"+ system {statistics.median(self.system_us[scenario]):.2f} µs per request; "
+                       f"wrk at {max(self.client_load[scenario]):.0%} of its core")
+        report.add(section, "method", self.pairs, "pairs",
+                   f"{self.seconds} s runs, alternating order; {self.load_text}; "
+                   + ("; ".join(self.problems()) or "control within 3%, wrk never saturated: run accepted"))
 
 
 def nginx_pids(server: NginxServer) -> list[int]:
@@ -77,13 +124,15 @@ def pinned(server: NginxServer) -> Iterator[list[int]]:
             os.sched_setaffinity(pid, mine)
 
 
-def measure_pairs(server: NginxServer, targets: dict[str, str], *, pairs: int = 4, seconds: int = 4) -> PairedResult:
+def measure_pairs(server: NginxServer, targets: dict[str, str], *, pairs: int = PAIRS,
+                  seconds: int = SECONDS) -> PairedResult:
     """``pairs`` back-to-back runs of each target (alternating order), nginx and wrk pinned apart."""
     names = list(targets)
-    result = PairedResult({n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names})
+    result = PairedResult(*({n: [] for n in names} for _ in range(4)), pairs=pairs, seconds=seconds)  # type: ignore[arg-type]
     with pinned(server) as pids:
         for index in range(pairs):
             for name in names if index % 2 == 0 else reversed(names):
+                result.load_averages.append(os.getloadavg()[0])
                 user_before, system_before = worker_times(pids)
                 run = wrk(server.base_url + targets[name], seconds=seconds)
                 if run.errors:
@@ -92,4 +141,5 @@ def measure_pairs(server: NginxServer, targets: dict[str, str], *, pairs: int = 
                 result.rates[name].append(run.requests_per_second)
                 result.user_us[name].append((user_after - user_before) / max(run.requests, 1) * 1e6)
                 result.system_us[name].append((system_after - system_before) / max(run.requests, 1) * 1e6)
+                result.client_load[name].append(run.client_load)
     return result

@@ -24,6 +24,7 @@ class Target:
     goal: float
     higher_is_better: bool = True
     unit: str = "x"  # "x" for a ratio; a count says what it counts
+    note: str = ""  # the measured reason when a target is not met, or why a run is not trusted
 
     @property
     def met(self) -> bool:
@@ -49,15 +50,18 @@ class Report:
         self.rates.append(rate)
         return rate
 
-    def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x") -> Target:
-        target = Target(name, ratio, goal, higher_is_better, unit)
+    def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x",
+               note: str = "") -> Target:
+        target = Target(name, ratio, goal, higher_is_better, unit, note)
         self.targets.append(target)
         return target
 
     def markdown(self) -> str:
         lines = ["# Benchmark results", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in self.machine.items()), ""]
-        lines += ["## Targets", "", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
-        lines += [f"| {t.name} | {t.measured_text} | {t.goal_text} | {'met' if t.met else 'NOT MET'} |" for t in self.targets]
+        lines += ["## Targets", "", "| ratio | measured | target | met | note |", "|---|---:|---:|---|---|"]
+        lines += [f"| {t.name} | {t.measured_text} | {t.goal_text} | {'met' if t.met else 'NOT MET'} | {t.note} |"
+                  for t in self.targets]
+        lines += ["", METHOD]
         for section in dict.fromkeys(rate.section for rate in self.rates):
             lines += ["", f"## {section}", "", "| what | rate | note |", "|---|---:|---|"]
             lines += [f"| {r.name} | {format_value(r.value) + ' ' + r.unit if r.value else '-'} | {r.note} |"
@@ -66,6 +70,18 @@ class Report:
 
     def chart(self, path: Path) -> None:
         draw_chart(self.targets, path)
+
+
+METHOD = """\
+How these figures are measured. Every figure comes from this one run, side by side. nginx
+figures: nginx (master and worker) pinned to one core and wrk to the other; the scenarios run
+back to back in alternating order (A-B, B-A, ...), six pairs of 8 s for each figure with a
+target; the rate ratio is the median of the per-pair ratios (min-max beside it). The ratio
+by CPU is T_static / (T_static + extra user µs per request), from the worker's utime and
+stime in /proc: user time repeats within about 0.3 µs, kernel time (the network stack) is
+the noise. Each such run has an A/A control (a second, identical unprotected location) and
+is rejected when the control is more than 3% off or wrk used 95% or more of its core; the
+load average is recorded with it. Sections without a target use fewer, shorter pairs."""
 
 
 def format_value(value: float) -> str:

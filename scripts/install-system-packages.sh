@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Debian's nginx (with http_secure_link_module) and its njs module (HMAC-SHA256
 # links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
-# own), ffmpeg (a real HLS client) and Chromium (a real browser); with --bench also wrk.
+# own), ffmpeg (a real HLS client) and Chromium (a real browser); with --bench also wrk and perf.
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
 
@@ -39,6 +39,9 @@ if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgr
 fi
 if [ -n "$for_bench" ] && ! command -v wrk >/dev/null; then
   packages+=(wrk)
+fi
+if [ -n "$for_bench" ] && ! command -v perf >/dev/null; then
+  packages+=(linux-perf)  # the profile of where nginx's CPU goes
 fi
 [ ${#packages[@]} -eq 0 ] && exit 0
 
