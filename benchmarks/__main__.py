@@ -59,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
             gain_bench.run(report, data, progress)
     markdown = report.markdown()
     (options.output / "results.md").write_text(markdown)
-    report.chart(options.output / "results.png")
+    written = [options.output / "results.md"]
+    if report.targets:  # --only edge and --only links measure no target: no chart
+        report.chart(options.output / "results.png")
+        written.append(options.output / "results.png")
     print()
     print(markdown)
-    print(f"Wrote {options.output / 'results.md'} and {options.output / 'results.png'} in {time.monotonic() - started:.0f} s.")
+    print(f"Wrote {' and '.join(map(str, written))} in {time.monotonic() - started:.0f} s.")
     return 0
 
 

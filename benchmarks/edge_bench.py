@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.nginx import EDGE_CONF, NginxServer, start_edge, start_nginx
+from harness.nginx import EDGE_CONF, NGINX_DIR, NginxServer, start_edge, start_nginx
 from signing import SecureLinkSigner, parse_key_set
 from tests.client import fetch
 
@@ -76,21 +76,23 @@ def _cost_of_a_hit(report: Report, origin: NginxServer, keys: dict[str, str], si
     """Where a 20 KB hit's extra CPU goes: the same edge with one feature taken out at a time."""
     section = "Where a 20 KB edge hit's extra worker CPU goes (variants of edge.conf, for measurement only)"
     shipped = EDGE_CONF.read_text()
+    without_check = _variant(shipped, "include secure_link_check.conf;", "")
+    unsliced = {"secure_link_edge_fetch.conf": _without_slicing(data.var_dir)}
     variants = {
-        "shipped edge.conf": shipped,
-        "without the link check": shipped.replace("include secure_link_check.conf;", ""),
-        "without slicing": re.sub(r"^\s*slice 1m;\n", "", shipped, flags=re.M),
-        "without the link check and slicing": re.sub(r"^\s*slice 1m;\n", "", shipped, flags=re.M).replace(
-            "include secure_link_check.conf;", ""),
+        "shipped edge.conf": (shipped, None),
+        "without the link check": (without_check, None),
+        "without slicing": (shipped, unsliced),
+        "without the link check and slicing": (without_check, unsliced),
     }
     link = signer.sign("/media/" + data.names["20KB"], ttl=3600).url
-    for index, (variant, text) in enumerate(variants.items()):
+    for index, (variant, (text, shared_rules)) in enumerate(variants.items()):
         conf = data.var_dir / f"edge-variant-{index}.conf"
         conf.write_text(text)
         address = f"127.0.0.{40 + index}"
         origin_with_edge(origin, address)
         edge = start_edge(data.var_dir / f"edge-variant-{index}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
-                          bind_address=address, extra_site_directives=unprotected, edge_conf=conf)
+                          bind_address=address, extra_site_directives=unprotected, edge_conf=conf,
+                          shared_rules=shared_rules)
         try:
             fetch(edge.base_url, link)
             progress(f"edge: 20KB hit, {variant}")
@@ -134,23 +136,23 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dic
     chooser = random.Random(7)
     offsets = [chooser.randrange(0, BIG_FILE - SLICE) for _ in range(RANGES)]
     asked = RANGES * SLICE
-    no_slice_conf = data.var_dir / "edge-without-slice.conf"
-    no_slice_conf.write_text(re.sub(r"^\s*slice 1m;\n", "", EDGE_CONF.read_text(), flags=re.M))
     sent = {}
-    for scenario, conf, address in (("1 MB slices (shipped)", EDGE_CONF, "127.0.0.23"),
-                                    ("without slicing (comparison)", no_slice_conf, "127.0.0.24")):
+    for scenario, shared_rules, address in (
+        ("1 MB slices (shipped)", None, "127.0.0.23"),
+        ("without slicing (comparison)", {"secure_link_edge_fetch.conf": _without_slicing(data.var_dir)}, "127.0.0.24"),
+    ):
         origin_restart_log(origin)
         edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
-                          bind_address=address, edge_conf=conf)
+                          bind_address=address, shared_rules=shared_rules)
         origin_with_edge(origin, address)
         try:
             progress(f"edge: {RANGES} random 1 MB ranges, {scenario}")
             started = time.monotonic()
-            first_latency = None
+            latencies = []
             for offset in offsets:
                 began = time.monotonic()
                 answer = fetch(edge.base_url, link, headers={"Range": f"bytes={offset}-{offset + SLICE - 1}"}, timeout=120)
-                first_latency = first_latency if first_latency is not None else time.monotonic() - began
+                latencies.append(time.monotonic() - began)
                 if answer.status != 206 or len(answer.body) != SLICE:
                     raise RuntimeError(f"{scenario}: range at {offset} answered {answer.status}, {len(answer.body)} bytes")
             elapsed = time.monotonic() - started
@@ -159,7 +161,7 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dic
         sent[scenario] = sum(body_bytes(line) for line in edge_fetch_lines(origin, path))
         report.add(section, f"{scenario}: origin bytes / bytes asked", sent[scenario] / asked, "x",
                    f"{sent[scenario] / 1e6:,.0f} MB sent for {asked / 1e6:,.0f} MB asked; first range "
-                   f"{first_latency * 1000:.0f} ms, all {elapsed:.1f} s")
+                   f"{latencies[0] * 1000:.0f} ms, all {elapsed:.1f} s")
     report.add(section, "issue 9's bound for slices: origin bytes / bytes asked", 2.2, "x",
                "met" if sent["1 MB slices (shipped)"] / asked <= 2.2 else "NOT MET")
 
@@ -189,3 +191,17 @@ def edge_fetch_lines(origin: NginxServer, path: str) -> list[str]:
 def body_bytes(line: str) -> int:
     """$body_bytes_sent of a combined-format access log line."""
     return int(line.split('" ', 1)[1].split()[1])
+
+
+def _variant(text: str, shipped_line: str, replacement: str) -> str:
+    """``text`` with one shipped line replaced; fails when the line is gone, so a variant never silently equals the original."""
+    if shipped_line not in text:
+        raise RuntimeError(f"the shipped config no longer has {shipped_line!r}: update the benchmark's variant")
+    return text.replace(shipped_line, replacement)
+
+
+def _without_slicing(var_dir: Path) -> Path:
+    """A copy of the edge's fetch snippet without ``slice``: each range request caches the whole file."""
+    copy = var_dir / "secure_link_edge_fetch-without-slice.conf"
+    copy.write_text(_variant((NGINX_DIR / "secure_link_edge_fetch.conf").read_text(), "slice 1m;", ""))
+    return copy

@@ -273,12 +273,14 @@ def start_edge(
     workers: int = 1,
     access_log: bool = False,
     edge_conf: Path = EDGE_CONF,
+    shared_rules: Mapping[str, Path] | None = None,
 ) -> NginxServer:
     """Start an edge (``nginx/edge.conf``) in front of ``origin_address``; wait until it accepts.
 
     The edge connects to the origin from ``bind_address`` (the address the origin must
     trust); ``freshness`` (an nginx time such as ``"2s"``) overrides the shipped 60 s.
-    ``edge_conf`` is the shipped file unless a benchmark runs a variant for comparison.
+    ``edge_conf`` and ``shared_rules`` are the shipped files unless a benchmark runs a
+    variant for comparison.
     """
     site = f"proxy_bind {bind_address};\n"
     if freshness:
@@ -286,7 +288,8 @@ def start_edge(
     site += extra_site_directives
     return _start(
         run_dir, role=edge_role(run_dir, edge_conf), keys=keys, upstream_address=origin_address, host=host, port=port,
-        also_listen=(), site_directives=site, edges=(), workers=workers, access_log=access_log, shared_rules=None,
+        also_listen=(), site_directives=site, edges=(), workers=workers, access_log=access_log,
+        shared_rules=shared_rules,
     )
 
 
