@@ -71,12 +71,13 @@ class PairedResult:
         """Why this run cannot be trusted (empty when it can).
 
         ``client_may_saturate`` is for figures judged by CPU per request alone, which do
-        not depend on who set the rate: then a saturated wrk does not reject the run.
+        not depend on who set the rate: then neither a saturated wrk nor the control's
+        rate (which wrk set) rejects the run; the control by CPU still does.
         """
         found = []
         if CONTROL in self.rates:
             control = self.median_ratio(CONTROL, STATIC)[0]
-            if abs(control - 1) > CONTROL_TOLERANCE:
+            if abs(control - 1) > CONTROL_TOLERANCE and not client_may_saturate:  # wrk set that rate
                 found.append(f"the A/A control is {control:.2f}x, more than {CONTROL_TOLERANCE:.0%} off")
             control_by_cpu = self.cpu_ratio(CONTROL, STATIC)
             if abs(control_by_cpu - 1) > CONTROL_TOLERANCE:

@@ -90,7 +90,7 @@ is rejected when the control is more than 3% off (by rate or by CPU) or wrk used
 more of its core (the client, not nginx, then set the rate); a rejected run is measured once
 more, and a figure whose second run is rejected too gets no verdict. At 10 MB wrk saturates
 its core whatever nginx does (it copies 3 GB/s out of its sockets), so that figure is judged
-by CPU alone and only its control can reject it. The load average before every run is
+by CPU alone and only its control by CPU can reject it. The load average before every run is
 recorded. Sections without a target use fewer, shorter pairs."""
 
 
