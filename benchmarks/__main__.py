@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness.ports import stop_like_ctrl_c_on_sigterm
 
 from . import api_bench, downloads_bench, edge_bench, gain_bench, links_bench, signing_bench
 from .machine import describe
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these sections (repeatable); the default is every section")
     options = parser.parse_args(argv)
     wanted = options.only or list(SECTIONS)
-    signal.signal(signal.SIGTERM, _stop)  # like Ctrl-C: every started process is stopped on the way out
+    stop_like_ctrl_c_on_sigterm()  # every started process is stopped on the way out
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -69,10 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     print(f"Wrote {' and '.join(map(str, written))} in {time.monotonic() - started:.0f} s.")
     return 0
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from tests.client import fetch
 
 from . import cpu_profile
 from .load import CONNECTIONS, WRK_SECONDS, wrk
-from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs
+from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
 from .results import Report
 from .setup import BenchData
 
@@ -171,11 +171,8 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
         _check(stack, target, {}, expected)
     client_may_saturate = label != "20KB"  # at 10 MB wrk, not nginx, sets the rate: judged by CPU alone
     progress(f"downloads: {label} signed against static, pinned, {PAIRS} alternating pairs of {SECONDS} s")
-    paired = measure_pairs(stack.nginx, targets)
-    if trust := "; ".join(paired.problems(client_may_saturate=client_may_saturate)):
-        progress(f"downloads: {label} run rejected ({trust}): measuring once more")
-        paired = measure_pairs(stack.nginx, targets)
-        trust = "; ".join(paired.problems(client_may_saturate=client_may_saturate))
+    paired, rejected = measure_trusted_pairs(stack.nginx, targets, client_may_saturate=client_may_saturate,
+                                             progress=lambda message: progress(f"downloads: {label} {message}"))
     section = f"nginx, {label}: signed links against static files (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
     paired.add_rows(report, section)
     if label == "20KB":
@@ -184,7 +181,7 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
             report.target(f"nginx 20KB by CPU: {scenario} / unprotected static", paired.cpu_ratio(scenario, STATIC), goal,
                           note=f"{paired.extra_user_us(scenario, STATIC):.2f} µs user per request above static, "
                                f"{paired.extra_user_us(scenario, peer):.2f} µs above the peer's minimal config; "
-                               f"{paired.load_text}", rejected=trust)
+                               f"{paired.load_text}", rejected=rejected)
         report.add(section, "the peer's minimal config: user CPU above static", paired.extra_user_us(peer, STATIC), "µs",
                    f"by CPU {paired.cpu_ratio(peer, STATIC):.2f}x")
         for scenario in ("signed link", "signed link with filename and disposition"):
@@ -197,8 +194,8 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
                                  f"(±{1e6 / os.sysconf('SC_CLK_TCK') / (paired.median(STATIC) * paired.seconds):.0f} µs: "
                                  f"/proc counts ticks) of {paired.cpu_us(STATIC):.0f} µs in all; "
                                  f"paired rates {median:.2f}x ({low:.2f}-{high:.2f}), set by wrk at "
-                                 f"{max(max(loads) for loads in paired.client_load.values()):.0%} of its core; "
-                                 f"{paired.load_text}", rejected=trust)
+                                 f"{paired.busiest_client:.0%} of its core; "
+                                 f"{paired.load_text}", rejected=rejected)
 
 
 def _features_above_the_peer(report: Report, stack: Stack, data: BenchData, progress: Callable[[str], None]) -> None:

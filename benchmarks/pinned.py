@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +82,14 @@ class PairedResult:
             control_by_cpu = self.cpu_ratio(CONTROL, STATIC)
             if abs(control_by_cpu - 1) > CONTROL_TOLERANCE:
                 found.append(f"the A/A control is {control_by_cpu:.2f}x by CPU, more than {CONTROL_TOLERANCE:.0%} off")
-        busiest = max(max(loads) for loads in self.client_load.values())
-        if busiest >= CLIENT_SATURATED and not client_may_saturate:
-            found.append(f"wrk used {busiest:.0%} of its core: the client, not nginx, set the rate")
+        if self.busiest_client >= CLIENT_SATURATED and not client_may_saturate:
+            found.append(f"wrk used {self.busiest_client:.0%} of its core: the client, not nginx, set the rate")
         return found
+
+    @property
+    def busiest_client(self) -> float:
+        """wrk's highest share of its core in any run."""
+        return max(max(loads) for loads in self.client_load.values())
 
     def add_rows(self, report: Report, section: str, base: str = STATIC) -> None:
         """One row per scenario against ``base``: paired rate ratio, ratio by CPU, CPU per request."""
@@ -134,6 +138,17 @@ def pinned(server: NginxServer) -> Iterator[list[int]]:
         os.sched_setaffinity(0, mine)
         for pid in pids:
             os.sched_setaffinity(pid, mine)
+
+
+def measure_trusted_pairs(server: NginxServer, targets: dict[str, str], *, client_may_saturate: bool = False,
+                          progress: Callable[[str], None]) -> tuple[PairedResult, str]:
+    """``measure_pairs``, once more if the run is rejected; returns the result and why it is still rejected ("")."""
+    paired = measure_pairs(server, targets)
+    if rejected := "; ".join(paired.problems(client_may_saturate=client_may_saturate)):
+        progress(f"run rejected ({rejected}): measuring once more")
+        paired = measure_pairs(server, targets)
+        rejected = "; ".join(paired.problems(client_may_saturate=client_may_saturate))
+    return paired, rejected
 
 
 def measure_pairs(server: NginxServer, targets: dict[str, str], *, pairs: int = PAIRS,

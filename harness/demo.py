@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from signing import generate_secret
 from signing.keys import write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_edge
+from .ports import stop_like_ctrl_c_on_sigterm
 from .stack import DEMO_RECORD, Stack, prepare, seed, start_gunicorn, start_stack
 
 
@@ -75,7 +74,7 @@ def main() -> int:
                           bind_address=EDGE_ADDRESS, port=edge_port, access_log=True)
         record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url}))
         print(instructions(stack, edge, demo, admin_login), flush=True)
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        stop_like_ctrl_c_on_sigterm()
         return supervise(stack, edge)
     except KeyboardInterrupt:
         print("\nStopping the edge, nginx and gunicorn...")
@@ -163,9 +162,6 @@ def supervise(stack: Stack, edge: NginxServer) -> int:
     print("nginx exited unexpectedly; stopping", file=sys.stderr)
     return 1
 
-
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

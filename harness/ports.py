@@ -1,8 +1,9 @@
-"""Free loopback ports and waiting for a server to accept connections."""
+"""Free loopback ports, waiting for a server to accept connections, and stopping processes."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -71,3 +72,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+def stop_like_ctrl_c_on_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt, so that ``finally`` blocks stop what was started."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
