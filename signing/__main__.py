@@ -17,34 +17,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .exc import BadSignature, LinkError, LinkExpired, MalformedRequest
-from .keys import KeySet, generate_secret, parse_key_set, write_nginx_keys
+from .encoding import utc_iso
+from .exc import BadSignature, KeySetError, LinkError, LinkExpired, MalformedRequest
+from .keys import KeySet, generate_secret, nginx_includes_directory
 from .secure_link import SecureLinkSigner
+from .verification import SecureLinkVerifier
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_EXPIRED, EXIT_MALFORMED = 0, 1, 2, 3, 4
 
 
-def load_keys(keys_file: Path | None) -> KeySet:
-    """Read the key set from ``keys_file`` or from ``$SECURE_LINK_KEYS``."""
-    if keys_file is not None:
-        return parse_key_set(keys_file.read_text(encoding="utf-8"))
-    text = os.environ.get("SECURE_LINK_KEYS", "")
-    if not text.strip():
-        raise ValueError("no keys: pass --keys-file FILE or set SECURE_LINK_KEYS='kid=secret'")
-    return parse_key_set(text)
-
-
-def build_signer(options: argparse.Namespace) -> SecureLinkSigner:
-    key_set = load_keys(options.keys_file)
+def load_keys(options: argparse.Namespace) -> KeySet:
+    """The key set of ``--keys-file`` or of ``$SECURE_LINK_KEYS``, with ``--kid`` pinned if given."""
+    if options.keys_file is not None:
+        key_set = KeySet.from_file(options.keys_file)
+        pinned = os.environ.get("SECURE_LINK_ACTIVE_KID")
+        key_set = key_set.with_active(pinned) if pinned else key_set
+    else:
+        key_set = KeySet.from_environment()
+        if not key_set.keys:
+            raise KeySetError("no keys: pass --keys-file FILE or set SECURE_LINK_KEYS='kid=secret'")
     kid = getattr(options, "kid", None)
-    active_kid = kid or os.environ.get("SECURE_LINK_ACTIVE_KID") or key_set.signing_kid or ""
-    return SecureLinkSigner(
-        keys=key_set.keys,
-        algorithms=key_set.algorithms,
-        active_kid=active_kid,
-        prefix=options.prefix,
-        expiry_bucket=getattr(options, "expiry_bucket", 0),
-    )
+    return key_set.with_active(kid) if kid else key_set
 
 
 def command_genkey(options: argparse.Namespace) -> int:
@@ -53,7 +46,8 @@ def command_genkey(options: argparse.Namespace) -> int:
 
 
 def command_sign(options: argparse.Namespace) -> int:
-    link = build_signer(options).sign(
+    signer = SecureLinkSigner(load_keys(options), prefix=options.prefix, expiry_bucket=options.expiry_bucket)
+    link = signer.sign(
         options.path,
         ttl=options.ttl,
         client_ip=options.client_ip,
@@ -68,14 +62,14 @@ def command_verify(options: argparse.Namespace) -> int:
     parts = urlsplit(options.url)
     raw_path = (parts.path or "/").encode("utf-8")
     try:
-        verified = build_signer(options).verify(
+        verified = SecureLinkVerifier(load_keys(options), prefix=options.prefix).verify(
             raw_path=raw_path, query=parts.query.encode("utf-8"), remote_addr=options.remote_addr
         )
     except MalformedRequest as error:
         print(f"malformed (400): {error}")
         return EXIT_MALFORMED
     except LinkExpired as error:
-        print(f"expired (410): expired at {error.expires_at.isoformat()}")
+        print(f"expired (410): expired at {utc_iso(error.expires)}")
         return EXIT_EXPIRED
     except BadSignature as error:
         print(f"invalid (403): {error}")
@@ -88,9 +82,9 @@ def command_verify(options: argparse.Namespace) -> int:
 
 
 def command_nginx_keys(options: argparse.Namespace) -> int:
-    key_set = load_keys(options.keys_file)
-    written = write_nginx_keys(options.output, key_set)
-    print(f"wrote {len(key_set.keys)} key(s) ({', '.join(key_set.keys)}) to {' and '.join(map(str, written))} (mode 0600)")
+    key_set = load_keys(options)
+    written = key_set.write_nginx_includes(nginx_includes_directory(options.output))
+    print(f"wrote {len(key_set)} key(s) ({', '.join(key_set.kids)}) to {' and '.join(map(str, written))} (mode 0600)")
     return EXIT_VALID
 
 
@@ -129,7 +123,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     nginx_keys = with_keys(commands.add_parser("nginx-keys", help="write nginx's keys includes"))
     nginx_keys.add_argument("--output", type=Path, required=True,
-                            help="the MD5 keys include to write (0600); secure_link_hmac_keys.conf goes beside it")
+                            help="folder to write secure_link_keys.conf and secure_link_hmac_keys.conf into (0600)")
     nginx_keys.set_defaults(run=command_nginx_keys)
     return parser
 

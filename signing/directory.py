@@ -3,34 +3,18 @@
 ``/media/videos/42/-/k1,1767225600[,ip],TOKEN/720p/seg001.ts``: the signed prefix (up to the
 first ``/-/``), then ``KID,EXPIRES[,ip],TOKEN``, then the file below the prefix. Because the
 token is a path segment, a relative URL resolved against a playlist's URL keeps it. The
-pattern below is the one of the ``location ~`` in nginx/secure_link.conf and nginx/edge.conf,
+pattern below is the one of the ``location ~`` in nginx/secure_link/directory.conf,
 applied, as nginx does, to the normalised ``$uri``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from .exc import UnsafePath
-from .paths import check_signable_path, quote_path
+from .paths import check_signable_path
 
-DIRECTORY_KIND = b"directory"  # the disposition slot of the signed string; never a file link's
 SEPARATOR = "-"  # the path segment between the prefix and the token segment
-
-
-class SignedDirectory(NamedTuple):
-    """A signed directory. ``url`` (relative, ending in ``/``) opens every file below ``prefix``."""
-
-    url: str
-    prefix: str
-    expires: int
-    kid: str
-
-    def url_for(self, relative_path: str) -> str:
-        """The link to a file below the prefix (``"720p/seg001.ts"``), percent-encoded."""
-        return self.url + quote_path(relative_path.lstrip("/"))
-
 
 def directory_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a directory link under ``media_prefix`` (as in the nginx configs)."""

@@ -28,7 +28,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 # What may stand in an ASCII fallback name: characters that travel raw in a query string and
 # are harmless between quotes in a header, and spaces. It travels with only its spaces
-# escaped (%20), so that nginx's stock maps can turn it back (secure_link_rules.conf), at
+# escaped (%20), so that nginx's stock maps can turn it back (nginx/secure_link/rules.conf), at
 # most MAX_ASCII_SPACES of them; further spaces become '_'.
 ASCII_NAME_CHARACTERS = " !$'()+.@_~A-Za-z0-9-"
 ASCII_NAME_SAFE = "!$'()+@"  # quote(name, safe=...): every character but the space stays raw

@@ -1,18 +1,15 @@
-"""Helpers shared by the signers: base64url as nginx reads it, and lifetimes in seconds."""
+"""Helpers shared by the signers: base64url as nginx reads it, lifetimes in seconds, UTC times."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import time
 from datetime import timedelta
 
 # nginx's ngx_decode_base64url accepts exactly this alphabet; '=' ends the input.
 _BASE64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def want_bytes(value: str | bytes, encoding: str = "utf-8") -> bytes:
-    """Return ``value`` as bytes, encoding text with ``encoding``."""
-    return value.encode(encoding) if isinstance(value, str) else value
 
 
 def nginx_base64url_decode(token: bytes) -> bytes | None:
@@ -39,3 +36,12 @@ def ttl_seconds(ttl: int | timedelta) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
         raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
     return seconds
+
+
+@functools.lru_cache(maxsize=256)
+def utc_iso(moment: int) -> str:
+    """Unix seconds as ISO 8601 UTC (``2026-11-23T22:00:00Z``): the one way times are printed.
+
+    Cached, since every link minted in one second shares its expiry.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

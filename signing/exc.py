@@ -46,3 +46,7 @@ class MalformedRequest(LinkError):
 
 class UnsafePath(LinkError, ValueError):
     """A path that cannot be signed: outside the prefix, dot or empty segments, control bytes."""
+
+
+class KeySetError(LinkError, ValueError):
+    """A key set that cannot be read or used, or a change to it that the rotation rules refuse."""

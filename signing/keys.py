@@ -1,73 +1,43 @@
-"""Named signing keys: validation, the ``kid=secret`` text format and nginx's keys includes.
+"""Signing keys as one value: a :class:`Key` carries its algorithm, a :class:`KeySet` its rules.
 
-A key set maps key ids to secrets. Links are signed with one active key and nginx accepts
-every key in the set, which is what makes rotation possible. Each key has one algorithm,
-``md5`` (nginx's stock secure_link, the default) or ``hmac-sha256`` (checked by njs), written
-``kid=hmac-sha256:SECRET`` in a keys file; a link is accepted only in its key's algorithm,
-so moving from one to the other is an ordinary rotation. Secrets never appear in a message
+A key set lists keys oldest first. One key is active (it signs new links); every key
+verifies, each in its own algorithm only, which is what makes rotation possible. The keys
+file format, one entry per line (or comma-separated)::
+
+    # comment
+    k1=SECRET                 an MD5 key (nginx's stock secure_link)
+    h1=hmac-sha256:SECRET     an HMAC-SHA256 key (njs)
+    active: k1 since 1767225600
+
+Without an ``active:`` line the last key signs. ``since`` is when the active key started
+signing: every other key has signed nothing since, so once the longest link lifetime has
+passed their links are all dead and they may be retired. Secrets never appear in a message
 or a repr.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from .algorithms import ALGORITHMS, MD5, SigningAlgorithm
+from .encoding import utc_iso
+from .exc import KeySetError
 
 MIN_SECRET_LENGTH = 32
 # Key ids go verbatim into URLs and into nginx's `map`, which compares case-insensitively.
 KID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 # Secrets go between double quotes in nginx's config: no '$', quote, backslash or space.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
-MD5, HMAC_SHA256 = "md5", "hmac-sha256"
-ALGORITHMS = (MD5, HMAC_SHA256)
-# nginx's includes: the MD5 keys for the stock module, the HMAC keys for njs (two maps).
-NGINX_KEYS_FILE = "secure_link_keys.conf"
-NGINX_HMAC_KEYS_FILE = "secure_link_hmac_keys.conf"
-
-
-@dataclass(frozen=True)
-class KeyProblem:
-    """One reason a key set cannot be used; ``code`` is stable, ``message`` says the fix."""
-
-    code: str  # "no-keys", "bad-kid", "short-secret" or "bad-secret"
-    message: str
-
-
-def key_problems(keys: Mapping[str, str]) -> list[KeyProblem]:
-    """Every problem with ``keys``, naming key ids but never secrets."""
-    if not keys:
-        return [KeyProblem("no-keys", "no signing keys: configure at least one 'kid=secret' pair")]
-    problems = []
-    for kid, secret in keys.items():
-        if not KID_PATTERN.fullmatch(kid):
-            problems.append(KeyProblem(
-                "bad-kid", f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
-            ))
-        if len(secret) < MIN_SECRET_LENGTH:
-            problems.append(KeyProblem(
-                "short-secret",
-                f"the secret of key {kid!r} has {len(secret)} characters; at least "
-                f"{MIN_SECRET_LENGTH} are required (make one with `python -m signing genkey`)",
-            ))
-        elif not SECRET_PATTERN.fullmatch(secret):
-            problems.append(KeyProblem(
-                "bad-secret",
-                f"the secret of key {kid!r} has characters nginx cannot hold in its config; "
-                "use A-Z a-z 0-9 and . _ ~ + / = - (make one with `python -m signing genkey`)",
-            ))
-    return problems
-
-
-def check_keys(keys: Mapping[str, str]) -> None:
-    """Raise ValueError, naming the key id, if any key cannot be used by both sides."""
-    problems = key_problems(keys)
-    if problems:
-        raise ValueError(problems[0].message)
+KEYS_FILE_NAME = "secure_link.keys"  # the keys file's name in a deployment's var folder
+ENVIRONMENT_KEYS = "SECURE_LINK_KEYS"
+ENVIRONMENT_ACTIVE_KID = "SECURE_LINK_ACTIVE_KID"
 
 
 def generate_secret() -> str:
@@ -76,113 +46,240 @@ def generate_secret() -> str:
 
 
 @dataclass(frozen=True)
+class Key:
+    """One signing key: its id, its secret (never shown) and the algorithm of its links."""
+
+    kid: str
+    secret: str = field(repr=False)
+    algorithm: SigningAlgorithm = MD5
+
+    def render(self) -> str:
+        """The key's keys-file entry: ``kid=secret``, or ``kid=ALGORITHM:secret``."""
+        prefix = "" if self.algorithm is MD5 else f"{self.algorithm.name}:"
+        return f"{self.kid}={prefix}{self.secret}"
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """One reason a key set cannot be used; ``code`` is stable, ``message`` says the fix."""
+
+    code: str  # "no-keys", "bad-kid", "short-secret", "bad-secret" or "unknown-active"
+    message: str
+
+
+class KeyState(enum.Enum):
+    """Where a key stands in its lifecycle (``KeySet.states``)."""
+
+    PENDING = "added, not signing yet"
+    ACTIVE = "active (signs new links)"
+    IN_USE = "verifies only; its links may still live"
+    RETIRABLE = "verifies only; may be retired"
+    UNKNOWN = "verifies only; when it stopped signing is unknown (retire needs --force)"
+
+
+@dataclass(frozen=True)
 class KeySet:
-    """Keys in order (newest last) and which one signs: ``active_kid``, else the last key.
+    """Keys oldest first, the pinned active key id (else the last key signs) and since when."""
 
-    ``active_since`` (Unix seconds) is when the active key started signing: every other key
-    has signed nothing since, so its links are all dead once the longest TTL has passed.
-    ``algorithms`` names the keys that are not MD5 keys (``{"k2": "hmac-sha256"}``).
-    """
-
-    keys: dict[str, str]
+    keys: tuple[Key, ...] = ()
     active_kid: str | None = None
     active_since: int | None = None
-    algorithms: dict[str, str] = field(default_factory=dict)
+
+    # Reading ---------------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, text: str) -> KeySet:
+        """Read a keys file's text; KeySetError names the line, never a secret."""
+        keys: dict[str, Key] = {}
+        active_kid, active_since = None, None
+        for line_number, line in enumerate(text.splitlines(), start=1):
+            for entry in line.split("#", 1)[0].split(","):
+                entry = entry.strip()
+                if entry.startswith("active:"):
+                    active_kid, active_since = _parse_active(entry, line_number)
+                elif entry:
+                    key = _parse_key(entry, line_number)
+                    if key.kid in keys:
+                        raise KeySetError(f"line {line_number}: key id {key.kid!r} appears twice")
+                    keys[key.kid] = key
+        return cls(tuple(keys.values()), active_kid, active_since)
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeySet:
+        """The key set of a keys file; OSError if unreadable, KeySetError if malformed."""
+        try:
+            return cls.parse(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise KeySetError(f"{path} is not UTF-8 text: {error}") from None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> KeySet:
+        """``$SECURE_LINK_KEYS`` (empty when unset), its active key pinned by ``$SECURE_LINK_ACTIVE_KID``."""
+        try:
+            key_set = cls.parse(environ.get(ENVIRONMENT_KEYS, ""))
+        except KeySetError as error:
+            raise KeySetError(f"cannot read the signing keys from {ENVIRONMENT_KEYS}: {error}") from None
+        pinned = environ.get(ENVIRONMENT_ACTIVE_KID)
+        return key_set.with_active(pinned) if pinned else key_set
+
+    # Looking up ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, kid: object) -> bool:
+        return any(key.kid == kid for key in self.keys)
 
     @property
-    def signing_kid(self) -> str | None:
-        return self.active_kid or (list(self.keys)[-1] if self.keys else None)
+    def kids(self) -> tuple[str, ...]:
+        return tuple(key.kid for key in self.keys)
 
-    def algorithm(self, kid: str) -> str:
-        return self.algorithms.get(kid, MD5)
+    def get(self, kid: str) -> Key | None:
+        return next((key for key in self.keys if key.kid == kid), None)
+
+    def __getitem__(self, kid: str) -> Key:
+        key = self.get(kid)
+        if key is None:
+            raise KeySetError(f"no key {kid!r} (keys: {', '.join(self.kids) or 'none'})")
+        return key
+
+    @property
+    def active(self) -> Key:
+        """The key that signs new links; KeySetError when there is none."""
+        if self.active_kid is None:
+            if not self.keys:
+                raise KeySetError("no signing keys: configure at least one 'kid=secret' pair")
+            return self.keys[-1]
+        return self[self.active_kid]
+
+    @property
+    def active_kid_or_last(self) -> str | None:
+        """The id of the key that signs, or None when there are no keys."""
+        return self.active_kid or (self.keys[-1].kid if self.keys else None)
+
+    # Checking --------------------------------------------------------------------------
+
+    def problems(self) -> list[KeyProblem]:
+        """Everything that stops this key set from signing and verifying, naming key ids only."""
+        if not self.keys:
+            return [KeyProblem("no-keys", "no signing keys: configure at least one 'kid=secret' pair")]
+        problems = [problem for key in self.keys for problem in _key_problems(key)]
+        if self.active_kid is not None and self.active_kid not in self:
+            problems.append(KeyProblem(
+                "unknown-active", f"the active key id {self.active_kid!r} is not among the key ids {list(self.kids)}"
+            ))
+        return problems
+
+    def check(self) -> KeySet:
+        """Return the key set if it can be used, else raise KeySetError with its first problem."""
+        problems = self.problems()
+        if problems:
+            raise KeySetError(problems[0].message)
+        return self
+
+    # Writing ---------------------------------------------------------------------------
+
+    def render(self) -> str:
+        """The text of a keys file for this key set (what :meth:`parse` reads back)."""
+        lines = ["# Signing keys: kid=[algorithm:]secret, oldest first. The active key signs; every key verifies.\n"]
+        lines += [key.render() + "\n" for key in self.keys]
+        if self.active_kid:
+            since = f" since {self.active_since}" if self.active_since is not None else ""
+            lines.append(f"active: {self.active_kid}{since}\n")
+        return "".join(lines)
+
+    def nginx_includes(self) -> dict[str, str]:
+        """File name -> content of nginx's keys includes: one ``"kid" "secret";`` map body per algorithm."""
+        self.check()
+        return {
+            algorithm.nginx_include: f"# Generated from the signing keys ({algorithm.name} keys): do not edit by hand.\n"
+            + "".join(f'"{key.kid}" "{key.secret}";\n' for key in self.keys if key.algorithm is algorithm)
+            for algorithm in ALGORITHMS.values()
+        }
+
+    def write_nginx_includes(self, directory: Path) -> list[Path]:
+        """Write nginx's keys includes into ``directory`` (each 0600, replaced atomically)."""
+        written = []
+        for name, content in self.nginx_includes().items():
+            write_private_file(Path(directory) / name, content)
+            written.append(Path(directory) / name)
+        return written
+
+    def write(self, path: Path) -> None:
+        """Write the keys file (0600, replaced atomically: a reader sees the old or the new file)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_private_file(Path(path), self.render())
+
+    # The lifecycle ---------------------------------------------------------------------
+
+    def with_active(self, kid: str) -> KeySet:
+        """The same keys with ``kid`` pinned as the signing key (its ``since`` unknown)."""
+        return replace(self, active_kid=kid, active_since=None)
+
+    def add(self, kid: str | None = None, *, algorithm: SigningAlgorithm = MD5, now: int) -> tuple[KeySet, Key]:
+        """A new key with a fresh secret, not signing yet (a key set's first key signs at once)."""
+        kid = kid or next(f"k{n}" for n in range(1, len(self.keys) + 2) if f"k{n}" not in self)
+        if not KID_PATTERN.fullmatch(kid):
+            raise KeySetError(f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'")
+        if kid in self:
+            raise KeySetError(f"key id {kid!r} exists already")
+        key = Key(kid, generate_secret(), algorithm)
+        if not self.keys:
+            return KeySet((key,), kid, now), key
+        # The current signer stays active explicitly, or the new (last) key would sign at once.
+        since = self.active_since if self.active_kid else None
+        return KeySet((*self.keys, key), self.active.kid, since), key
+
+    def activate(self, kid: str, *, now: int) -> KeySet:
+        """``kid`` signs new links from ``now`` on."""
+        self[kid]
+        if kid == self.active_kid_or_last:
+            raise KeySetError(f"{kid} already signs new links")
+        return KeySet(self.keys, kid, now)
+
+    def retire_safe_after(self, max_lifetime: int) -> int | None:
+        """When every link signed by a key other than the active one has expired, if known."""
+        return None if self.active_since is None else self.active_since + max_lifetime
+
+    def retire(self, kid: str, *, now: int, max_lifetime: int, force: bool = False) -> KeySet:
+        """Drop ``kid``; refused while its links may live, unless ``force`` (that revokes them)."""
+        self[kid]
+        if kid == self.active_kid_or_last:
+            raise KeySetError(f"{kid} signs new links: activate another key first")
+        safe_after = self.retire_safe_after(max_lifetime)
+        if not force and (safe_after is None or now <= safe_after):
+            when = "an unknown time" if safe_after is None else utc_iso(safe_after)
+            raise KeySetError(
+                f"links signed with {kid} may live until {when}; retire it after that, or pass --force to revoke them now"
+            )
+        return KeySet(tuple(key for key in self.keys if key.kid != kid), self.active_kid, self.active_since)
+
+    def states(self, *, now: int, max_lifetime: int) -> list[tuple[Key, KeyState]]:
+        """Each key and where it stands, oldest first."""
+        safe_after = self.retire_safe_after(max_lifetime)
+        active_kid = self.active_kid_or_last
+        active_index = self.kids.index(active_kid) if active_kid in self else len(self.keys)
+        states = []
+        for index, key in enumerate(self.keys):
+            if index > active_index:  # added after the active key
+                state = KeyState.PENDING
+            elif key.kid == active_kid:
+                state = KeyState.ACTIVE
+            elif safe_after is None:
+                state = KeyState.UNKNOWN
+            else:
+                state = KeyState.RETIRABLE if now > safe_after else KeyState.IN_USE
+            states.append((key, state))
+        return states
 
 
-def parse_key_set(text: str) -> KeySet:
-    """Parse ``kid=[ALGORITHM:]secret`` entries (newlines or commas) and an optional ``active: KID [since T]``.
-
-    ``#`` starts a comment. Errors name the line, never a secret.
-    """
-    keys: dict[str, str] = {}
-    algorithms: dict[str, str] = {}
-    active_kid: str | None = None
-    active_since: int | None = None
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        for entry in line.split("#", 1)[0].split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            if entry.startswith("active:"):
-                active_kid, active_since = _parse_active(entry, line_number)
-                continue
-            kid, separator, secret = entry.partition("=")
-            if not separator:
-                raise ValueError(f"line {line_number}: expected 'kid=secret' or 'active: kid', got no '='")
-            kid = kid.strip()
-            if kid in keys:
-                raise ValueError(f"line {line_number}: key id {kid!r} appears twice")
-            algorithm, colon, bare_secret = secret.strip().rpartition(":")
-            if colon and algorithm not in ALGORITHMS:
-                raise ValueError(f"line {line_number}: key {kid!r} names an unknown algorithm; use one of {ALGORITHMS}")
-            keys[kid] = bare_secret
-            if colon and algorithm != MD5:
-                algorithms[kid] = algorithm
-    return KeySet(keys, active_kid, active_since, algorithms)
-
-
-def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
-    words = entry[len("active:"):].split()
-    if len(words) == 1:
-        return words[0], None
-    if len(words) == 3 and words[1] == "since" and words[2].isdigit():
-        return words[0], int(words[2])
-    raise ValueError(f"line {line_number}: expected 'active: KID' or 'active: KID since UNIX_SECONDS'")
-
-
-def parse_keys(text: str) -> dict[str, str]:
-    """The keys of :func:`parse_key_set`, in order: the last entry is the newest key."""
-    return parse_key_set(text).keys
-
-
-def render_key_set(key_set: KeySet) -> str:
-    """The text of a keys file for ``key_set`` (what :func:`parse_key_set` reads back)."""
-    lines = ["# Signing keys: kid=[algorithm:]secret, newest last. The active key signs; every key verifies.\n"]
-    lines += [f"{kid}={_algorithm_prefix(key_set.algorithm(kid))}{secret}\n" for kid, secret in key_set.keys.items()]
-    if key_set.active_kid:
-        since = f" since {key_set.active_since}" if key_set.active_since is not None else ""
-        lines.append(f"active: {key_set.active_kid}{since}\n")
-    return "".join(lines)
-
-
-def _algorithm_prefix(algorithm: str) -> str:
-    return "" if algorithm == MD5 else f"{algorithm}:"
-
-
-def render_nginx_keys(keys: Mapping[str, str], algorithms: Mapping[str, str] | None = None,
-                      *, algorithm: str = MD5) -> str:
-    """The body of nginx's key map for ``algorithm``: one ``"kid" "secret";`` line per key of it."""
-    check_keys(keys)
-    chosen = [(kid, secret) for kid, secret in keys.items() if (algorithms or {}).get(kid, MD5) == algorithm]
-    lines = [f"# Generated from the signing keys ({algorithm} keys): do not edit by hand.\n"]
-    lines += [f'"{kid}" "{secret}";\n' for kid, secret in chosen]
-    return "".join(lines)
-
-
-def nginx_key_files(key_set: KeySet) -> dict[str, str]:
-    """File name -> content of both of nginx's keys includes (MD5 keys, HMAC-SHA256 keys)."""
-    return {
-        NGINX_KEYS_FILE: render_nginx_keys(key_set.keys, key_set.algorithms, algorithm=MD5),
-        NGINX_HMAC_KEYS_FILE: render_nginx_keys(key_set.keys, key_set.algorithms, algorithm=HMAC_SHA256),
-    }
-
-
-def write_nginx_keys(path: Path, key_set: KeySet) -> list[Path]:
-    """Write the MD5 include to ``path`` and the HMAC one beside it (0600, atomic); return both paths."""
-    path = Path(path)
-    contents = nginx_key_files(key_set)
-    written = [path, path.with_name(NGINX_HMAC_KEYS_FILE)]
-    write_private_file(written[0], contents[NGINX_KEYS_FILE])
-    write_private_file(written[1], contents[NGINX_HMAC_KEYS_FILE])
-    return written
+def nginx_includes_directory(output: Path) -> Path:
+    """The folder to write nginx's keys includes into: ``output``, or the folder of its MD5 include."""
+    output = Path(output)
+    return output.parent if output.name == MD5.nginx_include else output
 
 
 def write_private_file(path: Path, content: str) -> None:
@@ -197,3 +294,44 @@ def write_private_file(path: Path, content: str) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _parse_key(entry: str, line_number: int) -> Key:
+    kid, separator, value = entry.partition("=")
+    if not separator:
+        raise KeySetError(f"line {line_number}: expected 'kid=secret' or 'active: kid', got no '='")
+    name, colon, secret = value.strip().rpartition(":")
+    algorithm = ALGORITHMS.get(name) if colon else MD5
+    if algorithm is None:
+        raise KeySetError(f"line {line_number}: key {kid.strip()!r} names an unknown algorithm; use one of {list(ALGORITHMS)}")
+    return Key(kid.strip(), secret, algorithm)
+
+
+def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
+    words = entry[len("active:"):].split()
+    if len(words) == 1:
+        return words[0], None
+    if len(words) == 3 and words[1] == "since" and words[2].isdigit():
+        return words[0], int(words[2])
+    raise KeySetError(f"line {line_number}: expected 'active: KID' or 'active: KID since UNIX_SECONDS'")
+
+
+def _key_problems(key: Key) -> list[KeyProblem]:
+    problems = []
+    if not KID_PATTERN.fullmatch(key.kid):
+        problems.append(KeyProblem(
+            "bad-kid", f"key id {key.kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
+        ))
+    if len(key.secret) < MIN_SECRET_LENGTH:
+        problems.append(KeyProblem(
+            "short-secret",
+            f"the secret of key {key.kid!r} has {len(key.secret)} characters; at least "
+            f"{MIN_SECRET_LENGTH} are required (make one with `python -m signing genkey`)",
+        ))
+    elif not SECRET_PATTERN.fullmatch(key.secret):
+        problems.append(KeyProblem(
+            "bad-secret",
+            f"the secret of key {key.kid!r} has characters nginx cannot hold in its config; "
+            "use A-Z a-z 0-9 and . _ ~ + / = - (make one with `python -m signing genkey`)",
+        ))
+    return problems

@@ -1,17 +1,17 @@
 """Timed tokens for links that Django itself checks (itsdangerous underneath).
 
-A token is ``URLSafeTimedSerializer(secret_keys, salt).dumps([subject, ttl])``: the
+A token is ``URLSafeTimedSerializer(secrets, salt).dumps([subject, ttl])``: the
 serializer adds the signing time, the payload names what the token grants (``subject``,
 for example ``"image:42"``) and for how long. It is valid while
 ``issued_at + ttl >= now``, the same "expired means strictly in the past" rule as nginx.
 The salt is a namespace per purpose, not a secret: a token for one purpose never
-verifies for another. Several secrets give rotation: the last one signs, all verify.
+verifies for another. The secrets are a key set's: its active key signs, every key verifies.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ import itsdangerous
 
 from .encoding import ttl_seconds
 from .exc import BadSignature, LinkExpired
+from .keys import KeySet
 
 
 class _ClockedSigner(itsdangerous.TimestampSigner):
@@ -31,23 +32,16 @@ class _ClockedSigner(itsdangerous.TimestampSigner):
 class TimedTokenSigner:
     """Issues and checks expiring tokens bound to a subject, for one purpose (``salt``)."""
 
-    def __init__(
-        self,
-        *,
-        secret_keys: Sequence[str],
-        salt: str,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if not secret_keys:
-            raise ValueError("TimedTokenSigner needs at least one secret key")
+    def __init__(self, key_set: KeySet, *, salt: str, clock: Callable[[], float] = time.time) -> None:
+        active = key_set.check().active
         if not salt:
             raise ValueError("TimedTokenSigner needs a salt naming the token's purpose")
         signer = type("_Signer", (_ClockedSigner,), {"clock": staticmethod(clock)})
         self.salt = salt
         self.clock = clock
-        self._serializer = itsdangerous.URLSafeTimedSerializer(
-            list(secret_keys), salt=salt, signer=signer
-        )
+        # itsdangerous signs with the last secret and accepts them all.
+        secrets = [key.secret for key in key_set if key is not active] + [active.secret]
+        self._serializer = itsdangerous.URLSafeTimedSerializer(secrets, salt=salt, signer=signer)
 
     def __repr__(self) -> str:
         return f"<TimedTokenSigner salt={self.salt!r}>"

@@ -1,0 +1,126 @@
+"""The token algorithms, as objects: what each signs, where nginx reads its token, how it checks.
+
+In the style of itsdangerous's ``SigningAlgorithm``: a key carries its algorithm, and every
+question that depends on it (the query argument, the nginx include, making and checking a
+token) is a method here, never a string compared elsewhere.
+
+``md5``: nginx's stock ``secure_link_md5``, the unpadded base64url MD5 of the signed string
+followed by ``|`` and the secret. ``hmac-sha256``: checked by njs (``secure_link.js``), the
+unpadded base64url HMAC-SHA256 of the signed string, keyed by the secret. docs/link-format.md
+is the specification.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+
+from .encoding import nginx_base64url_decode
+from .nginx import nginx_atotm
+
+_TO_BASE64URL = bytes.maketrans(b"+/", b"-_")
+_b2a_base64 = binascii.b2a_base64
+_md5 = hashlib.md5
+# nginx's secure_link refuses a token longer than this before decoding it.
+_MAX_MD5_TOKEN_LENGTH = 24
+# The expires rule of the njs check: 1 to 15 digits (exact in a JavaScript number).
+_HMAC_EXPIRES = re.compile(rb"[0-9]{1,15}")
+HMAC_TOKEN_LENGTH = 43  # 32 bytes in unpadded base64url
+
+Tokenizer = Callable[[bytes], str]
+
+
+class SigningAlgorithm:
+    """How links of one kind of key are signed and checked; one shared instance per algorithm."""
+
+    name: str  # as written in a keys file: ``kid=NAME:SECRET``
+    token_argument: str  # the query argument that carries the token
+    nginx_include: str  # the keys include nginx's map for this algorithm reads
+
+    def message_suffix(self, secret: bytes) -> bytes:
+        """What follows the signed string in the hashed message."""
+        raise NotImplementedError
+
+    def tokenizer(self, secret: bytes) -> Tokenizer:
+        """A function from the hashed message (signed string + suffix) to the token."""
+        raise NotImplementedError
+
+    def read_expires(self, text: bytes) -> int:
+        """``expires`` as this algorithm's nginx check reads it; -1 when refused."""
+        raise NotImplementedError
+
+    def verify(self, token: bytes, secret: bytes, signed: bytes) -> bool:
+        """Whether ``token`` is a valid token of the signed string, as nginx decides it."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<SigningAlgorithm {self.name}>"
+
+
+class MD5Algorithm(SigningAlgorithm):
+    """nginx's stock ``secure_link`` module: MD5 over the signed string and the secret."""
+
+    name = "md5"
+    token_argument = "md5"
+    nginx_include = "secure_link_keys.conf"
+
+    def message_suffix(self, secret: bytes) -> bytes:
+        return b"|" + secret
+
+    def tokenizer(self, secret: bytes) -> Tokenizer:
+        return md5_token
+
+    def read_expires(self, text: bytes) -> int:
+        return nginx_atotm(text)
+
+    def verify(self, token: bytes, secret: bytes, signed: bytes) -> bool:
+        # nginx decodes the token leniently (padding optional, low bits of the last
+        # character dropped) and compares the 16 bytes.
+        if len(token) > _MAX_MD5_TOKEN_LENGTH:
+            return False
+        digest = nginx_base64url_decode(token)
+        if digest is None or len(digest) != 16:
+            return False
+        return hmac.compare_digest(digest, _md5(signed + b"|" + secret).digest())
+
+
+class HMACSHA256Algorithm(SigningAlgorithm):
+    """HMAC-SHA256 keyed by the secret, checked in nginx by ``secure_link.js``."""
+
+    name = "hmac-sha256"
+    token_argument = "hmac"
+    nginx_include = "secure_link_hmac_keys.conf"
+
+    def message_suffix(self, secret: bytes) -> bytes:
+        return b""
+
+    def tokenizer(self, secret: bytes) -> Tokenizer:
+        return functools.partial(hmac_token, secret)
+
+    def read_expires(self, text: bytes) -> int:
+        return int(text) if _HMAC_EXPIRES.fullmatch(text) else -1
+
+    def verify(self, token: bytes, secret: bytes, signed: bytes) -> bool:
+        # Only the canonical encoding is accepted, compared whole and in constant time.
+        return hmac.compare_digest(token, hmac_token(secret, signed).encode())
+
+
+def md5_token(message: bytes) -> str:
+    """The ``md5`` argument for ``message``: unpadded base64url MD5."""
+    # 16 bytes are 22 base64 characters, "==" and a newline; binascii and translate run in C.
+    return _b2a_base64(_md5(message).digest())[:22].translate(_TO_BASE64URL).decode()
+
+
+def hmac_token(secret: bytes, message: bytes) -> str:
+    """The ``hmac`` argument for ``message``: unpadded base64url HMAC-SHA256 keyed by ``secret``."""
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return _b2a_base64(digest)[:HMAC_TOKEN_LENGTH].translate(_TO_BASE64URL).decode()
+
+
+MD5 = MD5Algorithm()
+HMAC_SHA256 = HMACSHA256Algorithm()
+ALGORITHMS: dict[str, SigningAlgorithm] = {algorithm.name: algorithm for algorithm in (MD5, HMAC_SHA256)}

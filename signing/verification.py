@@ -1,0 +1,166 @@
+"""How nginx checks a link, in Python: the verifier answers what the shipped configs answer.
+
+nginx reads the request's fields with the maps of ``nginx/secure_link/rules.conf`` and
+decides with ``$secure_link``'s values: ``""`` (invalid: 403), ``"0"`` (valid but expired:
+410) or ``"1"``. A file link's ``hmac`` argument selects the HMAC-SHA256 check (njs), else
+the stock MD5 check; a directory link's key decides. Either way a link verifies only in its
+key's own algorithm. The parity tests run both against the same requests.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from .algorithms import HMAC_SHA256, MD5, SigningAlgorithm
+from .directory import parse_directory_uri
+from .disposition import DISPOSITIONS, content_disposition
+from .exc import BadSignature, LinkExpired
+from .keys import Key, KeySet
+from .link_format import DIRECTORY_KIND, signed_string
+from .nginx import nginx_arg
+from .paths import nginx_uri
+
+# Values of the optional fields, as nginx/secure_link/rules.conf maps them; "!" is never signed.
+_UNSIGNABLE = b"!"
+_DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
+_FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
+_ASCII_NAME_BYTES = _FILENAME_BYTES | frozenset(b"!$'()+@")
+
+
+class LinkStatus(enum.Enum):
+    """The value of nginx's ``$secure_link`` for a request."""
+
+    INVALID = ""
+    EXPIRED = "0"
+    VALID = "1"
+
+
+@dataclass(frozen=True)
+class VerifiedLink:
+    """What a request that verified grants: the file's ``$uri`` and how to present it."""
+
+    uri: bytes
+    expires: int
+    kid: str
+    disposition: str
+    filename_field: str  # quote(name), or quote(name):quote(ascii name)
+
+    @property
+    def filename(self) -> str:
+        return unquote(self.filename_field.partition(":")[0])
+
+    @property
+    def content_disposition(self) -> str | None:
+        return content_disposition(self.disposition, self.filename_field)
+
+
+class SecureLinkVerifier:
+    """Checks requests against a key set exactly as nginx with the shipped config does."""
+
+    def __init__(self, key_set: KeySet, *, prefix: str = "/media/", clock: Callable[[], float] = time.time) -> None:
+        self.key_set = key_set
+        self.prefix = prefix
+        self.clock = clock
+        # nginx's map compares key ids case-insensitively.
+        self._keys = {key.kid.lower().encode("ascii"): key for key in key_set}
+
+    def __repr__(self) -> str:
+        return f"<SecureLinkVerifier kids={list(self.key_set.kids)} prefix={self.prefix!r}>"
+
+    def get_timestamp(self) -> int:
+        return int(self.clock())
+
+    def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
+        """nginx's ``$secure_link`` for a request whose ``$uri`` and raw query are given."""
+        return self._check(uri, query, remote_addr)[0]
+
+    def verify(self, *, raw_path: bytes, query: bytes, remote_addr: str) -> VerifiedLink:
+        """Check a request as nginx does; return what it grants or raise.
+
+        Raises MalformedRequest (nginx: 400) for a path nginx refuses, BadSignature (403)
+        for an invalid link and LinkExpired (410) for an expired one.
+        """
+        uri = nginx_uri(raw_path)
+        status, verified = self._check(uri, query, remote_addr)
+        if status is LinkStatus.INVALID:
+            raise BadSignature(f"the link for {uri.decode('utf-8', 'replace')!r} does not verify")
+        if status is LinkStatus.EXPIRED:
+            raise LinkExpired(f"the link expired at {verified.expires}", expires=verified.expires)
+        return verified
+
+    def _check(self, uri: bytes, query: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+        directory = parse_directory_uri(uri, self.prefix)
+        if directory is not None:
+            return self._check_directory(directory, remote_addr)
+        kid = nginx_arg(query, b"kid") or b""
+        disposition = _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE)
+        filename = _filename_field(query)
+        hmac_token = nginx_arg(query, b"hmac")
+        if hmac_token:  # an "hmac" argument selects the njs check, whatever else is there
+            algorithm: SigningAlgorithm = HMAC_SHA256
+            token, expires_text = hmac_token, nginx_arg(query, b"expires") or b""
+        else:
+            algorithm = MD5
+            token, expires_text = _token_and_expires(query)
+        expires = algorithm.read_expires(expires_text)
+        signed = signed_string(expires_text, kid, _client_field(query, remote_addr), disposition, filename, uri)
+        valid = self._valid(self._keys.get(kid.lower()), algorithm, expires, token, signed)
+        fields = VerifiedLink(uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode())
+        return self._status(valid, expires), fields
+
+    def _check_directory(self, directory: dict[str, bytes], remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+        kid, expires_text = directory["kid"], directory["expires"]
+        key = self._keys.get(kid.lower())
+        algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
+        expires = algorithm.read_expires(expires_text)
+        client = remote_addr.encode("ascii") if directory["ip"] else b""
+        signed = signed_string(expires_text, kid, client, DIRECTORY_KIND, b"", directory["prefix"])
+        valid = self._valid(key, algorithm, expires, directory["token"], signed)
+        fields = VerifiedLink(directory["prefix"] + directory["file"], expires, kid.decode(), "", "")
+        return self._status(valid, expires), fields
+
+    @staticmethod
+    def _valid(key: Key | None, algorithm: SigningAlgorithm, expires: int, token: bytes, signed: bytes) -> bool:
+        """A key of this algorithm, a positive expiry, and a token of the signed string."""
+        if key is None or key.algorithm is not algorithm or expires <= 0:
+            return False
+        return algorithm.verify(token, key.secret.encode("ascii"), signed)
+
+    def _status(self, valid: bool, expires: int) -> LinkStatus:
+        """nginx's verdict once the signature is checked: a signature comes before the expiry."""
+        if not valid:
+            return LinkStatus.INVALID
+        return LinkStatus.EXPIRED if expires < self.get_timestamp() else LinkStatus.VALID
+
+
+def _token_and_expires(query: bytes) -> tuple[bytes, bytes]:
+    # secure_link "$arg_md5,$arg_expires": nginx splits the joined value at the first ','.
+    joined = (nginx_arg(query, b"md5") or b"") + b"," + (nginx_arg(query, b"expires") or b"")
+    token, _, expires_text = joined.partition(b",")
+    return token, expires_text
+
+
+def _client_field(query: bytes, remote_addr: str) -> bytes:
+    bind = nginx_arg(query, b"ip") or b""
+    if bind == b"":
+        return b""
+    return remote_addr.encode("ascii") if bind == b"1" else _UNSIGNABLE
+
+
+def _filename_field(query: bytes) -> bytes:
+    """``$secure_link_filename``: the quoted name, or name:ascii name, or "!" for anything else."""
+    filename = nginx_arg(query, b"filename") or b""
+    ascii_name = nginx_arg(query, b"ascii") or b""
+    if filename == b"" and ascii_name == b"":
+        return b""
+    if filename == b"" or not _only(filename, _FILENAME_BYTES) or not _only(ascii_name, _ASCII_NAME_BYTES):
+        return _UNSIGNABLE
+    return filename + b":" + ascii_name if ascii_name else filename
+
+
+def _only(value: bytes, allowed: frozenset[int]) -> bool:
+    return all(byte in allowed for byte in value)
