@@ -6,12 +6,14 @@ Every variable below is documented in the README ("Configuration").
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from signing import KeySet, parse_key_set
+from signing import KeySet, KeySetError
+from signing.keys import KEYS_FILE_NAME
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
@@ -19,15 +21,11 @@ VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
 
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+    return default if value is None else parse_bool(value)
 
 
 def env_int(name: str, default: int) -> int:
     return int(_env_number(name, default, int, "a whole number"))
-
-
-def env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float, "a number")
 
 
 def _env_number(name: str, default: float, parse: type[int] | type[float], what: str) -> float:
@@ -38,6 +36,31 @@ def _env_number(name: str, default: float, parse: type[int] | type[float], what:
         return parse(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not {what}") from None
+
+
+def parse_bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_list(value: str) -> list[str]:
+    return value.split(",")
+
+
+def env_overrides(variables: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
+    """``{setting: parse(value)}`` for each variable that is set; the defaults live in app/downloads/conf.py."""
+    overrides: dict[str, object] = {}
+    for setting, (name, parse) in variables.items():
+        value = os.environ.get(name, "")
+        if not value.strip():
+            continue
+        try:
+            overrides[setting] = parse(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={value!r} is not {_WHAT.get(parse, 'valid')}") from None
+    return overrides
+
+
+_WHAT: dict[object, str] = {int: "a whole number", float: "a number"}
 
 
 def sqlite_database(path: Path | str) -> dict[str, object]:
@@ -77,16 +100,12 @@ def database_from_url(url: str) -> dict[str, object]:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgres:// or sqlite://")
 
 
-SIGNING_KEYS_FILE = Path(os.environ.get("SECURE_LINK_KEYS_FILE", VAR_DIR / "secure_link.keys"))
-
-
 def signing_keys_from_environment() -> KeySet:
     """Keys given in $SECURE_LINK_KEYS; empty when they come from the keys file (watched at run time)."""
-    text = os.environ.get("SECURE_LINK_KEYS", "")
     try:
-        return parse_key_set(text)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"cannot read the signing keys from SECURE_LINK_KEYS: {error}") from None
+        return KeySet.from_environment()
+    except KeySetError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def secret_key_from_environment() -> str:
@@ -193,26 +212,24 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Everything about signed links, read in one place: app/downloads/conf.py.
-_KEY_SET = signing_keys_from_environment()
+# Everything about signed links is read in one place, app/downloads/conf.py, which also
+# holds every default: only what the environment sets is passed on from here.
 SECURE_LINK = {
-    # Keys from $SECURE_LINK_KEYS; when it is empty they come from KEYS_FILE, which running
-    # servers re-read when it changes (checked at most every KEYS_CHECK_INTERVAL seconds).
-    "KEYS": _KEY_SET.keys,
-    "ALGORITHMS": _KEY_SET.algorithms,  # the keys that are not MD5 keys: {"k2": "hmac-sha256"}
-    "KEYS_FILE": None if _KEY_SET.keys else SIGNING_KEYS_FILE,
-    "KEYS_CHECK_INTERVAL": env_float("SECURE_LINK_KEYS_CHECK_INTERVAL", 1.0),
-    # Pins the key that signs; else the keys' "active:" line, else the last key.
-    "ACTIVE_KID": os.environ.get("SECURE_LINK_ACTIVE_KID") or _KEY_SET.active_kid,
-    "ACTIVE_SINCE": _KEY_SET.active_since,
-    "DEFAULT_TTL": env_int("SECURE_LINK_DEFAULT_TTL", 3600),
-    "MAX_TTL": env_int("SECURE_LINK_MAX_TTL", 7 * 24 * 3600),
-    "EXPIRY_BUCKET": env_int("SECURE_LINK_EXPIRY_BUCKET", 0),
-    "SHARE_TTL": env_int("SECURE_LINK_SHARE_TTL", 24 * 3600),
-    "BASE_URL": os.environ.get("SITE_BASE_URL", ""),
-    "SERVE_WITH_DJANGO": env_bool("SECURE_LINK_SERVE_WITH_DJANGO", DEBUG),
-    "TRUSTED_PROXIES": os.environ.get("SECURE_LINK_TRUSTED_PROXIES", "127.0.0.1,::1").split(","),
-    "NGINX_CONF": BASE_DIR / "nginx" / "secure_link.conf",
+    # $SECURE_LINK_KEYS; when it is empty the keys come from KEYS_FILE, which running servers
+    # re-read when it changes.
+    "KEYS": (_KEY_SET := signing_keys_from_environment()),
+    "KEYS_FILE": None if _KEY_SET.keys else Path(os.environ.get("SECURE_LINK_KEYS_FILE") or VAR_DIR / KEYS_FILE_NAME),
+    **env_overrides({
+        "KEYS_CHECK_INTERVAL": ("SECURE_LINK_KEYS_CHECK_INTERVAL", float),
+        "ACTIVE_KID": ("SECURE_LINK_ACTIVE_KID", str),  # pins the key that signs
+        "DEFAULT_TTL": ("SECURE_LINK_DEFAULT_TTL", int),
+        "MAX_TTL": ("SECURE_LINK_MAX_TTL", int),
+        "EXPIRY_BUCKET": ("SECURE_LINK_EXPIRY_BUCKET", int),
+        "SHARE_TTL": ("SECURE_LINK_SHARE_TTL", int),
+        "BASE_URL": ("SITE_BASE_URL", str),
+        "SERVE_WITH_DJANGO": ("SECURE_LINK_SERVE_WITH_DJANGO", parse_bool),
+        "TRUSTED_PROXIES": ("SECURE_LINK_TRUSTED_PROXIES", parse_list),
+    }),
 }
 IMAGE_MAX_UPLOAD_BYTES = env_int("IMAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Width x height: a few bytes of PNG can declare a picture that needs gigabytes to decode.

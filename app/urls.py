@@ -4,8 +4,8 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from app.api_docs import local_assets_only
 from app.downloads.conf import link_settings
-from app.downloads.responses import local_assets_only
 from app.downloads.views import ImageDownloadView, ImageViewSet, serve_signed_media
 
 router = DefaultRouter()

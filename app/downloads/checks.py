@@ -11,16 +11,17 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import SystemCheckError
 
-from signing.keys import key_problems
-
 from .conf import current_key_set, key_source, link_settings
 
 Application = TypeVar("Application")
-_KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003"}
+_KEY_PROBLEM_IDS = {"no-keys": "E001", "short-secret": "E002", "bad-kid": "E003", "bad-secret": "E003",
+                    "unknown-active": "E004"}
+_KEY_PROBLEM_HINTS = {"unknown-active": "Set SECURE_LINK_ACTIVE_KID to one of the configured key ids, "
+                                        "or unset it to use the keys' own active key."}
 _KEYS_HINT = "Set SECURE_LINK_KEYS='kid=secret' or SECURE_LINK_KEYS_FILE; `python -m signing genkey` makes a secret."
 # A location that checks links either has secure_link_md5 itself or includes the shared check.
 _PROTECTED_LOCATION = re.compile(
-    r"location\s+(\S+)\s*\{(?:[^{}]|\{[^{}]*\})*?(?:secure_link_md5|include\s+secure_link_check\.conf)", re.S
+    r"location\s+(\S+)\s*\{(?:[^{}]|\{[^{}]*\})*?(?:secure_link_md5|include\s+secure_link/check\.conf)", re.S
 )
 
 
@@ -34,22 +35,16 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
     config = link_settings()
     errors: list[checks.CheckMessage] = []
     key_set = current_key_set()
-    keys = key_set.keys
     source_error = key_source().error
-    if source_error and not keys:  # with good keys already in use, the watcher logs the error instead
+    if source_error and not key_set.keys:  # with good keys already in use, the watcher logs the error instead
         errors.append(checks.Error(source_error, hint=_KEYS_HINT, id="downloads.E001"))
     else:
-        for problem in key_problems(keys):
+        for problem in key_set.problems():
             message = problem.message
             if problem.code == "no-keys" and config.keys_file is not None:
                 message += f" (none in SECURE_LINK_KEYS, and the keys file {config.keys_file} has none)"
-            errors.append(checks.Error(message, hint=_KEYS_HINT, id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
-    if keys and key_set.signing_kid not in keys:
-        errors.append(checks.Error(
-            f"SECURE_LINK_ACTIVE_KID={key_set.signing_kid!r} is not among the key ids {sorted(keys)}",
-            hint="Set SECURE_LINK_ACTIVE_KID to one of the configured key ids, or unset it to use the last key.",
-            id="downloads.E004",
-        ))
+            errors.append(checks.Error(message, hint=_KEY_PROBLEM_HINTS.get(problem.code, _KEYS_HINT),
+                                       id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
     return errors

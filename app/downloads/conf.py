@@ -1,9 +1,11 @@
 """The one place that reads ``settings.SECURE_LINK``; everything else takes arguments.
 
-The settings are read once and cached until Django says a setting changed
-(``setting_changed``: ``override_settings`` in tests), so the signing path pays a cache
-lookup, not a settings parse. The keys are the exception: they come from the keys file
-through a :class:`~app.downloads.keyring.KeysFileWatcher`, so a running server follows
+``settings.SECURE_LINK`` holds overrides; every default is in :data:`DEFAULTS` (as DRF's
+``rest_framework/settings.py`` does). The settings are read once and cached until Django
+says a setting changed (``setting_changed``: ``override_settings`` in tests), so the signing
+path pays a cache lookup, not a settings parse. The keys come as one value, a
+:class:`~signing.KeySet`: the fixed ``KEYS``, else the keys file, watched by a
+:class:`~app.downloads.keyring.KeysFileWatcher` so that a running server follows
 ``rotate_key`` by itself; signers are rebuilt only when the key set changes.
 """
 
@@ -19,23 +21,37 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from signing import KeySet, SecureLinkSigner, TimedTokenSigner
+from signing import KeySet, SecureLinkSigner, SecureLinkVerifier, TimedTokenSigner
 
-from .keyring import DEFAULT_CHECK_INTERVAL, KeysFileWatcher, StaticKeys
+from .keyring import KeysFileWatcher, StaticKeys
 
 SHARE_SALT = "app.downloads.share-image"
-DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the address of its nginx
+DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the addresses of its servers
 INTERNAL_MEDIA_PREFIX = "/_protected/media/"
+DEMO_BASE_URL = "http://127.0.0.1:8080"
+
+DEFAULTS: dict[str, Any] = {
+    "KEYS": KeySet(),  # fixed keys; when empty, the keys come from KEYS_FILE
+    "KEYS_FILE": None,  # a keys file, re-read when it changes
+    "KEYS_CHECK_INTERVAL": 1.0,  # seconds between two looks (a stat) at the keys file
+    "ACTIVE_KID": None,  # pins the signing key over the keys' own choice
+    "DEFAULT_TTL": 3600,
+    "MAX_TTL": 7 * 24 * 3600,
+    "EXPIRY_BUCKET": 0,
+    "SHARE_TTL": 24 * 3600,
+    "BASE_URL": "",
+    "SERVE_WITH_DJANGO": None,  # None: settings.DEBUG
+    "TRUSTED_PROXIES": ("127.0.0.1", "::1"),
+    "NGINX_CONF": None,  # None: BASE_DIR/nginx/secure_link.conf
+}
 
 
 @dataclass(frozen=True)
 class LinkSettings:
-    keys: tuple[tuple[str, str], ...]
-    algorithms: tuple[tuple[str, str], ...]
-    active_kid: str | None
-    active_since: int | None
+    keys: KeySet
     keys_file: Path | None
     keys_check_interval: float
+    active_kid: str | None
     default_ttl: int
     max_ttl: int
     expiry_bucket: int
@@ -46,27 +62,49 @@ class LinkSettings:
     nginx_conf: Path
     media_url: str
 
+    @property
+    def max_link_lifetime(self) -> int:
+        """The longest a link signed now can live: the longest TTL plus the expiry bucket."""
+        return self.max_ttl + max(self.expiry_bucket, 0)
+
+    @property
+    def pickup_bound(self) -> float:
+        """Seconds within which every running app server follows a change of the keys file.
+
+        One check interval, plus one second because ``active since`` is in whole seconds.
+        """
+        return self.keys_check_interval + 1
+
 
 @functools.cache
 def link_settings() -> LinkSettings:
-    config = getattr(settings, "SECURE_LINK", {})
+    config = {**DEFAULTS, **getattr(settings, "SECURE_LINK", {})}
+    serve_with_django = config["SERVE_WITH_DJANGO"]
     return LinkSettings(
-        keys=tuple(dict(config.get("KEYS") or {}).items()),
-        algorithms=tuple(dict(config.get("ALGORITHMS") or {}).items()),
-        active_kid=config.get("ACTIVE_KID") or None,
-        active_since=config.get("ACTIVE_SINCE"),
-        keys_file=Path(config["KEYS_FILE"]) if config.get("KEYS_FILE") else None,
-        keys_check_interval=float(config.get("KEYS_CHECK_INTERVAL", DEFAULT_CHECK_INTERVAL)),
-        default_ttl=config.get("DEFAULT_TTL", 3600),
-        max_ttl=config.get("MAX_TTL", 7 * 24 * 3600),
-        expiry_bucket=config.get("EXPIRY_BUCKET", 0),
-        share_ttl=config.get("SHARE_TTL", 24 * 3600),
-        base_url=config.get("BASE_URL", "").rstrip("/"),
-        serve_with_django=bool(config.get("SERVE_WITH_DJANGO", settings.DEBUG)),
-        trusted_proxies=tuple(address.strip() for address in config.get("TRUSTED_PROXIES", ())),
-        nginx_conf=Path(config.get("NGINX_CONF") or Path(settings.BASE_DIR) / "nginx" / "secure_link.conf"),
+        keys=config["KEYS"],
+        keys_file=Path(config["KEYS_FILE"]) if config["KEYS_FILE"] else None,
+        keys_check_interval=float(config["KEYS_CHECK_INTERVAL"]),
+        active_kid=config["ACTIVE_KID"] or None,
+        default_ttl=config["DEFAULT_TTL"],
+        max_ttl=config["MAX_TTL"],
+        expiry_bucket=config["EXPIRY_BUCKET"],
+        share_ttl=config["SHARE_TTL"],
+        base_url=config["BASE_URL"].rstrip("/"),
+        serve_with_django=bool(settings.DEBUG if serve_with_django is None else serve_with_django),
+        trusted_proxies=tuple(address.strip() for address in config["TRUSTED_PROXIES"]),
+        nginx_conf=Path(config["NGINX_CONF"] or Path(settings.BASE_DIR) / "nginx" / "secure_link.conf"),
         media_url=settings.MEDIA_URL,
     )
+
+
+def demo_record() -> dict[str, Any]:
+    """What a running ``make run`` recorded about itself (its servers' addresses), or ``{}``."""
+    record = Path(getattr(settings, "VAR_DIR", settings.BASE_DIR)) / DEMO_RECORD
+    try:
+        content = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
 
 
 def operator_base_url() -> tuple[str, str]:
@@ -78,24 +116,23 @@ def operator_base_url() -> tuple[str, str]:
     configured = link_settings().base_url
     if configured:
         return configured, "SITE_BASE_URL"
-    record = Path(getattr(settings, "VAR_DIR", settings.BASE_DIR)) / DEMO_RECORD
-    try:
-        return str(json.loads(record.read_text())["base_url"]).rstrip("/"), f"the running demo ({record})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "http://127.0.0.1:8080", "the demo's default address (SITE_BASE_URL is not set and no demo is running)"
+    recorded = demo_record().get("base_url")
+    if isinstance(recorded, str):
+        return recorded.rstrip("/"), "the running demo (var/demo.json)"
+    return DEMO_BASE_URL, "the demo's default address (SITE_BASE_URL is not set and no demo is running)"
 
 
 @functools.cache
 def key_source() -> KeysFileWatcher | StaticKeys:
-    """Where the keys come from: the watched ``KEYS_FILE``, else the fixed ``KEYS``.
+    """Where the keys come from: the fixed ``KEYS``, else the watched ``KEYS_FILE``.
 
-    With a keys file, ``ACTIVE_KID`` (``SECURE_LINK_ACTIVE_KID``) pins the signing key
-    over the file's ``active:`` line.
+    ``ACTIVE_KID`` (``SECURE_LINK_ACTIVE_KID``) pins the signing key over the keys' own choice.
     """
     config = link_settings()
-    if config.keys_file is not None:
-        return KeysFileWatcher(config.keys_file, active_kid=config.active_kid, interval=config.keys_check_interval)
-    return StaticKeys(KeySet(dict(config.keys), config.active_kid, config.active_since, dict(config.algorithms)))
+    if config.keys.keys or config.keys_file is None:
+        keys = config.keys.with_active(config.active_kid) if config.active_kid else config.keys
+        return StaticKeys(keys)
+    return KeysFileWatcher(config.keys_file, active_kid=config.active_kid, interval=config.keys_check_interval)
 
 
 def current_key_set() -> KeySet:
@@ -106,6 +143,7 @@ def current_key_set() -> KeySet:
 class _Signers(NamedTuple):
     key_set: KeySet
     link: SecureLinkSigner
+    verifier: SecureLinkVerifier
     share: TimedTokenSigner
 
 
@@ -118,15 +156,11 @@ def _signers_for_current_keys() -> _Signers:
     signers = _signers
     if signers is None or signers.key_set is not key_set:
         config = link_settings()
-        active = key_set.signing_kid or ""
-        keys = key_set.keys
         signers = _signers = _Signers(
             key_set,
-            SecureLinkSigner(keys=keys, algorithms=key_set.algorithms, active_kid=active, prefix=config.media_url,
-                             expiry_bucket=config.expiry_bucket),
-            # itsdangerous signs with the last secret and accepts them all.
-            TimedTokenSigner(secret_keys=[secret for kid, secret in keys.items() if kid != active] + [keys[active]],
-                             salt=SHARE_SALT),
+            SecureLinkSigner(key_set, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
+            SecureLinkVerifier(key_set, prefix=config.media_url),
+            TimedTokenSigner(key_set, salt=SHARE_SALT),
         )
     return signers
 
@@ -134,6 +168,11 @@ def _signers_for_current_keys() -> _Signers:
 def get_link_signer() -> SecureLinkSigner:
     """The signer for nginx links, for the keys in force now."""
     return _signers_for_current_keys().link
+
+
+def get_link_verifier() -> SecureLinkVerifier:
+    """The Python verifier of nginx links (for serving ``/media/`` without nginx)."""
+    return _signers_for_current_keys().verifier
 
 
 def get_share_signer() -> TimedTokenSigner:

@@ -18,9 +18,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from signing import LinkError
+from signing import LinkError, SignedLink
 
-from .links import IssuedLink, LinkIssuer
+from .links import LinkIssuer
 
 FilenameOption = str | Callable[[Any], str] | None
 
@@ -49,9 +49,9 @@ class SignedFileURLField(serializers.Field):
         link = self.signed_link(instance)
         return link.url if link else None
 
-    def signed_link(self, instance: Any) -> IssuedLink | None:
+    def signed_link(self, instance: Any) -> SignedLink | None:
         """The one link for ``instance`` in this serialization (signed on first use)."""
-        page: tuple[LinkIssuer, dict[int, tuple[Any, IssuedLink | None]]] | None = self.__dict__.get("_page")
+        page: tuple[LinkIssuer, dict[int, tuple[Any, SignedLink | None]]] | None = self.__dict__.get("_page")
         if page is None:  # first object: fields are copied per serializer, so this is per request
             page = self._page = (LinkIssuer(self.context.get("request"), ttl=self.ttl), {})
         issuer, links = page
@@ -64,7 +64,7 @@ class SignedFileURLField(serializers.Field):
         links[id(instance)] = (instance, link)
         return link
 
-    def _sign(self, issuer: LinkIssuer, instance: Any, name: str) -> IssuedLink:
+    def _sign(self, issuer: LinkIssuer, instance: Any, name: str) -> SignedLink:
         filename = self.filename(instance) if callable(self.filename) else (
             getattr(instance, self.filename) if self.filename else None
         )
@@ -89,4 +89,4 @@ class SignedURLExpiresField(serializers.Field):
         url_field = self.parent.fields[self.url_field]
         assert isinstance(url_field, SignedFileURLField), f"{self.url_field} is not a SignedFileURLField"
         link = url_field.signed_link(instance)
-        return link.expires_at_iso if link else None
+        return link.expires_iso if link else None

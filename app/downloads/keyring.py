@@ -2,11 +2,12 @@
 
 An app server never needs a signal to learn about ``rotate_key``: every call to
 :meth:`KeysFileWatcher.current` costs a clock read, and at most once per ``interval``
-seconds (1 s by default) also a ``stat`` of the keys file. Only when the file's identity
-(inode, size, modification time) changed is it read and parsed again. A file that became
-unreadable or invalid, or one caught half-written, never replaces good keys: the last good
-key set stays in use and one error line says what is wrong. This works the same with or
-without gunicorn's ``--preload``: each worker process watches the file on its own.
+seconds (``SECURE_LINK_KEYS_CHECK_INTERVAL``) also a ``stat`` of the keys file. Only when
+the file's identity (inode, size, modification time) changed is it read and parsed again.
+A file that became unreadable or invalid, or one caught half-written, never replaces good
+keys: the last good key set stays in use and one error line says what is wrong. This works
+the same with or without gunicorn's ``--preload``: each worker process watches the file on
+its own.
 """
 
 from __future__ import annotations
@@ -16,26 +17,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from signing import KeySet, parse_key_set
-from signing.keys import key_problems
+from signing import KeySet, KeySetError
 
 logger = logging.getLogger("app.downloads.keys")
 
-DEFAULT_CHECK_INTERVAL = 1.0
 _FileIdentity = tuple[int, int, int, int]
-
-
-def usable_key_set_problem(key_set: KeySet) -> str | None:
-    """Why ``key_set`` cannot sign and verify links, or None when it can."""
-    problems = key_problems(key_set.keys)
-    if problems:
-        return problems[0].message
-    if key_set.signing_kid not in key_set.keys:
-        return f"the active key id {key_set.signing_kid!r} is not among the key ids {sorted(key_set.keys)}"
-    return None
 
 
 class StaticKeys:
@@ -61,8 +49,8 @@ class KeysFileWatcher:
         self,
         path: Path,
         *,
+        interval: float,
         active_kid: str | None = None,
-        interval: float = DEFAULT_CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
@@ -70,7 +58,7 @@ class KeysFileWatcher:
         self.interval = interval
         self.clock = clock
         self.error: str | None = None
-        self._key_set = KeySet({})
+        self._key_set = KeySet()
         self._identity: _FileIdentity | str | None = None
         self._checked_at: float | None = None
         self._lock = threading.Lock()
@@ -96,22 +84,19 @@ class KeysFileWatcher:
         if identity == self._identity:
             return
         try:
-            key_set = parse_key_set(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as error:
+            key_set = KeySet.from_file(self.path)
+            if self.active_kid:
+                key_set = key_set.with_active(self.active_kid)
+            key_set.check()
+        except (OSError, KeySetError) as error:
             reason = error.strerror if isinstance(error, OSError) else str(error)
             self._refuse(f"cannot use the keys file {self.path}: {reason}", identity=identity)
-            return
-        if self.active_kid:
-            key_set = replace(key_set, active_kid=self.active_kid)
-        problem = usable_key_set_problem(key_set)
-        if problem:
-            self._refuse(f"cannot use the keys file {self.path}: {problem}", identity=identity)
             return
         changed = key_set != self._key_set
         self._key_set, self._identity, self.error = key_set, identity, None
         if changed:
             logger.info("signing keys from %s: %s; %s signs new links",
-                        self.path, ", ".join(key_set.keys), key_set.signing_kid)
+                        self.path, ", ".join(key_set.kids), key_set.active.kid)
 
     def _refuse(self, message: str, *, identity: _FileIdentity | str) -> None:
         """Keep the last good keys; log once per distinct state of the file."""
@@ -119,6 +104,6 @@ class KeysFileWatcher:
             return
         self._identity, self.error = identity, message
         if self._key_set.keys:
-            logger.error("%s; still using the last good keys (%s)", message, ", ".join(self._key_set.keys))
+            logger.error("%s; still using the last good keys (%s)", message, ", ".join(self._key_set.kids))
         else:
             logger.error("%s", message)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from django.http import HttpRequest
 
@@ -14,30 +11,6 @@ from signing import SignedLink
 from signing.paths import check_signable_path, quote_path
 
 from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
-
-
-@dataclass(slots=True)
-class IssuedLink:
-    """A signed link as the API hands it out."""
-
-    url: str
-    expires: int  # Unix seconds
-    kid: str
-
-    @property
-    def expires_at(self) -> datetime:
-        return datetime.fromtimestamp(self.expires, tz=timezone.utc)
-
-    @property
-    def expires_at_iso(self) -> str:
-        """``expires`` as ISO 8601 UTC (``2026-11-23T22:00:00Z``)."""
-        return iso_utc(self.expires)
-
-
-@functools.lru_cache(maxsize=256)
-def iso_utc(timestamp: int) -> str:
-    """ISO 8601 in UTC; cached, since every link minted in one second shares its expiry."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def media_path(name: str) -> str:
@@ -89,11 +62,11 @@ class LinkIssuer:
         self.base_url = absolute_url("", request)
 
     def sign(self, name: str, *, filename: str | None = None, disposition: str | None = None,
-             client_ip: str | None = None) -> IssuedLink:
+             client_ip: str | None = None) -> SignedLink:
         """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does."""
-        link: SignedLink = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
-                                            disposition=disposition, client_ip=client_ip)
-        return IssuedLink(self.base_url + link.url, link.expires, link.kid)
+        link = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
+                                disposition=disposition, client_ip=client_ip)
+        return link.with_base(self.base_url)
 
 
 def sign_file(
@@ -104,7 +77,7 @@ def sign_file(
     disposition: str | None = None,
     client_ip: str | None = None,
     request: HttpRequest | None = None,
-) -> IssuedLink:
+) -> SignedLink:
     """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``.
 
     Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
@@ -118,7 +91,7 @@ def sign_directory(
     ttl: int | timedelta | None = None,
     client_ip: str | None = None,
     request: HttpRequest | None = None,
-) -> IssuedLink:
+) -> SignedLink:
     """Sign every file below the stored folder ``name`` (``videos/42/``) with one token.
 
     ``url`` ends with ``/``: append a file's path below the folder (``720p/seg001.ts``),
@@ -128,7 +101,7 @@ def sign_directory(
     signed = get_link_signer().sign_directory(
         media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
     )
-    return IssuedLink(absolute_url(signed.url, request), signed.expires, signed.kid)
+    return signed.with_base(absolute_url("", request))
 
 
 def client_address(request: HttpRequest) -> str:

@@ -20,7 +20,9 @@ from datetime import timedelta
 
 from django.core.files.storage import FileSystemStorage
 
-from .links import IssuedLink, sign_file
+from signing import SignedLink
+
+from .links import sign_file
 
 
 class SignedURLStorage(FileSystemStorage):
@@ -40,6 +42,6 @@ class SignedURLStorage(FileSystemStorage):
         filename: str | None = None,
         disposition: str | None = None,
         client_ip: str | None = None,
-    ) -> IssuedLink:
+    ) -> SignedLink:
         """A signed link with options: ``link.url``, ``link.expires_at`` and ``link.kid``."""
         return sign_file(name, ttl=ttl, filename=filename, disposition=disposition, client_ip=client_ip)

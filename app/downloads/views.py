@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from signing import LinkError
 from signing.paths import nginx_uri, quote_path
 
-from .conf import get_link_signer, get_share_signer, link_settings
+from .conf import get_link_verifier, get_share_signer, link_settings
 from .exceptions import LinkInvalid, api_exception_for, status_for
 from .links import absolute_url, client_address, internal_redirect_target, sign_file
 from .models import Image
@@ -215,7 +215,7 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
     try:
         if not nginx_uri(raw_path).startswith(media_url.encode()):
             raise Http404("not under the media prefix")  # nginx routes such a path elsewhere
-        verified = get_link_signer().verify(
+        verified = get_link_verifier().verify(
             raw_path=raw_path,
             query=request.META.get("QUERY_STRING", "").encode("latin-1"),
             remote_addr=request.META.get("REMOTE_ADDR", ""),

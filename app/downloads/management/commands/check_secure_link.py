@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from PIL import Image as PillowImage
 
-from app.downloads.conf import INTERNAL_MEDIA_PREFIX, current_key_set, get_link_signer, get_share_signer, operator_base_url
+from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, operator_base_url
 from app.downloads.links import media_path
 from app.downloads.models import Image
 from signing import SecureLinkSigner
@@ -54,6 +54,12 @@ def canary_png() -> bytes:
     buffer = io.BytesIO()
     PillowImage.frombytes("RGB", (4, 4), secrets.token_bytes(48)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def expired_link(signer: SecureLinkSigner, path: str) -> str:
+    """A link to ``path`` with the signer's own keys (each in its algorithm) that expired an hour ago."""
+    past = SecureLinkSigner(signer.key_set, prefix=signer.prefix, clock=lambda: time.time() - 3600)
+    return past.sign(path, ttl=60).url
 
 
 class Command(BaseCommand):
@@ -93,14 +99,12 @@ class Command(BaseCommand):
         path = media_path(image.file.name)
         signer = get_link_signer()
         valid = signer.sign(path, ttl=60).url
-        past = SecureLinkSigner(keys=current_key_set().keys, active_kid=signer.active_kid,
-                                prefix=signer.prefix, clock=lambda: time.time() - 3600)
         token, _ = get_share_signer().sign(image.share_subject, ttl=60)
         return [
             Probe("valid link", valid, 200, self.diagnose_valid, canary),
             Probe("tampered link", valid.replace("&expires=", "&expires=1"), 403,
                   lambda a: "nginx accepts a tampered link: /media/ is not protected by secure_link"),
-            Probe("expired link", past.sign(path, ttl=60).url, 410, self.diagnose_expired),
+            Probe("expired link", expired_link(signer, path), 410, self.diagnose_expired),
             Probe("unknown key id", valid.replace(f"kid={signer.active_kid}", "kid=no-such-key"), 403,
                   lambda a: "nginx accepts an unknown key id: it must refuse links whose kid it cannot map"),
             Probe("compatibility view", f"{reverse('download-image', args=[image.pk])}?token={token}", 200,
@@ -114,8 +118,6 @@ class Command(BaseCommand):
         path = media_path(image.file.name)
         signer = get_link_signer()
         first, second = signer.sign(path, ttl=60).url, signer.sign(path, ttl=120).url
-        past = SecureLinkSigner(keys=current_key_set().keys, active_kid=signer.active_kid,
-                                prefix=signer.prefix, clock=lambda: time.time() - 3600)
         where = edge.netloc
         return [
             Probe(f"edge {where}: valid link", first, 200, self.diagnose_edge, canary, edge),
@@ -124,9 +126,9 @@ class Command(BaseCommand):
                             "its proxy_cache_key must be the path ($uri), never the query",
                   canary, edge, cache_status="HIT"),
             Probe(f"edge {where}: tampered link", first.replace("&expires=", "&expires=1"), 403,
-                  lambda a: "the edge accepts a tampered link: its /media/ must include secure_link_check.conf",
+                  lambda a: "the edge accepts a tampered link: its /media/ must include secure_link/check.conf",
                   base=edge),
-            Probe(f"edge {where}: expired link", past.sign(path, ttl=60).url, 410,
+            Probe(f"edge {where}: expired link", expired_link(signer, path), 410,
                   lambda a: "the edge does not answer 410 for an expired link: its keys or check differ", base=edge),
         ]
 

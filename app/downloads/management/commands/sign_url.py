@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings, operator_base_url
-from app.downloads.links import IssuedLink, media_path, sign_directory, sign_file
-from signing import LinkError
+from app.downloads.links import media_path, sign_directory, sign_file
+from signing import LinkError, SignedLink
 from signing.directory import directory_prefix_bytes
 from signing.paths import check_signable_path
 
@@ -69,13 +69,13 @@ class Command(BaseCommand):
             if source != "SITE_BASE_URL":
                 print(f"note: using {base_url}, {source}", file=sys.stderr)
         url = link.url if "://" in link.url else base_url + link.url
-        expires_at = link.expires_at.isoformat().replace("+00:00", "Z")
+        expires_at = link.expires_iso
         if options["json"]:
             self.stdout.write(json.dumps({"url": url, "expires_at": expires_at, "kid": link.kid}))
         else:
             self.stdout.write(url)
 
-    def sign(self, name: str, options: dict[str, Any]) -> IssuedLink:
+    def sign(self, name: str, options: dict[str, Any]) -> SignedLink:
         if options["directory"]:
             if options["filename"] or options["inline"]:
                 raise CommandError("--filename and --inline apply to files, not to --directory links")
