@@ -70,7 +70,7 @@ def main() -> int:
     edge = None
     record = var_dir / DEMO_RECORD
     try:
-        edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", keys=stack.key_set(),
+        edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", key_set=stack.key_set(),
                           bind_address=EDGE_ADDRESS, port=edge_port, access_log=True)
         record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url}))
         print(instructions(stack, edge, demo, admin_login), flush=True)
@@ -128,8 +128,8 @@ API token for user '{demo['username']}':  {token}
    curl -fsS -o {downloads}/share.png '{share['url']}'
 
 Logs: {nginx_dir}/access.log and error.log (nginx), {edge_dir}/access.log (edge), {stack.var_dir}/gunicorn.log
-Reload nginx after a key change:  nginx -p {nginx_dir} -c {nginx_dir}/nginx.conf -s reload
-  (and the edge: nginx -p {edge_dir} -c {edge_dir}/nginx.conf -s reload; copy the keys includes there first)
+Reload nginx after a key change:  {stack.nginx.reload_command}
+  (and the edge: {edge.reload_command}; copy the keys includes there first)
 gunicorn follows the keys file by itself; to reload it anyway: kill -HUP {stack.gunicorn.pid}
 manage.py commands (.venv/bin/python manage.py ...) find this demo's keys, database and address in {stack.var_dir}.
 Press Ctrl-C to stop.

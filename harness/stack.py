@@ -16,24 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signing import KeySet, SecureLinkSigner, generate_secret, parse_key_set
-from signing.keys import write_private_file
+from app.downloads.conf import DEMO_RECORD
+from signing import Key, KeySet, SecureLinkSigner, generate_secret
+from signing.keys import KEYS_FILE_NAME, write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
 from .ports import free_port, stop_process, wait_for_port
-
-KEYS_FILE_NAME = "secure_link.keys"
-DEMO_RECORD = "demo.json"  # where `make run` records its nginx's address for the management commands
 
 
 def ensure_private_file(path: Path, make_content: Any) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private_file(path, make_content())
-
-
-def read_key_set(var_dir: Path) -> KeySet:
-    return parse_key_set((var_dir / KEYS_FILE_NAME).read_text())
 
 
 def django_environment(var_dir: Path, *, database_url: str | None = None, **overrides: str) -> dict[str, str]:
@@ -67,7 +61,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 def prepare(var_dir: Path, *, database_url: str | None = None) -> dict[str, str]:
     """Create keys and a Django secret if missing, migrate and collect static files."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: f"# kid=secret, newest last\nk1={generate_secret()}\n")
+    ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: KeySet((Key("k1", generate_secret()),)).render())
     ensure_private_file(var_dir / "django_secret_key", generate_secret)
     env = django_environment(var_dir, database_url=database_url)
     manage(env, "migrate", "--noinput")
@@ -100,18 +94,17 @@ class Stack:
     def media_root(self) -> Path:
         return self.var_dir / "media"
 
-    def key_set(self) -> KeySet:
-        """The keys file as it is now: keys, algorithms and the active key."""
-        return read_key_set(self.var_dir)
+    @property
+    def keys_file(self) -> Path:
+        return self.var_dir / KEYS_FILE_NAME
 
-    def keys(self) -> dict[str, str]:
-        return self.key_set().keys
+    def key_set(self) -> KeySet:
+        """The keys file as it is now: the app's keys and its active key."""
+        return KeySet.from_file(self.keys_file)
 
     def signer(self, **options: Any) -> SecureLinkSigner:
-        """A signer with the app's keys, signing with its active key, as the app does (``options``: clock...)."""
-        key_set = self.key_set()
-        return SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid=key_set.signing_kid or "",
-                                **options)
+        """A signer of the app's keys, signing with its active key, as the app does (``options``: clock...)."""
+        return SecureLinkSigner(self.key_set(), **options)
 
     def stop(self) -> None:
         self.nginx.stop()
@@ -147,7 +140,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
     gunicorn = start_gunicorn(env, app_port, workers=workers, log=var_dir / "gunicorn.log")
     try:
         nginx = start_nginx(
-            var_dir / "nginx", media_root=var_dir / "media", keys=read_key_set(var_dir),
+            var_dir / "nginx", media_root=var_dir / "media", key_set=KeySet.from_file(var_dir / KEYS_FILE_NAME),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
         )

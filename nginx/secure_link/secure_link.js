@@ -2,7 +2,7 @@
 //
 // fileStatus and directoryStatus return what nginx's $secure_link would: "" (invalid: 403),
 // "0" (valid but expired: 410) or "1" (valid). The signed string is the MD5 links' string
-// without the secret field (see signing/secure_link.py): nginx builds all of it but the
+// without the secret field (see docs/link-format.md): nginx builds all of it but the
 // path in $secure_link_hmac_head / $secure_link_dir_hmac_head, and it is keyed by the secret
 // of an HMAC-SHA256 key; an MD5 key's id has no HMAC secret here, so its links are refused.
 // The path is hashed as the raw bytes of $uri, never as a JavaScript string: a byte that
@@ -34,7 +34,7 @@ function canonicalToken(token) {
     return bytes.length === 32 && bytes.toString('base64url') === token ? bytes : null;
 }
 
-// head: the signed string up to the path, built by nginx (secure_link_rules.conf); it
+// head: the signed string up to the path, built by nginx (secure_link/rules.conf); it
 // starts with the expires field. path: the raw bytes the link signs.
 function status(secret, token, head, path) {
     var expiresText = head.slice(0, head.indexOf("|"));
