@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PillowImage
 from rest_framework.test import APIClient
 
-from app.downloads.conf import get_link_signer
+from app.downloads.conf import get_link_verifier
 from app.downloads.models import Image
 from app.downloads.serializers import ImageSerializer
 from signing import VerifiedLink
@@ -27,7 +27,7 @@ def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200
 def verify_url(url: str, remote_addr: str = "127.0.0.1") -> VerifiedLink:
     """Check an absolute signed URL with the Python verifier (nginx's answers)."""
     parts = urlsplit(url)
-    return get_link_signer().verify(raw_path=parts.path.encode(), query=parts.query.encode(), remote_addr=remote_addr)
+    return get_link_verifier().verify(raw_path=parts.path.encode(), query=parts.query.encode(), remote_addr=remote_addr)
 
 
 @pytest.fixture(autouse=True)

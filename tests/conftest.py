@@ -14,8 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.nginx import NginxServer, start_nginx  # noqa: E402
 from harness.postgres import PostgresCluster, start_postgres  # noqa: E402
-from signing import KeySet, SecureLinkSigner, generate_secret  # noqa: E402
-from signing.keys import HMAC_SHA256  # noqa: E402
+from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret  # noqa: E402
 
 # File names that stress every encoding rule: space, '+', '%', ';', '?', '#', Chinese.
 TRICKY_NAMES = [
@@ -46,19 +45,15 @@ class NginxSite:
     def base_url(self) -> str:
         return self.server.base_url
 
-    @property
-    def keys(self) -> dict[str, str]:
-        return self.key_set.keys
-
-    def signer(self, active_kid: str = "k1", **options: object) -> SecureLinkSigner:
-        return SecureLinkSigner(keys=self.keys, algorithms=self.key_set.algorithms, active_kid=active_kid,
-                                **options)  # type: ignore[arg-type]
+    def signer(self, kid: str = "k1", **options: object) -> SecureLinkSigner:
+        """A signer of this site's key set, signing with ``kid``."""
+        return SecureLinkSigner(self.key_set.with_active(kid), **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
 def signing_keys() -> KeySet:
-    return KeySet({"k1": generate_secret(), "k2": generate_secret(), "h1": generate_secret(), "h2": generate_secret()},
-                  active_kid="k1", algorithms={"h1": HMAC_SHA256, "h2": HMAC_SHA256})
+    return KeySet((Key("k1", generate_secret()), Key("k2", generate_secret()),
+                   Key("h1", generate_secret(), HMAC_SHA256), Key("h2", generate_secret(), HMAC_SHA256)), active_kid="k1")
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +77,7 @@ def nginx(
     server = start_nginx(
         tmp_path_factory.mktemp("nginx"),
         media_root=media_root,
-        keys=signing_keys,
+        key_set=signing_keys,
         also_listen=["::1"],
     )
     try:

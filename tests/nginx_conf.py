@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signing import KeySet
 from signing.nginx import nginx_arg
 
 _TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
@@ -73,7 +74,7 @@ class Evaluator:
     """Expands variables for one request against the parsed config's maps."""
 
     config: list[Directive]
-    keys: dict[str, str]
+    key_set: KeySet
     uri: bytes
     query: bytes
     remote_addr: str
@@ -106,10 +107,10 @@ class Evaluator:
         default = b""
         regexes: list[tuple[str, str]] = []
         for entry in directive.block or []:
-            if entry.name == "include":  # the keys file: "kid" "secret";
-                for kid, secret in self.keys.items():
-                    if value.lower() == kid.lower().encode():
-                        return secret.encode()
+            if entry.name == "include":  # a keys include: "kid" "secret"; for the keys of its algorithm
+                for key in self.key_set:
+                    if key.algorithm.nginx_include == entry.args[0] and value.lower() == key.kid.lower().encode():
+                        return key.secret.encode()
             elif entry.name == "default":
                 default = self.expand(entry.args[0])
             elif entry.name.startswith("~"):
@@ -126,16 +127,20 @@ class Evaluator:
         return default
 
 
-def load(path: Path) -> list[Directive]:
-    """Parse ``path``, splicing in the includes that are shipped beside it (generated ones stay)."""
-    return _splice_includes(parse(path.read_text()), path.parent)
+def load(path: Path, conf_dir: Path | None = None) -> list[Directive]:
+    """Parse ``path``, splicing in the shipped includes (generated ones stay).
+
+    As in nginx, a relative include is found in ``conf_dir``, the main config's folder:
+    by default the folder of ``path``.
+    """
+    return _splice_includes(parse(path.read_text()), conf_dir or path.parent)
 
 
 def _splice_includes(directives: list[Directive], folder: Path) -> list[Directive]:
     spliced: list[Directive] = []
     for directive in directives:
         if directive.name == "include" and (folder / directive.args[0]).is_file():
-            spliced += load(folder / directive.args[0])
+            spliced += load(folder / directive.args[0], folder)
         elif directive.block is not None:
             spliced.append(Directive(directive.name, directive.args, _splice_includes(directive.block, folder)))
         else:

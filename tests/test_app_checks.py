@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from app.downloads.checks import check_secure_link_settings, protected_locations
+from signing import Key, KeySet
 
 REPO = Path(__file__).resolve().parent.parent
-GOOD_KEYS = {"k1": "1" * 43}
+GOOD_KEYS = KeySet.parse("k1=" + "1" * 43)
 
 
 def check_ids(settings, **secure_link) -> list[str]:
@@ -29,10 +30,10 @@ def test_good_settings_pass(settings):
 @pytest.mark.parametrize(
     "secure_link, error_id",
     [
-        ({"KEYS": {}}, "downloads.E001"),
-        ({"KEYS": {"k1": "short"}}, "downloads.E002"),
-        ({"KEYS": {"Bad Kid": "1" * 43}}, "downloads.E003"),
-        ({"KEYS": {"k1": "1" * 40 + "$;x"}}, "downloads.E003"),
+        ({"KEYS": KeySet()}, "downloads.E001"),
+        ({"KEYS": KeySet.parse("k1=short")}, "downloads.E002"),
+        ({"KEYS": KeySet((Key("Bad Kid", "1" * 43),))}, "downloads.E003"),
+        ({"KEYS": KeySet.parse("k1=" + "1" * 40 + "$;x")}, "downloads.E003"),
         ({"KEYS": GOOD_KEYS, "ACTIVE_KID": "k9"}, "downloads.E004"),
         ({"DEFAULT_TTL": 0}, "downloads.E005"),
         ({"DEFAULT_TTL": -5}, "downloads.E005"),
@@ -54,12 +55,12 @@ def test_media_url_must_be_the_prefix_nginx_protects(settings):
 
 
 def test_check_messages_never_contain_secrets(settings):
-    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": {"k1": "TOPSECRET"}}
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": KeySet.parse("k1=TOPSECRET")}
     assert "TOPSECRET" not in " ".join(f"{m.msg} {m.hint}" for m in check_secure_link_settings())
 
 
 def test_manage_py_check_fails_with_the_message(settings):
-    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": {}}
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": KeySet()}
     with pytest.raises(SystemCheckError, match="no signing keys"):
         call_command("check")
 

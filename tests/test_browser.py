@@ -19,7 +19,6 @@ from PIL import Image as PillowImage
 from playwright.sync_api import sync_playwright
 
 from harness.stack import Stack, running_stack, seed
-from signing import SecureLinkSigner
 
 pytestmark = [pytest.mark.nginx, pytest.mark.browser]
 
@@ -105,8 +104,7 @@ def test_a_signed_link_downloads_under_its_unicode_name(stack, page, uploaded, t
 
 def test_an_expired_link_shows_the_friendly_page(stack, page, uploaded):
     path = urlsplit(uploaded["download_url"]).path
-    keys = stack.keys()
-    expired = SecureLinkSigner(keys=keys, active_kid=list(keys)[-1], clock=lambda: 1_000_000).sign(path, ttl=60).url
+    expired = stack.signer(clock=lambda: 1_000_000).sign(path, ttl=60).url
     response = page.goto(stack.base_url + expired)
     assert response.status == 410
     assert page.locator("h1").inner_text() == "This link has expired"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signing import SecureLinkSigner, render_key_set
+from signing import KeySet, SecureLinkSigner
 from tests.client import fetch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_verify_reports_expired_links_with_exit_3(tmp_path):
     keys_file = tmp_path / "keys"
     keys_file.write_text("k=" + "k" * 32 + "\n")
     # An expired but correctly signed link, built through the library.
-    url = SecureLinkSigner(keys={"k": "k" * 32}, active_kid="k", clock=lambda: 100).sign("/media/a.jpg", ttl=1).url
+    url = SecureLinkSigner(KeySet.from_file(keys_file), clock=lambda: 100).sign("/media/a.jpg", ttl=1).url
     result = run_cli("verify", url, "--keys-file", str(keys_file))
     assert (result.returncode, result.stdout.startswith("expired (410)")) == (3, True)
 
@@ -71,15 +71,15 @@ def test_unsafe_path_is_a_clear_error_and_prints_no_secret():
 
 
 def test_nginx_keys_writes_a_0600_file_and_prints_no_secret(tmp_path):
+    result = run_cli("nginx-keys", "--output", str(tmp_path), env_keys="k=" + "z" * 32)
     output = tmp_path / "secure_link_keys.conf"
-    result = run_cli("nginx-keys", "--output", str(output), env_keys="k=" + "z" * 32)
     assert result.returncode == 0 and "zzzz" not in result.stdout
     assert (output.stat().st_mode & 0o777, '"k" "' + "z" * 32 + '";' in output.read_text()) == (0o600, True)
 
 
 @pytest.mark.nginx
 def test_a_cli_signed_link_downloads_through_nginx(nginx):
-    keys = render_key_set(nginx.key_set)
+    keys = nginx.key_set.render()
     url = run_cli("sign", "/media/files/other.bin", "--ttl", "60", "--base-url", nginx.base_url, env_keys=keys).stdout.strip()
     response = fetch(nginx.base_url, url[len(nginx.base_url):])
     assert (response.status, response.body) == (200, b"another file")

@@ -13,17 +13,16 @@ import re
 import pytest
 
 from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
-from signing import SecureLinkSigner, content_disposition, nginx_uri
+from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, content_disposition, nginx_uri
+from signing.algorithms import hmac_token, md5_token as token_for
 from signing.directory import directory_pattern, parse_directory_uri
 from signing.nginx import nginx_arg
-from signing.secure_link import token_for
-from signing.tokens import hmac_token_for
 from tests.nginx_conf import Evaluator, find, load, parse
 
 ROLES = {"origin": SECURE_LINK_CONF, "edge": EDGE_CONF}
 CONFIG = load(SECURE_LINK_CONF)
-KEYS = {"k1": "a" * 32, "k2": "b" * 43}
-SIGNER = SecureLinkSigner(keys=KEYS, active_kid="k2", clock=lambda: 1_800_000_000)
+KEYS = KeySet((Key("k1", "a" * 32), Key("k2", "b" * 43)))
+SIGNER = SecureLinkSigner(KEYS, clock=lambda: 1_800_000_000)
 
 
 @pytest.fixture(params=list(ROLES), autouse=True)
@@ -51,9 +50,11 @@ def evaluate(url: str, remote_addr: str = "192.0.2.7") -> tuple[str, Evaluator]:
 def test_the_rules_exist_once_and_every_role_includes_them(role):
     own = parse(ROLES[role].read_text())  # the role file alone, without its includes
     assert find(own, "map") == [] and find(own, "secure_link_md5") == [] and find(own, "secure_link") == []
-    assert [d.args for d in find(own, "include", "secure_link_rules.conf")] == [["secure_link_rules.conf"]]
+    assert find(own, "location", "~") == []  # the directory pattern lives in secure_link/directory.conf only
+    assert [d.args for d in find(own, "include", "secure_link/rules.conf")] == [["secure_link/rules.conf"]]
+    assert [d.args for d in find(own, "include", "secure_link/directory.conf")] == [["secure_link/directory.conf"]]
     media = find(own, "location", SIGNER.prefix)[0]
-    assert media.block[0].name == "include" and media.block[0].args == ["secure_link_check.conf"]
+    assert media.block[0].name == "include" and media.block[0].args == ["secure_link/check.conf"]
 
 
 LINKS = {
@@ -155,6 +156,8 @@ def test_unknown_key_id_maps_to_an_empty_secret():
 
 
 def test_internal_locations_are_internal(role):
+    (directory,) = find(CONFIG, "location", "/_secure_link/directory/")
+    assert directory.block[0].name == "internal"  # directory links reach it only through their check
     if role == "edge":  # it serves no file of its own and never exposes the origin's fetch location
         assert find(CONFIG, "location", "/_protected/media/") == []
         assert [d.args for d in find(CONFIG, "location", "/_edge/")[0].block] == [["404"]]
@@ -169,8 +172,8 @@ def media_location_alias() -> list[str]:
     return find(media_location().block, "alias")[0].args
 
 
-HMAC_SIGNER = SecureLinkSigner(keys={"h1": "c" * 43}, algorithms={"h1": "hmac-sha256"}, active_kid="h1",
-                               clock=lambda: 1_800_000_000)
+HMAC_KEYS = KeySet((Key("h1", "c" * 43, HMAC_SHA256),))
+HMAC_SIGNER = SecureLinkSigner(HMAC_KEYS, clock=lambda: 1_800_000_000)
 
 
 @pytest.mark.parametrize("kind", list(LINKS))
@@ -178,9 +181,10 @@ def test_config_builds_the_hmac_message_the_signer_signs(kind: str):
     link = HMAC_SIGNER.sign("/media/dir/a b+c%;?#|.bin", ttl=60, **LINKS[kind])
     raw_path, _, query = link.url.encode().partition(b"?")
     remote_addr = "2001:db8::7" if "IPv6" in kind else "192.0.2.7"
-    evaluator = Evaluator(CONFIG, {}, nginx_uri(raw_path), query, remote_addr, b"")
+    evaluator = Evaluator(CONFIG, HMAC_KEYS, nginx_uri(raw_path), query, remote_addr, b"")
+    assert evaluator.variable("secure_link_hmac_secret") == b"c" * 43 and evaluator.variable("secure_link_secret") == b""
     message = evaluator.variable("secure_link_hmac_head") + evaluator.uri  # secure_link.js appends the path
-    assert nginx_arg(query, b"hmac") == hmac_token_for(b"c" * 43, message).encode()
+    assert nginx_arg(query, b"hmac") == hmac_token(b"c" * 43, message).encode()
 
 
 def test_config_builds_the_directory_hmac_message_the_signer_signs():
@@ -188,7 +192,7 @@ def test_config_builds_the_directory_hmac_message_the_signer_signs():
     uri = nginx_uri(directory.url_for("seg.ts").encode())
     parts = parse_directory_uri(uri, HMAC_SIGNER.prefix)
     assert parts is not None
-    evaluator = Evaluator(CONFIG, {}, uri, b"", "192.0.2.7", b"")
+    evaluator = Evaluator(CONFIG, HMAC_KEYS, uri, b"", "192.0.2.7", b"")
     evaluator.captures.update({NGINX_CAPTURE_NAMES[name]: value for name, value in parts.items()})
     message = evaluator.variable("secure_link_dir_hmac_head") + parts["prefix"]
-    assert parts["token"] == hmac_token_for(b"c" * 43, message).encode()
+    assert parts["token"] == hmac_token(b"c" * 43, message).encode()

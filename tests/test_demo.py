@@ -20,6 +20,8 @@ import requests
 from harness.nginx import REPO_ROOT
 from harness.ports import free_port, stop_process
 from harness.stack import django_environment
+from signing import HMAC_SHA256, Key, KeySet, generate_secret
+from signing.keys import KEYS_FILE_NAME
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -95,3 +97,20 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
     assert process.returncode == 0
     assert (tmp_path / "var" / "db.sqlite3").exists() != bool(database_url)  # the data lives where it was told
     assert not (tmp_path / "var" / "demo.json").exists()
+
+
+def test_check_secure_link_passes_every_probe_with_an_hmac_key_active(tmp_path, database_url):
+    var_dir = tmp_path / "var"
+    KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)), "h1").write(var_dir / KEYS_FILE_NAME)
+    process, output = start_demo(var_dir, database_url)
+    try:
+        edge = re.search(r"^edge\s+(http://\S+)", output, re.M).group(1)
+        env = django_environment(var_dir, database_url=database_url)
+        check = subprocess.run([sys.executable, "manage.py", "check_secure_link", "--edge", edge], cwd=REPO_ROOT,
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "ok    expired link: 410" in check.stdout and ": expired link: 410" in check.stdout  # origin, edge
+        assert "all 10 probes passed" in check.stdout
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

@@ -19,10 +19,11 @@ import pytest
 import requests
 from PIL import Image as PillowImage
 
+from app.downloads.conf import SHARE_SALT
 from app.downloads.models import share_subject
 from harness.ports import free_port, stop_process
 from harness.stack import Stack, django_environment, prepare, seed, start_gunicorn, start_stack
-from signing import SecureLinkSigner, TimedTokenSigner
+from signing import Key, KeySet, SecureLinkSigner, TimedTokenSigner
 from tests.client import fetch
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
@@ -120,8 +121,8 @@ def test_tampered_expired_and_foreign_links_are_refused(stack, uploaded):
     url = path_of(uploaded["download_url"])
     kid = urlsplit(uploaded["download_url"]).query.split("kid=")[1].split("&")[0]
     media_path = urlsplit(uploaded["download_url"]).path  # a stored uuid name: nothing to decode
-    expired = SecureLinkSigner(keys=stack.keys(), active_kid=kid, clock=lambda: 1_000_000).sign(media_path, ttl=60)
-    foreign = SecureLinkSigner(keys={kid: "f" * 43}, active_kid=kid).sign(media_path, ttl=60)
+    expired = SecureLinkSigner(stack.key_set().with_active(kid), clock=lambda: 1_000_000).sign(media_path, ttl=60)
+    foreign = SecureLinkSigner(KeySet((Key(kid, "f" * 43),))).sign(media_path, ttl=60)
     assert fetch(stack.base_url, url.replace("&expires=", "&expires=9")).status == 403
     assert fetch(stack.base_url, url.replace("filename=my", "filename=My")).status == 403
     assert fetch(stack.base_url, expired.url).status == 410
@@ -135,8 +136,7 @@ def test_compatibility_view_refusals(stack, api, uploaded):
     bob = {"Authorization": f"Token {seed(stack.env, '--no-images', '--username', 'bob')['token']}"}
     assert requests.get(image_link, headers=bob, timeout=10).status_code == 404
     assert requests.get(image_link + "?token=garbage", timeout=10).status_code == 403
-    keys = list(stack.keys().values())
-    expired, _ = TimedTokenSigner(secret_keys=keys, salt="app.downloads.share-image", clock=lambda: 1_000_000).sign(
+    expired, _ = TimedTokenSigner(stack.key_set(), salt=SHARE_SALT, clock=lambda: 1_000_000).sign(
         share_subject(uploaded["id"], urlsplit(uploaded["download_url"]).path.removeprefix("/media/")), ttl=60
     )
     assert requests.get(f"{image_link}?token={expired}", timeout=10).status_code == 410
@@ -183,10 +183,9 @@ def django_media_server(stack: Stack) -> Iterator[str]:
 
 def test_django_without_nginx_answers_exactly_as_nginx(stack, uploaded, django_media_server):
     url = path_of(uploaded["download_url"])
-    keys = stack.keys()
     kid = url.split("kid=")[1].split("&")[0]
     path = urlsplit(uploaded["download_url"]).path  # a stored uuid name: nothing to decode
-    expired = SecureLinkSigner(keys=keys, active_kid=kid, clock=lambda: 1_000_000).sign(path, ttl=60).url
+    expired = SecureLinkSigner(stack.key_set().with_active(kid), clock=lambda: 1_000_000).sign(path, ttl=60).url
     etag = fetch(stack.base_url, url).headers["ETag"]
     last_modified = fetch(stack.base_url, url).headers["Last-Modified"]
     size = len(uploaded["bytes"])

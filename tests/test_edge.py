@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from harness.nginx import REPO_ROOT, NginxServer, start_edge, start_nginx
 from harness.stack import Stack, prepare, seed, start_stack
-from signing import SecureLinkSigner, content_disposition
+from signing import Key, KeySet, SecureLinkSigner, content_disposition
 from signing.disposition import filename_field
 from tests.client import Response, fetch
 
@@ -63,11 +63,11 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
     (media / "files" / "你好 a+b;#?.txt").write_bytes(b"tricky name")
     stack = start_stack(var_dir, edges=(EDGE_A_ADDRESS, EDGE_B_ADDRESS), access_log=True)
     origin = f"127.0.0.1:{stack.nginx.port}"
-    keys = stack.keys()
+    key_set = stack.key_set()
     edges: list[NginxServer] = []
     try:
-        edges.append(start_edge(var_dir / "edge-a", origin_address=origin, keys=keys, bind_address=EDGE_A_ADDRESS))
-        edges.append(start_edge(var_dir / "edge-b", origin_address=origin, keys=keys, bind_address=EDGE_B_ADDRESS,
+        edges.append(start_edge(var_dir / "edge-a", origin_address=origin, key_set=key_set, bind_address=EDGE_A_ADDRESS))
+        edges.append(start_edge(var_dir / "edge-b", origin_address=origin, key_set=key_set, bind_address=EDGE_B_ADDRESS,
                                 freshness="2s"))
         yield Tier(stack, *edges)
     finally:
@@ -84,10 +84,10 @@ def get(server: NginxServer, url: str, **options: object) -> Response:
 def test_fifty_distinct_links_to_one_file_cost_one_origin_fetch_per_edge(tier):
     path = "/media/files/photo.png"
     content = (tier.stack.media_root / "files" / "photo.png").read_bytes()
-    keys = list(tier.stack.keys())
+    key_set = tier.stack.key_set()
     links = []
     for index in range(50):
-        signer = SecureLinkSigner(keys=tier.stack.keys(), active_kid=keys[index % len(keys)])
+        signer = SecureLinkSigner(key_set.with_active(key_set.kids[index % len(key_set)]))
         options: dict[str, object] = {"ttl": 60 + index}
         if index % 3 == 1:
             options.update(filename=f"photo {index}.png", disposition="inline" if index % 2 else "attachment")
@@ -195,15 +195,16 @@ def test_a_deleted_file_stops_being_served_within_the_freshness_bound(tier):
 
 def test_key_rotation_across_origin_and_edges(tier):
     path = "/media/files/photo.png"
-    old_keys = tier.stack.keys()
-    old_kid = list(old_keys)[-1]
+    old_keys = tier.stack.key_set()
+    old_kid = old_keys.active.kid
     old_link = tier.signer().sign(path, ttl=300).url
-    new_keys = {**old_keys, "k9": "9" * 43}
+    new_key = Key("k9", "9" * 43)
+    new_keys = KeySet((*old_keys.keys, new_key), old_kid)
     for server in (tier.origin, *tier.edges):  # 1. every nginx learns the new key
         server.set_keys(new_keys)
-    new_link = SecureLinkSigner(keys=new_keys, active_kid="k9").sign(path, ttl=300).url
+    new_link = SecureLinkSigner(new_keys.with_active("k9")).sign(path, ttl=300).url
     assert [get(edge, url).status for edge in tier.edges for url in (old_link, new_link)] == [200] * 4
-    retired = {"k9": new_keys["k9"]}
+    retired = KeySet((new_key,))
     for server in (tier.origin, *tier.edges):  # 3. the old key is retired everywhere
         server.set_keys(retired)
     assert [get(edge, old_link).status for edge in tier.edges] == [403, 403]
@@ -218,16 +219,17 @@ def test_origin_down_serves_what_is_cached_and_a_clean_502_for_the_rest(tmp_path
     (media / "files").mkdir(parents=True)
     (media / "files" / "kept.png").write_bytes(b"cached before the outage")
     (media / "files" / "never.png").write_bytes(b"never fetched")
-    keys = {"k1": "1" * 43}
-    origin = start_nginx(tmp_path / "origin", media_root=media, keys=keys, edges=(EDGE_B_ADDRESS,))
-    edge = start_edge(tmp_path / "edge", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
+    key_set = KeySet((Key("k1", "1" * 43),))
+    origin = start_nginx(tmp_path / "origin", media_root=media, key_set=key_set, edges=(EDGE_B_ADDRESS,))
+    edge = start_edge(tmp_path / "edge", origin_address=f"127.0.0.1:{origin.port}", key_set=key_set,
                       bind_address=EDGE_B_ADDRESS, freshness="1s")
-    signer = SecureLinkSigner(keys=keys, active_kid="k1")
+    signer = SecureLinkSigner(key_set)
     try:
         kept = signer.sign("/media/files/kept.png", ttl=60).url
         assert get(edge, kept).status == 200
         origin.stop()
-        time.sleep(1.5)  # the cached copy is now stale: revalidation fails, the stale copy is served
+        # nginx keeps time in whole seconds: a 1 s entry is stale for sure 2 s after it was stored.
+        time.sleep(2.1)  # the cached copy is now stale: revalidation fails, the stale copy is served
         started = time.monotonic()
         stale = get(edge, kept)
         assert (stale.status, stale.body, stale.headers["X-Cache-Status"]) == (200, b"cached before the outage", "STALE")
@@ -260,7 +262,8 @@ def test_check_secure_link_probes_every_edge(tier):
 
 def test_check_secure_link_diagnoses_an_edge_with_other_keys(tier, tmp_path):
     stray = start_edge(tmp_path / "stray", origin_address=f"127.0.0.1:{tier.origin.port}",
-                       keys={kid: "x" * 43 for kid in tier.stack.keys()}, bind_address=EDGE_A_ADDRESS)
+                       key_set=KeySet(tuple(Key(kid, "x" * 43) for kid in tier.stack.key_set().kids)),
+                       bind_address=EDGE_A_ADDRESS)
     try:
         result = check_secure_link(tier, stray.base_url)
     finally:

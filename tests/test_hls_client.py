@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.nginx import NginxServer, start_edge, start_nginx
-from signing import KeySet, SecureLinkSigner, generate_secret
-from signing.keys import HMAC_SHA256
+from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from tests.client import fetch
 
 pytestmark = pytest.mark.nginx
@@ -34,8 +33,7 @@ class HlsSite:
     files: list[str]  # every file of the stream, relative to its folder
 
     def signer(self, kid: str, **options: object) -> SecureLinkSigner:
-        return SecureLinkSigner(keys=self.key_set.keys, algorithms=self.key_set.algorithms, active_kid=kid,
-                                **options)  # type: ignore[arg-type]
+        return SecureLinkSigner(self.key_set.with_active(kid), **options)  # type: ignore[arg-type]
 
 
 def ffmpeg() -> str:
@@ -65,10 +63,10 @@ def hls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlsSite]:
     media = base / "media"
     files = make_stream(media / "videos" / "42")
     (media / "videos" / "4").mkdir()
-    key_set = KeySet({"k1": generate_secret(), "h1": generate_secret()}, algorithms={"h1": HMAC_SHA256})
-    origin = start_nginx(base / "origin", media_root=media, keys=key_set, edges=(EDGE_ADDRESS,), access_log=True)
+    key_set = KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)))
+    origin = start_nginx(base / "origin", media_root=media, key_set=key_set, edges=(EDGE_ADDRESS,), access_log=True)
     try:
-        edge = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", keys=key_set,
+        edge = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", key_set=key_set,
                           bind_address=EDGE_ADDRESS, access_log=True)
     except BaseException:
         origin.stop()

@@ -7,20 +7,17 @@ status; a seeded fuzz then mutates valid links of every kind and compares the tw
 
 from __future__ import annotations
 
-import copy
 import random
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
-from signing import MalformedRequest, SecureLinkSigner, nginx_uri
+from signing import MalformedRequest, SecureLinkSigner, SecureLinkVerifier, nginx_uri
 from tests.client import fetch
 from tests.conftest import NginxSite
-from tests.test_nginx_secure_link import python_status
+from tests.parity import Case, past, python_status
 
 pytestmark = pytest.mark.nginx
 
@@ -38,22 +35,9 @@ def site(nginx: NginxSite) -> NginxSite:
     return nginx
 
 
-def past(signer: SecureLinkSigner) -> SecureLinkSigner:
-    earlier = copy.copy(signer)
-    earlier.clock = lambda: time.time() - 3600
-    return earlier
-
-
 def replace_token(url: str, argument: str) -> str:
     token = url.split(f"{argument}=")[1].split("&")[0]
     return url.replace(token, token[:5] + ("B" if token[5] != "B" else "C") + token[6:])
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[NginxSite], str]
-    expected: int
-    source_address: str = "127.0.0.1"
 
 
 def hmac_signer(site: NginxSite) -> SecureLinkSigner:
@@ -154,8 +138,7 @@ def _directory_token_as_file_link(url: str, kid: str) -> str:
 def check(site: NginxSite, case: Case) -> None:
     target = case.build(site)
     response = fetch(site.base_url, target, source_address=case.source_address)
-    verifier = site.signer()
-    assert (response.status, python_status(verifier, target, case.source_address)) == (case.expected, case.expected), target
+    assert (response.status, python_status(site.key_set, target, case.source_address)) == (case.expected, case.expected), target
 
 
 @pytest.mark.parametrize("case_name", list(HMAC_CASES))
@@ -241,7 +224,7 @@ def test_seeded_fuzz_nginx_and_the_verifier_agree_on_every_mutated_request(site)
         if not mutated.startswith("/") or " " in mutated or "#" in mutated.split("?")[0]:
             mutated = url  # what an HTTP client cannot send as a request target
         requests.append((mutated, source))
-    verifier = site.signer()
+    verifier = SecureLinkVerifier(site.key_set)
 
     def both(request: tuple[str, str]) -> tuple[str, int, int]:
         target, source = request
@@ -265,9 +248,9 @@ def is_a_link(target: str) -> bool:
         return True
 
 
-def predicted(verifier: SecureLinkSigner, site: NginxSite, target: str, source: str) -> int:
+def predicted(verifier: SecureLinkVerifier, site: NginxSite, target: str, source: str) -> int:
     """The verifier's status, and 404 where a valid link names no file (nginx then looks on disk)."""
-    status = python_status(verifier, target, source)
+    status = python_status(site.key_set, target, source)
     if status != 200:
         return status
     raw_path, _, query = target.encode().partition(b"?")

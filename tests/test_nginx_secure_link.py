@@ -6,45 +6,20 @@ the Python verifier, and both must give the same status.
 
 from __future__ import annotations
 
-import copy
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
 
-from signing import BadSignature, LinkExpired, MalformedRequest, SecureLinkSigner, UnsafePath, content_disposition, generate_secret
+from signing import KeySet, SecureLinkSigner, SecureLinkVerifier, UnsafePath, content_disposition, generate_secret
 from signing.disposition import filename_field
-from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
 from tests.client import fetch
+from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
+from tests.parity import Case, past, python_status
 
 pytestmark = pytest.mark.nginx
 
 BLOB = "/media/files/blob.bin"
-
-
-def python_status(signer: SecureLinkSigner, target: str | bytes, remote_addr: str) -> int:
-    """The status the Python verifier predicts, mapped as nginx/secure_link.conf maps it."""
-    raw = target if isinstance(target, bytes) else target.encode()
-    raw_path, _, query = raw.partition(b"?")
-    try:
-        signer.verify(raw_path=raw_path, query=query, remote_addr=remote_addr)
-    except MalformedRequest:
-        return 400
-    except LinkExpired:
-        return 410
-    except BadSignature:
-        return 403
-    return 200
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[SecureLinkSigner], str]
-    expected: int
-    source_address: str = "127.0.0.1"
 
 
 def _swap_token_char(url: str) -> str:
@@ -53,18 +28,11 @@ def _swap_token_char(url: str) -> str:
     return url.replace(token, token[:5] + middle + token[6:])
 
 
-def _past(signer: SecureLinkSigner) -> SecureLinkSigner:
-    """The same signer an hour ago."""
-    past = copy.copy(signer)
-    past.clock = lambda: time.time() - 3600
-    return past
-
-
 PARITY = {
     "valid": Case(lambda s: s.sign(BLOB, ttl=300).url, 200),
-    "expired": Case(lambda s: _past(s).sign(BLOB, ttl=60).url, 410),
+    "expired": Case(lambda s: past(s).sign(BLOB, ttl=60).url, 410),
     "expiry edited": Case(lambda s: s.sign(BLOB, ttl=300).url.replace("&expires=", "&expires=1"), 403),
-    "expiry edited on an expired link": Case(lambda s: _past(s).sign(BLOB, ttl=60).url.replace("&expires=", "&expires=2"), 403),
+    "expiry edited on an expired link": Case(lambda s: past(s).sign(BLOB, ttl=60).url.replace("&expires=", "&expires=2"), 403),
     "expiry with a leading zero": Case(lambda s: s.sign(BLOB, ttl=300).url.replace("&expires=", "&expires=0"), 403),
     "path edited": Case(lambda s: s.sign(BLOB, ttl=300).url.replace("blob.bin", "other.bin"), 403),
     "token edited": Case(lambda s: _swap_token_char(s.sign(BLOB, ttl=300).url), 403),
@@ -103,7 +71,7 @@ def test_parity_nginx_and_python_verifier(nginx: NginxSite, case_name: str):
     target = case.build(signer)
     base = nginx.base_url.replace("127.0.0.1", "[::1]") if case.source_address == "::1" else nginx.base_url
     response = fetch(base, target, source_address=case.source_address)
-    assert (response.status, python_status(signer, target, case.source_address)) == (case.expected, case.expected)
+    assert (response.status, python_status(signer.key_set, target, case.source_address)) == (case.expected, case.expected)
     if case.expected == 200:
         assert response.body == (nginx.media_root / "files" / "blob.bin").read_bytes()
 
@@ -134,7 +102,7 @@ def test_tricky_file_names_download_byte_for_byte_under_every_encoding(nginx: Ng
         target = raw_path + b"?" + query
         response = fetch(nginx.base_url, target)
         assert (label, response.status, response.body) == (label, 200, expected)
-        assert python_status(signer, target, "127.0.0.1") == 200, label
+        assert python_status(signer.key_set, target, "127.0.0.1") == 200, label
 
 
 @pytest.mark.parametrize(
@@ -216,7 +184,8 @@ def test_content_disposition_is_signed_and_identical_in_nginx_and_python(nginx: 
     assert response.headers["Content-Disposition"] == header
     assert response.headers["X-Evil"] is None
     raw_path, _, query = link.url.encode().partition(b"?")
-    assert signer.verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1").content_disposition == header
+    verified = SecureLinkVerifier(signer.key_set).verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1")
+    assert verified.content_disposition == header
 
 
 @pytest.mark.parametrize("spaces", range(10))
@@ -231,13 +200,13 @@ def test_ascii_fallback_names_keep_their_spaces_in_nginx_as_in_python(nginx: Ngi
 
 def test_every_configured_key_verifies_and_links_name_their_key(nginx: NginxSite):
     for kid in ("k1", "k2"):
-        link = nginx.signer(active_kid=kid).sign(BLOB, ttl=300)
+        link = nginx.signer(kid).sign(BLOB, ttl=300)
         assert f"kid={kid}" in link.url
         assert fetch(nginx.base_url, link.url).status == 200
 
 
 def test_a_link_signed_with_a_foreign_secret_is_refused(nginx: NginxSite):
-    foreign = SecureLinkSigner(keys={"k1": generate_secret()}, active_kid="k1")
+    foreign = SecureLinkSigner(KeySet.parse(f"k1={generate_secret()}"))
     assert fetch(nginx.base_url, foreign.sign(BLOB, ttl=300).url).status == 403
 
 
@@ -250,7 +219,7 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 )
 def test_refusals_explain_themselves_in_html_to_browsers_and_in_one_line_to_curl(nginx: NginxSite, kind, status, sentence):
     signer = nginx.signer()
-    url = _past(signer).sign(BLOB, ttl=60).url if kind == "expired" else _swap_token_char(signer.sign(BLOB, ttl=60).url)
+    url = past(signer).sign(BLOB, ttl=60).url if kind == "expired" else _swap_token_char(signer.sign(BLOB, ttl=60).url)
     browser = fetch(nginx.base_url, url, headers={"Accept": BROWSER_ACCEPT})
     assert (browser.status, browser.headers["Content-Type"]) == (status, "text/html; charset=utf-8")
     assert f"<h1>{sentence}</h1>" in browser.body.decode() and "ask whoever sent it to you for a new link" in browser.body.decode()

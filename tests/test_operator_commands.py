@@ -15,8 +15,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from app.downloads.conf import link_settings
 from app.downloads.management.commands import rotate_key
-from signing import parse_key_set
+from signing import HMAC_SHA256, KeySet
 from tests.app_fixtures import verify_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,14 +72,14 @@ class TestSignUrl:
 
 class TestSecureLinkKeys:
     def test_writes_the_nginx_include_0600_and_prints_no_secret(self, tmp_path, settings):
-        output = tmp_path / "keys.conf"
-        message = run("secure_link_keys", "--output", str(output))
+        message = run("secure_link_keys", "--output", str(tmp_path))
+        output = tmp_path / "secure_link_keys.conf"
         assert "k1, k2" in message and "1111" not in message
         assert stat.S_IMODE(output.stat().st_mode) == 0o600
-        assert output.read_text().splitlines()[1:] == [f'"{kid}" "{secret}";' for kid, secret in settings.SECURE_LINK["KEYS"].items()]
+        assert output.read_text().splitlines()[1:] == [f'"{key.kid}" "{key.secret}";' for key in settings.SECURE_LINK["KEYS"]]
 
     def test_check_detects_drift(self, tmp_path):
-        output = tmp_path / "keys.conf"
+        output = tmp_path / "secure_link_keys.conf"
         run("secure_link_keys", "--output", str(output))
         assert "match the settings' keys" in run("secure_link_keys", "--output", str(output), "--check")
         output.write_text(output.read_text().replace("1111", "2222"))
@@ -99,26 +100,26 @@ class TestRotateKey:
 
     def test_add_does_not_change_the_signing_key(self, keys_file):
         self.rotate(keys_file, "add", "new")
-        key_set = parse_key_set(keys_file.read_text())
-        assert list(key_set.keys) == ["old", "new"] and key_set.signing_kid == "old"
+        key_set = KeySet.from_file(keys_file)
+        assert list(key_set.kids) == ["old", "new"] and key_set.active.kid == "old"
         assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
 
     def test_activate_records_when(self, keys_file):
         self.rotate(keys_file, "add", "new")
         self.rotate(keys_file, "activate", "new")
-        key_set = parse_key_set(keys_file.read_text())
-        assert (key_set.signing_kid, key_set.active_since) == ("new", 1_000_000)
+        key_set = KeySet.from_file(keys_file)
+        assert (key_set.active.kid, key_set.active_since) == ("new", 1_000_000)
 
     def test_retire_is_refused_while_links_may_live(self, keys_file, settings, monkeypatch):
         self.rotate(keys_file, "add", "new")
         self.rotate(keys_file, "activate", "new")
-        max_ttl = settings.SECURE_LINK["MAX_TTL"]
+        max_ttl = link_settings().max_ttl
         with pytest.raises(CommandError, match="may live until"):
             self.rotate(keys_file, "retire", "old")
         monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000 + max_ttl + 1)
         assert "may be retired" in self.rotate(keys_file, "status")
         self.rotate(keys_file, "retire", "old")
-        assert list(parse_key_set(keys_file.read_text()).keys) == ["new"]
+        assert list(KeySet.from_file(keys_file).kids) == ["new"]
 
     def test_retire_without_a_recorded_activation_needs_force(self, keys_file):
         self.rotate(keys_file, "add", "new")
@@ -126,7 +127,7 @@ class TestRotateKey:
         with pytest.raises(CommandError, match="unknown time"):
             self.rotate(keys_file, "retire", "old")
         self.rotate(keys_file, "retire", "old", "--force")
-        assert list(parse_key_set(keys_file.read_text()).keys) == ["new"]
+        assert list(KeySet.from_file(keys_file).kids) == ["new"]
 
     def test_forced_retire_right_after_activate_waits_for_the_app_servers(self, keys_file, monkeypatch):
         self.rotate(keys_file, "add", "new")
@@ -168,9 +169,9 @@ def test_rotate_key_adds_an_hmac_key_and_writes_both_nginx_includes(tmp_path, mo
     monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000)
     output = run("rotate_key", "add", "new", "--algorithm", "hmac-sha256", "--keys-file", str(keys_file),
                  "--nginx-keys", str(tmp_path / "secure_link_keys.conf"))
-    key_set = parse_key_set(keys_file.read_text())
-    assert "added hmac-sha256 key new" in output and key_set.algorithm("new") == "hmac-sha256"
-    assert key_set.signing_kid == "old" and "new=hmac-sha256:" in keys_file.read_text()
+    key_set = KeySet.from_file(keys_file)
+    assert "added hmac-sha256 key new" in output and key_set["new"].algorithm is HMAC_SHA256
+    assert key_set.active.kid == "old" and "new=hmac-sha256:" in keys_file.read_text()
     assert '"old"' in (tmp_path / "secure_link_keys.conf").read_text()
     assert '"new"' not in (tmp_path / "secure_link_keys.conf").read_text()
     assert '"new"' in (tmp_path / "secure_link_hmac_keys.conf").read_text()
@@ -190,7 +191,7 @@ def test_a_new_server_creates_its_first_key_with_rotate_key(tmp_path):
     created = manage("rotate_key", "add", "--nginx-keys", str(tmp_path / "secure_link_keys.conf"))
     assert created.returncode == 0, created.stderr
     assert "created the first key, k1 (md5), which signs new links" in created.stdout
-    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600 and parse_key_set(keys_file.read_text()).signing_kid == "k1"
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600 and KeySet.from_file(keys_file).active.kid == "k1"
     assert manage("check").returncode == 0
     assert "added md5 key k2" in manage("rotate_key", "add").stdout  # the next free name, not a timestamp
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.nginx import NGINX_DIR, REPO_ROOT, SECURE_LINK_CONF, start_nginx
+from harness.nginx import REPO_ROOT, SECURE_LINK_CONF, SNIPPETS_DIR, start_nginx
 from harness.ports import free_port
 from harness.stack import Stack, running_stack
-from signing import generate_secret
+from signing import Key, KeySet, generate_secret
 
 pytestmark = pytest.mark.nginx
 
@@ -36,7 +36,7 @@ def test_check_secure_link_passes_against_the_healthy_stack(stack):
 
 
 def broken_nginx(stack: Stack, tmp_path: Path, **options):
-    defaults = {"media_root": stack.media_root, "keys": stack.keys(), "app_address": f"127.0.0.1:{stack.app_port}"}
+    defaults = {"media_root": stack.media_root, "key_set": stack.key_set(), "app_address": f"127.0.0.1:{stack.app_port}"}
     return start_nginx(tmp_path / "nginx", **{**defaults, **options})
 
 
@@ -53,7 +53,8 @@ def broken_nginx(stack: Stack, tmp_path: Path, **options):
 )
 def test_check_secure_link_diagnoses_a_misconfigured_nginx(stack, tmp_path, misconfiguration, expected_lines):
     if misconfiguration == "secrets differ":
-        server = broken_nginx(stack, tmp_path, keys={kid: generate_secret() for kid in stack.keys()})
+        other_secrets = KeySet(tuple(Key(key.kid, generate_secret(), key.algorithm) for key in stack.key_set()))
+        server = broken_nginx(stack, tmp_path, key_set=other_secrets)
     elif misconfiguration == "media root differs":
         (tmp_path / "elsewhere").mkdir()
         server = broken_nginx(stack, tmp_path, media_root=tmp_path / "elsewhere")
@@ -64,11 +65,11 @@ def test_check_secure_link_diagnoses_a_misconfigured_nginx(stack, tmp_path, misc
         (tmp_path / "broken.conf").write_text(broken)
         server = broken_nginx(stack, tmp_path, secure_link_conf=tmp_path / "broken.conf")
     else:  # a deliberately broken copy of the shared check
-        text = (NGINX_DIR / "secure_link_check.conf").read_text()
+        text = (SNIPPETS_DIR / "check.conf").read_text()
         broken = text.replace("return 410;", "return 403;")
         assert broken != text
         (tmp_path / "broken_check.conf").write_text(broken)
-        server = broken_nginx(stack, tmp_path, shared_rules={"secure_link_check.conf": tmp_path / "broken_check.conf"})
+        server = broken_nginx(stack, tmp_path, snippets={"check.conf": tmp_path / "broken_check.conf"})
     try:
         result = check_secure_link(stack, server.base_url)
     finally:

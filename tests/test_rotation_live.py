@@ -21,8 +21,7 @@ import pytest
 import requests
 
 from harness.nginx import REPO_ROOT
-from harness.stack import KEYS_FILE_NAME, Stack, django_environment, manage, prepare, seed, start_stack
-from signing import parse_key_set
+from harness.stack import Stack, django_environment, manage, prepare, seed, start_stack
 from tests.client import fetch
 
 pytestmark = pytest.mark.nginx
@@ -166,7 +165,7 @@ def test_rotation_and_revocation_reach_running_app_servers_under_load(stack):
         refused = subprocess.run([sys.executable, "manage.py", "rotate_key", "retire", "k1"], cwd=REPO_ROOT,
                                  env=stack.env, capture_output=True, text=True)
         assert refused.returncode == 1 and "may live until" in refused.stderr
-        active_since = parse_key_set((stack.var_dir / KEYS_FILE_NAME).read_text()).active_since
+        active_since = stack.key_set().active_since
         assert active_since is not None
         time.sleep(max(0.0, active_since + MAX_TTL + 1.2 - time.time()))
         load.forget("k1")  # every k1 link has expired by now

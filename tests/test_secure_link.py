@@ -7,19 +7,29 @@ from urllib.parse import quote
 
 import pytest
 
-from signing import BadSignature, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, UnsafePath, nginx_uri
+from signing import (
+    BadSignature, Key, KeySet, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, SecureLinkVerifier,
+    UnsafePath, nginx_uri,
+)
+from signing.algorithms import md5_token as token_for
 from signing.disposition import ASCII_NAME_SAFE
 from signing.nginx import nginx_arg, nginx_atotm
-from signing.secure_link import canonical_client_address, token_for
+from signing.secure_link import canonical_client_address
 
 NOW = 1_800_000_000
-KEYS = {"k1": "s" * 32, "k2": "t" * 40}
+KEYS = KeySet((Key("k1", "s" * 32), Key("k2", "t" * 40)), active_kid="k1")
 
 
-def make_signer(now: float = NOW, **options) -> SecureLinkSigner:
-    options.setdefault("keys", KEYS)
-    options.setdefault("active_kid", "k1")
-    return SecureLinkSigner(clock=lambda: now, **options)
+def keys(text: str) -> KeySet:
+    return KeySet.parse(text)
+
+
+def make_signer(now: float = NOW, key_set: KeySet = KEYS, **options) -> SecureLinkSigner:
+    return SecureLinkSigner(key_set, clock=lambda: now, **options)
+
+
+def make_verifier(now: float = NOW, key_set: KeySet = KEYS) -> SecureLinkVerifier:
+    return SecureLinkVerifier(key_set, clock=lambda: now)
 
 
 def split(url: str) -> tuple[bytes, bytes]:
@@ -28,8 +38,10 @@ def split(url: str) -> tuple[bytes, bytes]:
 
 
 def status_of(signer: SecureLinkSigner, url: str, remote_addr: str = "127.0.0.1") -> LinkStatus:
+    """nginx's verdict on ``url`` with the signer's keys, prefix and clock."""
     raw_path, query = split(url)
-    return signer.status(uri=nginx_uri(raw_path), query=query, remote_addr=remote_addr)
+    verifier = SecureLinkVerifier(signer.key_set, prefix=signer.prefix, clock=signer.clock)
+    return verifier.status(uri=nginx_uri(raw_path), query=query, remote_addr=remote_addr)
 
 
 def test_nginx_documented_example_is_a_known_answer():
@@ -62,7 +74,7 @@ def test_every_optional_field_lands_in_its_own_slot():
 def test_links_carry_a_close_ascii_name_for_clients_that_ignore_filename_star(name, ascii_name):
     link = make_signer().sign("/media/a.jpg", ttl=60, filename=name)
     assert (link.url.split("&ascii=")[1] if "&ascii=" in link.url else None) == (quote(ascii_name, safe=ASCII_NAME_SAFE) if ascii_name else None)
-    verified = make_signer().verify(raw_path=b"/media/a.jpg", query=link.url.split("?")[1].encode(), remote_addr="::1")
+    verified = make_verifier().verify(raw_path=b"/media/a.jpg", query=link.url.split("?")[1].encode(), remote_addr="::1")
     fallback = ascii_name or ("plain-name.txt" if name == "plain-name.txt" else "download")
     assert verified.content_disposition == f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
@@ -70,10 +82,10 @@ def test_links_carry_a_close_ascii_name_for_clients_that_ignore_filename_star(na
 def test_links_made_before_the_ascii_name_keep_verifying():
     old_string = b"1800000060|k1||attachment|r%C3%A9sum%C3%A9.pdf|/media/a.pdf|" + b"s" * 32
     query = f"md5={token_for(old_string)}&expires=1800000060&kid=k1&disposition=attachment&filename=r%C3%A9sum%C3%A9.pdf"
-    verified = make_signer().verify(raw_path=b"/media/a.pdf", query=query.encode(), remote_addr="::1")
+    verified = make_verifier().verify(raw_path=b"/media/a.pdf", query=query.encode(), remote_addr="::1")
     assert verified.content_disposition == "attachment; filename=\"download.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
     with pytest.raises(BadSignature):  # the ASCII name cannot be added or edited: it is signed
-        make_signer().verify(raw_path=b"/media/a.pdf", query=(query + "&ascii=x.pdf").encode(), remote_addr="::1")
+        make_verifier().verify(raw_path=b"/media/a.pdf", query=(query + "&ascii=x.pdf").encode(), remote_addr="::1")
 
 
 def test_a_filename_alone_means_attachment():
@@ -85,7 +97,7 @@ def test_round_trip_verifies_and_reports_what_it_grants():
     signer = make_signer()
     link = signer.sign("/media/dir/你 好.txt", ttl=60, filename='a "b";.txt')
     raw_path, query = split(link.url)
-    verified = signer.verify(raw_path=raw_path, query=query, remote_addr="10.0.0.1")
+    verified = make_verifier().verify(raw_path=raw_path, query=query, remote_addr="10.0.0.1")
     assert verified.uri == "/media/dir/你 好.txt".encode()
     assert verified.filename == 'a "b";.txt'
     assert verified.content_disposition == (
@@ -96,7 +108,7 @@ def test_round_trip_verifies_and_reports_what_it_grants():
 
 def test_expired_link_raises_link_expired_with_its_expiry():
     link = make_signer().sign("/media/a.jpg", ttl=60)
-    later = make_signer(now=NOW + 61)
+    later = make_verifier(now=NOW + 61)
     raw_path, query = split(link.url)
     with pytest.raises(LinkExpired) as caught:
         later.verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1")
@@ -115,7 +127,7 @@ def test_malformed_request_path_raises_malformed_request():
     link = make_signer().sign("/media/a.jpg", ttl=60)
     query = split(link.url)[1]
     with pytest.raises(MalformedRequest):
-        make_signer().verify(raw_path=b"/media/a%zz.jpg", query=query, remote_addr="127.0.0.1")
+        make_verifier().verify(raw_path=b"/media/a%zz.jpg", query=query, remote_addr="127.0.0.1")
 
 
 LINK = make_signer().sign("/media/a.jpg", ttl=60).url
@@ -149,7 +161,7 @@ def test_tampered_links_are_invalid(case):
 def test_tampered_link_raises_bad_signature_but_not_expired():
     raw_path, query = split(TAMPERED["path edited"])
     with pytest.raises(BadSignature) as caught:
-        make_signer().verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1")
+        make_verifier().verify(raw_path=raw_path, query=query, remote_addr="127.0.0.1")
     assert not isinstance(caught.value, LinkExpired)
 
 
@@ -244,11 +256,11 @@ def test_unsafe_path_raises_before_anything_is_signed():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"keys": {}}, "no signing keys"),
-        ({"keys": {"k1": "short"}}, "at least 32"),
-        ({"keys": {"k1": "s" * 31 + "$"}}, "characters nginx cannot hold"),
-        ({"keys": {"K1": "s" * 32}, "active_kid": "K1"}, "key id 'K1' is not valid"),
-        ({"active_kid": "k3"}, "active key id 'k3' is not among"),
+        ({"key_set": KeySet()}, "no signing keys"),
+        ({"key_set": keys("k1=short")}, "at least 32"),
+        ({"key_set": keys("k1=" + "s" * 31 + "$")}, "characters nginx cannot hold"),
+        ({"key_set": keys("K1=" + "s" * 32)}, "key id 'K1' is not valid"),
+        ({"key_set": KEYS.with_active("k3")}, "active key id 'k3' is not among"),
         ({"prefix": "/media"}, "must start and end with '/'"),
         ({"expiry_bucket": -1}, "expiry_bucket"),
     ],
@@ -262,7 +274,7 @@ def test_secrets_never_appear_in_repr_or_errors():
     signer = make_signer()
     assert "sss" not in repr(signer) and "ttt" not in repr(signer)
     with pytest.raises(ValueError) as caught:
-        make_signer(keys={"k1": "x" * 20 + "SECRETPART"})
+        make_signer(key_set=keys("k1=" + "x" * 20 + "SECRETPART"))
     assert "SECRETPART" not in str(caught.value)
 
 
@@ -299,7 +311,7 @@ def test_token_is_the_unpadded_base64url_md5():
 
 def test_signing_the_same_link_again_reads_the_clock_again():
     now = {"t": NOW}
-    signer = SecureLinkSigner(keys=KEYS, active_kid="k1", clock=lambda: now["t"])
+    signer = SecureLinkSigner(KEYS, clock=lambda: now["t"])
     first = signer.sign("/media/a.jpg", ttl=60, filename="a.jpg")
     now["t"] += 5
     second = signer.sign("/media/a.jpg", ttl=60, filename="a.jpg")

@@ -1,15 +1,14 @@
 import pytest
 
-from signing import BadSignature, LinkExpired, TimedTokenSigner
+from signing import BadSignature, KeySet, LinkExpired, TimedTokenSigner
 
 NOW = 1_800_000_000
-SECRET = "x" * 43
+KEYS = KeySet.parse("k1=" + "x" * 43)
 
 
-def make_signer(now: float = NOW, **options) -> TimedTokenSigner:
-    options.setdefault("secret_keys", [SECRET])
+def make_signer(now: float = NOW, key_set: KeySet = KEYS, **options) -> TimedTokenSigner:
     options.setdefault("salt", "share")
-    return TimedTokenSigner(clock=lambda: now, **options)
+    return TimedTokenSigner(key_set, clock=lambda: now, **options)
 
 
 def test_token_round_trip_returns_its_expiry():
@@ -55,15 +54,15 @@ def test_token_is_bound_to_its_purpose():
 
 
 def test_rotation_signs_with_the_newest_and_accepts_all():
-    old_token, _ = make_signer(secret_keys=["o" * 43]).sign("image:1", ttl=60)
-    rotated = make_signer(secret_keys=["o" * 43, "n" * 43])
+    old_token, _ = make_signer(key_set=KeySet.parse("old=" + "o" * 43)).sign("image:1", ttl=60)
+    rotated = make_signer(key_set=KeySet.parse("old=" + "o" * 43 + ",new=" + "n" * 43))
     assert rotated.verify(old_token, subject="image:1") == NOW + 60
     new_token, _ = rotated.sign("image:1", ttl=60)
     with pytest.raises(BadSignature):
-        make_signer(secret_keys=["o" * 43]).verify(new_token, subject="image:1")
+        make_signer(key_set=KeySet.parse("old=" + "o" * 43)).verify(new_token, subject="image:1")
 
 
-@pytest.mark.parametrize("options, message", [({"secret_keys": []}, "secret key"), ({"salt": ""}, "salt")])
+@pytest.mark.parametrize("options, message", [({"key_set": KeySet()}, "no signing keys"), ({"salt": ""}, "salt")])
 def test_configuration_mistakes_are_value_errors(options, message):
     with pytest.raises(ValueError, match=message):
         make_signer(**options)
