@@ -38,15 +38,16 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
             fields = [*UnsignedImageSerializer.Meta.fields, "download_url", "expires_at"]
 
     from app.downloads.fields import SignedFileURLField
-    from app.downloads.links import IssuedLink
+    from signing import SignedLink
 
-    fixed = IssuedLink("http://testserver/media/images/2026/11/" + "0" * 32 + ".png?md5=" + "A" * 22
-                       + "&expires=1790000000&kid=k1&disposition=attachment&filename=photo%2042.png", 1790000000, "k1")
+    fixed = SignedLink("http://testserver/media/images/2026/11/" + "0" * 32 + ".png?md5=" + "A" * 22
+                       + "&expires=1790000000&kid=k1&disposition=attachment&filename=photo%2042.png",
+                       "/media/images/2026/11/" + "0" * 32 + ".png", 1790000000, "k1")
 
     class PresignedURLField(SignedFileURLField):
         """Measurement only: every object gets one fixed link of the same length, unsigned."""
 
-        def _sign(self, issuer: object, instance: object, name: str) -> IssuedLink:
+        def _sign(self, issuer: object, instance: object, name: str) -> SignedLink:
             return fixed
 
     class PresignedImageSerializer(ImageSerializer):

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.ports import free_port, stop_process
-from harness.stack import Stack, read_key_set, start_gunicorn, start_stack
+from harness.stack import Stack, start_gunicorn, start_stack
+from signing import KeySet
+from signing.keys import KEYS_FILE_NAME
 from tests.client import fetch
 
 from . import cpu_profile
@@ -43,7 +45,7 @@ PEER_LOCATION = """location /peer/ {{
 }}
 """ % PEER_SECRET
 # Copies of our check that each add one feature to the peer's, for measurement only. Each
-# uses the shipped maps (secure_link_rules.conf); the last step is the shipped check itself.
+# uses the shipped maps (secure_link/rules.conf); the last step is the shipped check itself.
 _ABLATION_CHECK = """secure_link $arg_md5,$arg_expires;
 secure_link_md5 "{expression}";
 if ({status} = "") {{ return 403; }}
@@ -77,12 +79,12 @@ def start_download_stack(data: BenchData) -> tuple[Stack, subprocess.Popen[bytes
     peer's minimal config, the ablation copies, open_file_cache copies and a FileResponse app."""
     streaming_port = free_port()
     root = (data.var_dir / "media").resolve()
-    secret = read_key_set(data.var_dir).keys[read_key_set(data.var_dir).signing_kid or ""]
+    secret = KeySet.from_file(data.var_dir / KEYS_FILE_NAME).active.secret
     extra = (
         f"location /unprotected/ {{ alias {root}/; }}\n"
         f"location /unprotected-again/ {{ alias {root}/; }}\n"  # the A/A control
         f"location /cached/unprotected/ {{ {OPEN_FILE_CACHE} alias {root}/; }}\n"
-        f"location /cached/media/ {{ include secure_link_check.conf; {OPEN_FILE_CACHE} alias {root}/; }}\n"
+        f"location /cached/media/ {{ include secure_link/check.conf; {OPEN_FILE_CACHE} alias {root}/; }}\n"
         + PEER_LOCATION.format(root=root)
         + "".join(f"location /ablation/{index}/ {{\n"
                   + _ABLATION_CHECK.format(expression=expression.format(secret=secret), status=status, headers=headers)

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.nginx import EDGE_CONF, NGINX_DIR, NginxServer, start_edge, start_nginx
-from signing import SecureLinkSigner, parse_key_set
+from harness.nginx import EDGE_CONF, SNIPPETS_DIR, NginxServer, start_edge, start_nginx
+from signing import KeySet, SecureLinkSigner
+from signing.keys import KEYS_FILE_NAME
 from tests.client import fetch
 
 from .pinned import CONTROL, STATIC, measure_pairs
@@ -32,9 +33,9 @@ SECONDS = 4
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
     media = data.var_dir / "media"
-    keys = parse_key_set((data.var_dir / "secure_link.keys").read_text())
-    signer = SecureLinkSigner(keys=keys.keys, active_kid=keys.signing_kid or "")
-    origin = start_nginx(data.var_dir / "edge-origin", media_root=media, keys=keys.keys, edges=EDGE_ADDRESSES,
+    key_set = KeySet.from_file(data.var_dir / KEYS_FILE_NAME)
+    signer = SecureLinkSigner(key_set)
+    origin = start_nginx(data.var_dir / "edge-origin", media_root=media, key_set=key_set, edges=EDGE_ADDRESSES,
                          access_log=True)
     unprotected = (f"location /unprotected/ {{ alias {media.resolve()}/; }}\n"
                    f"location /unprotected-again/ {{ alias {media.resolve()}/; }}\n")  # the A/A control
@@ -42,11 +43,11 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     try:
         for index, address in enumerate(EDGE_ADDRESSES):
             edges.append(start_edge(data.var_dir / f"edge-{index}", origin_address=f"127.0.0.1:{origin.port}",
-                                    keys=keys.keys, bind_address=address, extra_site_directives=unprotected))
+                                    key_set=key_set, bind_address=address, extra_site_directives=unprotected))
         _cache_hits(report, edges[0], signer, data, progress)
-        _cost_of_a_hit(report, origin, keys.keys, signer, data, unprotected, progress)
+        _cost_of_a_hit(report, origin, signer, data, unprotected, progress)
         _origin_fetches(report, origin, edges, signer, progress)
-        _range_bytes(report, origin, data, keys.keys, signer, progress)
+        _range_bytes(report, origin, data, signer, progress)
     finally:
         for edge in edges:
             edge.stop()
@@ -71,13 +72,13 @@ def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, dat
                    "issue 9 asked for >= 0.9x by rate; where the rest goes: the next section")
 
 
-def _cost_of_a_hit(report: Report, origin: NginxServer, keys: dict[str, str], signer: SecureLinkSigner,
+def _cost_of_a_hit(report: Report, origin: NginxServer, signer: SecureLinkSigner,
                    data: BenchData, unprotected: str, progress: Callable[[str], None]) -> None:
     """Where a 20 KB hit's extra CPU goes: the same edge with one feature taken out at a time."""
     section = "Where a 20 KB edge hit's extra worker CPU goes (variants of edge.conf, for measurement only)"
     shipped = EDGE_CONF.read_text()
-    without_check = _variant(shipped, "include secure_link_check.conf;", "")
-    unsliced = {"secure_link_edge_fetch.conf": _without_slicing(data.var_dir)}
+    without_check = _variant(shipped, "include secure_link/check.conf;", "")
+    unsliced = {"edge_fetch.conf": _without_slicing(data.var_dir)}
     variants = {
         "shipped edge.conf": (shipped, None),
         "without the link check": (without_check, None),
@@ -85,14 +86,14 @@ def _cost_of_a_hit(report: Report, origin: NginxServer, keys: dict[str, str], si
         "without the link check and slicing": (without_check, unsliced),
     }
     link = signer.sign("/media/" + data.names["20KB"], ttl=3600).url
-    for index, (variant, (text, shared_rules)) in enumerate(variants.items()):
+    for index, (variant, (text, snippets)) in enumerate(variants.items()):
         conf = data.var_dir / f"edge-variant-{index}.conf"
         conf.write_text(text)
         address = f"127.0.0.{40 + index}"
         origin_with_edge(origin, address)
-        edge = start_edge(data.var_dir / f"edge-variant-{index}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
-                          bind_address=address, extra_site_directives=unprotected, edge_conf=conf,
-                          shared_rules=shared_rules)
+        edge = start_edge(data.var_dir / f"edge-variant-{index}", origin_address=f"127.0.0.1:{origin.port}",
+                          key_set=signer.key_set, bind_address=address, extra_site_directives=unprotected,
+                          edge_conf=conf, snippets=snippets)
         try:
             fetch(edge.base_url, link)
             progress(f"edge: 20KB hit, {variant}")
@@ -124,8 +125,8 @@ def _origin_fetches(report: Report, origin: NginxServer, edges: list[NginxServer
                "met" if fetches <= 2 else "NOT MET")
 
 
-def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dict[str, str],
-                 signer: SecureLinkSigner, progress: Callable[[str], None]) -> None:
+def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: SecureLinkSigner,
+                 progress: Callable[[str], None]) -> None:
     section = f"Origin bytes for {RANGES} Range requests of 1 MB at random offsets in a 256 MB file, cold edges"
     big = origin_media(origin) / "bench" / "big.bin"
     with big.open("wb") as stream:
@@ -137,13 +138,13 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, keys: dic
     offsets = [chooser.randrange(0, BIG_FILE - SLICE) for _ in range(RANGES)]
     asked = RANGES * SLICE
     sent = {}
-    for scenario, shared_rules, address in (
+    for scenario, snippets, address in (
         ("1 MB slices (shipped)", None, "127.0.0.23"),
-        ("without slicing (comparison)", {"secure_link_edge_fetch.conf": _without_slicing(data.var_dir)}, "127.0.0.24"),
+        ("without slicing (comparison)", {"edge_fetch.conf": _without_slicing(data.var_dir)}, "127.0.0.24"),
     ):
         origin_restart_log(origin)
-        edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}", keys=keys,
-                          bind_address=address, shared_rules=shared_rules)
+        edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}",
+                          key_set=signer.key_set, bind_address=address, snippets=snippets)
         origin_with_edge(origin, address)
         try:
             progress(f"edge: {RANGES} random 1 MB ranges, {scenario}")
@@ -202,6 +203,6 @@ def _variant(text: str, shipped_line: str, replacement: str) -> str:
 
 def _without_slicing(var_dir: Path) -> Path:
     """A copy of the edge's fetch snippet without ``slice``: each range request caches the whole file."""
-    copy = var_dir / "secure_link_edge_fetch-without-slice.conf"
-    copy.write_text(_variant((NGINX_DIR / "secure_link_edge_fetch.conf").read_text(), "slice 1m;", ""))
+    copy = var_dir / "edge_fetch-without-slice.conf"
+    copy.write_text(_variant((SNIPPETS_DIR / "edge_fetch.conf").read_text(), "slice 1m;", ""))
     return copy

@@ -10,9 +10,8 @@ import os
 import statistics
 from collections.abc import Callable
 
-from harness.nginx import NGINX_DIR, start_nginx
-from signing import KeySet, SecureLinkSigner, generate_secret
-from signing.keys import HMAC_SHA256
+from harness.nginx import SNIPPETS_DIR, start_nginx
+from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from tests.client import fetch
 
 from .pinned import measure_pairs
@@ -28,10 +27,9 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     segment_folder = media / "bench" / "stream" / "720p"
     segment_folder.mkdir(parents=True, exist_ok=True)
     (segment_folder / "seg001.ts").write_bytes(os.urandom(20_000))
-    key_set = KeySet({"k1": generate_secret(), "h1": generate_secret()}, algorithms={"h1": HMAC_SHA256})
-    md5 = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid="k1")
-    hmac = SecureLinkSigner(keys=key_set.keys, algorithms=key_set.algorithms, active_kid="h1")
-    server = start_nginx(data.var_dir / "links-nginx", media_root=media, keys=key_set,
+    key_set = KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)))
+    md5, hmac = SecureLinkSigner(key_set.with_active("k1")), SecureLinkSigner(key_set.with_active("h1"))
+    server = start_nginx(data.var_dir / "links-nginx", media_root=media, key_set=key_set,
                          extra_site_directives=f"location /unprotected/ {{ alias {media.resolve()}/; }}\n")
     try:
         name = data.names["20KB"]
@@ -69,7 +67,7 @@ def _cost_of_an_hmac_check(report: Report, data: BenchData, key_set: KeySet, tar
                            progress: Callable[[str], None]) -> None:
     """Where an HMAC link's extra worker CPU goes: copies of secure_link.js that stop earlier."""
     section = "Where an HMAC-SHA256 link's extra worker CPU goes (variants of secure_link.js, for measurement only)"
-    shipped = (NGINX_DIR / "secure_link.js").read_text()
+    shipped = (SNIPPETS_DIR / "secure_link.js").read_text()
     variants = {
         "njs called, returns at once": shipped.replace("function fileStatus(r) {", "function fileStatus(r) {\n    return '1';"),
         "reads the variables, no hashing": shipped.replace(
@@ -83,8 +81,8 @@ def _cost_of_an_hmac_check(report: Report, data: BenchData, key_set: KeySet, tar
     for index, (variant, text) in enumerate(variants.items()):
         script = data.var_dir / f"secure_link-variant-{index}.js"
         script.write_text(text)
-        server = start_nginx(data.var_dir / f"links-variant-{index}", media_root=media, keys=key_set,
-                             shared_rules={"secure_link.js": script})
+        server = start_nginx(data.var_dir / f"links-variant-{index}", media_root=media, key_set=key_set,
+                             snippets={"secure_link.js": script})
         try:
             _check_all(server.base_url, pair)
             progress(f"links: HMAC check, {variant}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import itsdangerous
 
-from signing import SecureLinkSigner, generate_secret
+from signing import Key, KeySet, SecureLinkSigner, generate_secret
 
 from .results import Report
 
@@ -35,7 +35,7 @@ def links_per_second(sign: Callable[[Any], object], items: Sequence[Any], second
 
 def run(report: Report, progress: Callable[[str], None]) -> None:
     section = "Signing throughput (one core)"
-    signer = SecureLinkSigner(keys={"k1": SECRET}, active_kid="k1")
+    signer = SecureLinkSigner(KeySet((Key("k1", SECRET),)))
 
     progress("signing: the library")
     plain = report.add(section, "SecureLinkSigner.sign (plain link)", links_per_second(lambda p: signer.sign(p, ttl=3600), PATHS), "links/s",
