@@ -1,4 +1,4 @@
-"""Command line: ``python -m signing {genkey,sign,verify,nginx-keys}``.
+"""Command line: ``python -m signing {genkey,sign,verify,nginx-keys,sync-keys}``.
 
 Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
 (``kid=secret`` entries), never from the command line. The active key is ``--kid``,
@@ -11,6 +11,7 @@ one (410) and 4 for a request nginx refuses as malformed (400); 2 means a usage 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, MalformedRequest
 from .keys import KeySet, generate_secret, nginx_includes_directory
+from .keysync import KeySync
 from .secure_link import SecureLinkSigner
 from .verification import SecureLinkVerifier
 
@@ -88,6 +90,21 @@ def command_nginx_keys(options: argparse.Namespace) -> int:
     return EXIT_VALID
 
 
+def command_sync_keys(options: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sync-keys: %(message)s")
+    sync = KeySync(source=options.source, token=options.token_file.read_text(encoding="utf-8").strip(),
+                   output=options.output, pid_file=options.pid_file, test_command=options.test_command,
+                   timeout=options.timeout)
+    if options.once:
+        result = sync.sync_once()
+        return EXIT_VALID if result.error is None else EXIT_INVALID
+    try:
+        sync.run(interval=options.interval)
+    except KeyboardInterrupt:  # Ctrl-C in the terminal that started it
+        pass
+    return EXIT_VALID
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m signing", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +142,17 @@ def make_parser() -> argparse.ArgumentParser:
     nginx_keys.add_argument("--output", type=Path, required=True,
                             help="folder to write secure_link_keys.conf and secure_link_hmac_keys.conf into (0600)")
     nginx_keys.set_defaults(run=command_nginx_keys)
+
+    sync = commands.add_parser("sync-keys", help="keep this nginx's keys includes in step with the app (a verifier's agent)")
+    sync.add_argument("--from", dest="source", required=True, help="the app's base URL, e.g. https://origin.example")
+    sync.add_argument("--token-file", type=Path, required=True, help="file holding the fleet token (mode 0600)")
+    sync.add_argument("--output", type=Path, required=True, help="nginx's config folder, where the keys includes live")
+    sync.add_argument("--pid-file", type=Path, required=True, help="nginx's pid file (SIGHUP reloads it)")
+    sync.add_argument("--test-command", default="nginx -t -q", help="the nginx config test run before each reload")
+    sync.add_argument("--interval", type=float, default=5.0, help="seconds between two pulls (default 5)")
+    sync.add_argument("--timeout", type=float, default=3.0, help="seconds one pull may take (default 3)")
+    sync.add_argument("--once", action="store_true", help="one round, then exit 0 (in step) or 1 (failed)")
+    sync.set_defaults(run=command_sync_keys)
     return parser
 
 
