@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from signing import KeySet, KeySetError
 from signing.keys import KEYS_FILE_NAME
+from signing.keysync import FLEET_TOKEN_FILE_NAME
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
@@ -46,6 +47,17 @@ def parse_list(value: str) -> list[str]:
     return value.split(",")
 
 
+def parse_verifiers(value: str) -> list[tuple[str, str]]:
+    """``origin=https://origin.example,edge-eu=https://eu.example`` to (name, URL) pairs."""
+    pairs = []
+    for entry in value.split(","):
+        name, separator, url = entry.strip().partition("=")
+        if not separator or not url.startswith(("http://", "https://")):
+            raise ValueError(entry)
+        pairs.append((name.strip(), url.strip()))
+    return pairs
+
+
 def env_overrides(variables: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
     """``{setting: parse(value)}`` for each variable that is set; the defaults live in app/downloads/conf.py."""
     overrides: dict[str, object] = {}
@@ -60,7 +72,8 @@ def env_overrides(variables: dict[str, tuple[str, Callable[[str], object]]]) -> 
     return overrides
 
 
-_WHAT: dict[object, str] = {int: "a whole number", float: "a number"}
+_WHAT: dict[object, str] = {int: "a whole number", float: "a number",
+                             parse_verifiers: "a list of name=http(s)://address entries"}
 
 
 def sqlite_database(path: Path | str) -> dict[str, object]:
@@ -229,7 +242,12 @@ SECURE_LINK = {
         "BASE_URL": ("SITE_BASE_URL", str),
         "SERVE_WITH_DJANGO": ("SECURE_LINK_SERVE_WITH_DJANGO", parse_bool),
         "TRUSTED_PROXIES": ("SECURE_LINK_TRUSTED_PROXIES", parse_list),
+        "VERIFIERS": ("SECURE_LINK_VERIFIERS", parse_verifiers),
+        "FLEET_BOUND": ("SECURE_LINK_FLEET_BOUND", float),
+        "PROBE_TIMEOUT": ("SECURE_LINK_PROBE_TIMEOUT", float),
     }),
+    # The verifiers' sync agents pull the keys with this token (docs/fleet.md); no file, no pulling.
+    "FLEET_TOKEN_FILE": Path(os.environ.get("SECURE_LINK_FLEET_TOKEN_FILE") or VAR_DIR / FLEET_TOKEN_FILE_NAME),
 }
 IMAGE_MAX_UPLOAD_BYTES = env_int("IMAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Width x height: a few bytes of PNG can declare a picture that needs gigabytes to decode.

@@ -6,6 +6,8 @@ from rest_framework.routers import DefaultRouter
 
 from app.api_docs import local_assets_only
 from app.downloads.conf import link_settings
+from app.downloads.fleet import keys_for_verifiers
+from signing.keysync import KEYS_PATH
 from app.downloads.views import ImageDownloadView, ImageViewSet, serve_signed_media
 
 router = DefaultRouter()
@@ -19,6 +21,8 @@ urlpatterns = [
     path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
     path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
+    # The verifiers' sync agents pull the key set here, with the fleet token (docs/fleet.md).
+    path(KEYS_PATH.lstrip("/"), keys_for_verifiers, name="secure-link-keys"),
     # Reached only when nginx is not in front (runserver, or SERVE_WITH_DJANGO): the view
     # refuses everything unless SECURE_LINK['SERVE_WITH_DJANGO'] is on.
     re_path(r"^" + link_settings().media_url.lstrip("/") + r"(?P<path>.*)$", serve_signed_media, name="signed-media"),

@@ -43,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "SERVE_WITH_DJANGO": None,  # None: settings.DEBUG
     "TRUSTED_PROXIES": ("127.0.0.1", "::1"),
     "NGINX_CONF": None,  # None: BASE_DIR/nginx/secure_link.conf
+    # The fleet (docs/fleet.md): the verifiers as (name, base URL) pairs, None for the running
+    # demo's; the token their sync agents pull the keys with; how long a key change may take
+    # to reach every verifier (agent interval + one pull + one reload); one probe's timeout.
+    "VERIFIERS": None,
+    "FLEET_TOKEN_FILE": None,
+    "FLEET_BOUND": 10.0,
+    "PROBE_TIMEOUT": 2.0,
 }
 
 
@@ -61,6 +68,10 @@ class LinkSettings:
     trusted_proxies: tuple[str, ...]
     nginx_conf: Path
     media_url: str
+    verifiers: tuple[tuple[str, str], ...] | None
+    fleet_token_file: Path | None
+    fleet_bound: float
+    probe_timeout: float
 
     @property
     def max_link_lifetime(self) -> int:
@@ -94,6 +105,10 @@ def link_settings() -> LinkSettings:
         trusted_proxies=tuple(address.strip() for address in config["TRUSTED_PROXIES"]),
         nginx_conf=Path(config["NGINX_CONF"] or Path(settings.BASE_DIR) / "nginx" / "secure_link.conf"),
         media_url=settings.MEDIA_URL,
+        verifiers=None if config["VERIFIERS"] is None else tuple((str(n), str(u)) for n, u in config["VERIFIERS"]),
+        fleet_token_file=Path(config["FLEET_TOKEN_FILE"]) if config["FLEET_TOKEN_FILE"] else None,
+        fleet_bound=float(config["FLEET_BOUND"]),
+        probe_timeout=float(config["PROBE_TIMEOUT"]),
     )
 
 

@@ -118,23 +118,37 @@ class Command(BaseCommand):
         path = media_path(image.file.name)
         signer = get_link_signer()
         first, second = signer.sign(path, ttl=60).url, signer.sign(path, ttl=120).url
-        where = edge.netloc
+        where, kid = edge.netloc, signer.active_kid
+        refused = f"edge {where}: valid link"
+
+        def unless_keys_differ(diagnose: Callable[[Answer], str]) -> Callable[[Answer], str]:
+            """A refusal after the edge refused the valid link is that same fault, not a new one."""
+            return lambda a: self.keys_differ(where, kid) if a.status == 403 and not self.passed.get(refused) \
+                else diagnose(a)
+
         return [
-            Probe(f"edge {where}: valid link", first, 200, self.diagnose_edge, canary, edge),
+            Probe(refused, first, 200, lambda a: self.diagnose_edge(a, where, kid), canary, edge),
             Probe(f"edge {where}: another token, cache hit", second, 200,
-                  lambda a: f"the edge fetched the file again (X-Cache-Status: {a.headers.get('X-Cache-Status')}): "
-                            "its proxy_cache_key must be the path ($uri), never the query",
+                  unless_keys_differ(lambda a: f"the edge fetched the file again (X-Cache-Status: "
+                                     f"{a.headers.get('X-Cache-Status')}): its proxy_cache_key must be the path "
+                                     "($uri), never the query"),
                   canary, edge, cache_status="HIT"),
             Probe(f"edge {where}: tampered link", first.replace("&expires=", "&expires=1"), 403,
                   lambda a: "the edge accepts a tampered link: its /media/ must include secure_link/check.conf",
                   base=edge),
             Probe(f"edge {where}: expired link", expired_link(signer, path), 410,
-                  lambda a: "the edge does not answer 410 for an expired link: its keys or check differ", base=edge),
+                  unless_keys_differ(lambda a: "the edge does not answer 410 for an expired link: its check differs"),
+                  base=edge),
         ]
 
-    def diagnose_edge(self, answer: Answer) -> str:
+    @staticmethod
+    def keys_differ(where: str, kid: str) -> str:
+        return (f"edge {where} does not accept key {kid}: its keys differ from the origin's "
+                "(is its sync-keys agent running? `manage.py secure_link_fleet` shows every verifier)")
+
+    def diagnose_edge(self, answer: Answer, where: str, kid: str) -> str:
         if answer.status == 403:
-            return "the edge refuses a valid link: its secure_link_keys.conf differs from the origin's keys"
+            return self.keys_differ(where, kid)
         if answer.status in (502, 504):
             return "the edge cannot fetch from the origin: check its secure_link_origin upstream"
         if answer.status == 404:

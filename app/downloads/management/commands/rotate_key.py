@@ -2,12 +2,15 @@
 
 The safe order, whose rules live in :class:`signing.KeySet` (this command parses and prints):
 
-1. ``rotate_key add``: a new key joins the keys file (not yet signing); nginx's includes are
-   rewritten (``--nginx-keys``). Reload nginx: it now accepts the new key too.
-2. ``rotate_key activate KID``: the new key signs from now on. Running app servers pick
-   the change up by themselves within ``SECURE_LINK_KEYS_CHECK_INTERVAL`` + 1 s.
+1. ``rotate_key add``: a new key joins the keys file (not yet signing). Every verifier's
+   sync agent pulls it within ``SECURE_LINK_FLEET_BOUND`` (docs/fleet.md); without agents,
+   ``--nginx-keys`` rewrites one nginx's includes, to be reloaded by hand.
+2. ``rotate_key activate KID``: first proves, by probing, that every verifier accepts KID,
+   and refuses (the old key keeps signing) if one does not; ``--force`` activates anyway.
+   Running app servers pick the change up within ``SECURE_LINK_KEYS_CHECK_INTERVAL`` + 1 s.
 3. ``rotate_key retire OLD``: allowed only once every link the old key signed has expired
-   (``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2). Reload nginx.
+   (``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2); then waits until
+   every verifier refuses OLD and names those that still accept it.
 
 ``--force`` retires at once: that is how to revoke every link in flight. Run right after
 ``activate``, it first waits out the pick-up interval, so that no app server is still
@@ -23,6 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings
+from app.downloads.fleet import fleet, fleet_is_known, wait_for
 from signing import KeySet, KeySetError, KeyState
 from signing.algorithms import ALGORITHMS, MD5
 from signing.encoding import utc_iso
@@ -45,7 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--keys-file", type=Path, help="keys file to edit (default: SECURE_LINK_KEYS_FILE)")
         parser.add_argument("--nginx-keys", type=Path,
                             help="also rewrite nginx's keys includes in this folder (or at this secure_link_keys.conf)")
-        parser.add_argument("--force", action="store_true", help="retire even if live links may use the key")
+        parser.add_argument("--force", action="store_true",
+                            help="activate even if a verifier refuses the key; retire even if live links may use it")
+        parser.add_argument("--no-wait", action="store_true",
+                            help="retire: do not wait for the verifiers to refuse the key (reload them by hand)")
         parser.add_argument("--algorithm", choices=list(ALGORITHMS), default=MD5.name,
                             help="for add: md5 (nginx's stock module, the default) or hmac-sha256 (njs)")
 
@@ -70,6 +77,8 @@ class Command(BaseCommand):
         if nginx_folder is not None:
             written = changed.write_nginx_includes(nginx_folder)
             self.stdout.write(f"rewrote {' and '.join(map(str, written))}; now reload nginx")
+        if action == "retire" and not options["no_wait"]:
+            self.confirm_retired(key_set, kid)
 
     def read(self, keys_file: Path, *, creating: bool) -> KeySet:
         if not keys_file.exists():
@@ -96,18 +105,21 @@ class Command(BaseCommand):
 
     def add(self, key_set: KeySet, kid: str | None, options: dict[str, Any]) -> KeySet:
         changed, key = key_set.add(kid, algorithm=ALGORITHMS[options["algorithm"]], now=now())
-        written_by_us = "reload nginx" if options["nginx_keys"] else \
-            "write nginx's keys includes (--nginx-keys FOLDER, or manage.py secure_link_keys) and reload nginx"
+        next_step = "reload nginx" if options["nginx_keys"] else \
+            f"the verifiers' sync agents pull it within {link_settings().fleet_bound:g} s"
         if not key_set.keys:
+            first_step = "reload nginx" if options["nginx_keys"] else \
+                "start each verifier's sync agent, or write nginx's includes (manage.py secure_link_keys)"
             self.stdout.write(f"created the first key, {key.kid} ({key.algorithm.name}), which signs new links.\n"
-                              f"Next: {written_by_us}")
+                              f"Next: {first_step}")
         else:
             self.stdout.write(f"added {key.algorithm.name} key {key.kid} (not signing yet).\n"
-                              f"Next: {written_by_us}, then: manage.py rotate_key activate {key.kid}")
+                              f"Next: {next_step}, then: manage.py rotate_key activate {key.kid}")
         return changed
 
     def activate(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
         changed = key_set.activate(kid, now=now())
+        self.gate(key_set, kid, force=options["force"])
         self.stdout.write(
             f"{kid} signs new links from {utc_iso(now())}; running app servers follow within "
             f"{link_settings().pickup_bound:g} s (no reload needed)."
@@ -119,10 +131,45 @@ class Command(BaseCommand):
         changed = key_set.retire(kid, now=now(), max_lifetime=config.max_link_lifetime, force=options["force"])
         self.wait_for_app_servers(key_set)
         self.stdout.write(
-            f"retired {kid}: its links get 403 once nginx reloads (next: reload nginx); "
-            f"its share links stop within {config.pickup_bound:g} s."
+            f"retired {kid}: its links get 403 once each verifier has its new keys (within "
+            f"{config.fleet_bound:g} s with sync agents); its share links stop within {config.pickup_bound:g} s."
         )
         return changed
+
+    def gate(self, key_set: KeySet, kid: str, *, force: bool) -> None:
+        """Refuse to activate ``kid`` unless every verifier accepts it (probed, bounded in time)."""
+        config = link_settings()
+        if not fleet_is_known():
+            if not force:
+                raise CommandError("no verifiers are known, so nothing proves they accept the new key: list them "
+                                   "in SECURE_LINK_VERIFIERS (name=URL,...), or pass --force")
+            self.stdout.write(f"--force: no verifiers are known; links signed with {kid} may get 403 everywhere")
+            return
+        verifiers = fleet()
+        self.stdout.write(f"checking that {len(verifiers)} verifier(s) accept {kid} (up to {config.fleet_bound:g} s)...")
+        refusing = wait_for(verifiers, key_set, kid, accepted=True, bound=config.fleet_bound,
+                            timeout=config.probe_timeout)
+        if not refusing:
+            return
+        lines = "\n".join(f"  {verdict}" for verdict in refusing)
+        if not force:
+            raise CommandError(f"not activating {kid}; {key_set.active.kid} keeps signing. "
+                               f"{len(refusing)} verifier(s) do not accept {kid}:\n{lines}")
+        self.stdout.write(f"--force: activating {kid} although links signed with it will get 403 or no answer at:\n{lines}")
+
+    def confirm_retired(self, key_set: KeySet, kid: str) -> None:
+        """Wait until every verifier refuses ``kid`` (signed with the secret ``key_set`` still holds)."""
+        config = link_settings()
+        if not fleet_is_known():
+            self.stdout.write("no verifiers are known (SECURE_LINK_VERIFIERS): check that each nginx refuses it")
+            return
+        accepting = wait_for(fleet(), key_set, kid, accepted=False, bound=config.fleet_bound,
+                             timeout=config.probe_timeout)
+        if accepting:
+            lines = "\n".join(f"  {verdict}" for verdict in accepting)
+            raise CommandError(f"{kid} is retired in the keys file, but {config.fleet_bound:g} s later "
+                               f"{len(accepting)} verifier(s) still do not refuse it:\n{lines}")
+        self.stdout.write(f"every verifier refuses {kid} now")
 
     def wait_for_app_servers(self, key_set: KeySet) -> None:
         """Right after ``activate``, wait until every app server signs with the new key."""

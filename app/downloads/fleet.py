@@ -1,0 +1,165 @@
+"""The fleet: every nginx that verifies links (the origin and each edge), and what each accepts.
+
+The app never reads a verifier's files: it asks. A probe is a link to one small probe file,
+signed with one key; a verifier that answers 200 with the probe's bytes accepts that key,
+403 refuses it. Probes are bounded in time (``PROBE_TIMEOUT``), so a hung verifier costs
+seconds. Keys reach the verifiers by themselves: each runs ``python -m signing sync-keys``,
+which pulls the key set from :func:`keys_for_verifiers` (docs/fleet.md argues the choice).
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.client
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+
+from signing import KeySet, SecureLinkSigner
+
+from .conf import current_key_set, demo_record, link_settings
+
+PROBE_NAME = "_secure_link_probe/probe.txt"  # below MEDIA_ROOT
+PROBE_BODY = b"secure link probe\n"
+# On a reload nginx starts the new workers, sleeps 100 ms, then stops the old ones: for that
+# moment either may answer. A verdict counts once it holds again this much later.
+RELOAD_SETTLE = 0.3
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """One nginx that checks links: a name for messages and the base URL to probe."""
+
+    name: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verifier's answer to a link signed with ``kid``: ``accepts`` True, False, or None (no clear answer)."""
+
+    verifier: Verifier
+    kid: str
+    accepts: bool | None
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.verifier.name} ({self.verifier.url}) {self.detail}"
+
+
+def fleet() -> list[Verifier]:
+    """The verifiers: ``SECURE_LINK_VERIFIERS``, else the running demo's; KeyError-free, maybe empty."""
+    configured = link_settings().verifiers
+    if configured is not None:
+        return [Verifier(name, url.rstrip("/")) for name, url in configured]
+    recorded = demo_record().get("verifiers") or []
+    return [Verifier(str(entry["name"]), str(entry["url"]).rstrip("/")) for entry in recorded]
+
+
+def fleet_is_known() -> bool:
+    return link_settings().verifiers is not None or bool(demo_record().get("verifiers"))
+
+
+def ensure_probe_file() -> None:
+    path = Path(settings.MEDIA_ROOT) / PROBE_NAME
+    if not path.exists() or path.read_bytes() != PROBE_BODY:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(PROBE_BODY)
+        path.chmod(0o644)
+
+
+def probe(verifier: Verifier, key_set: KeySet, kid: str, *, timeout: float) -> Verdict:
+    """Ask ``verifier`` for the probe file with a link signed by key ``kid`` of ``key_set``."""
+    signer = SecureLinkSigner(key_set.with_active(kid), prefix=link_settings().media_url)
+    target = signer.sign(link_settings().media_url + PROBE_NAME, ttl=300).url
+    parts = urlsplit(verifier.url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        connection.request("GET", target, headers={"Host": parts.netloc})
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    except TimeoutError:
+        return Verdict(verifier, kid, None, f"gave no answer within {timeout:g} s")
+    except OSError as error:
+        return Verdict(verifier, kid, None, f"cannot be reached: {error.strerror or error}")
+    finally:
+        connection.close()
+    if status == 200 and body == PROBE_BODY:
+        return Verdict(verifier, kid, True, f"accepts key {kid}")
+    if status == 403:
+        return Verdict(verifier, kid, False, f"does not accept key {kid} (403)")
+    return Verdict(verifier, kid, None, f"answered {status} to a link signed with key {kid}")
+
+
+def probe_all(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, timeout: float) -> list[Verdict]:
+    """One probe per verifier, in parallel: for up to 128 verifiers a round takes one ``timeout`` at most."""
+    if not verifiers:
+        return []
+    with ThreadPoolExecutor(max_workers=min(128, len(verifiers))) as pool:
+        return list(pool.map(lambda verifier: probe(verifier, key_set, kid, timeout=timeout), verifiers))
+
+
+def wait_for(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, accepted: bool, bound: float,
+             timeout: float, clock: Callable[[], float] = time.monotonic) -> list[Verdict]:
+    """Probe until every verifier accepts (or, with ``accepted=False``, refuses) ``kid``, or ``bound`` passes.
+
+    Returns the verdicts that are not yet as wanted (empty: all are).
+    """
+    if not verifiers:
+        return []
+    ensure_probe_file()
+    deadline = clock() + bound
+    while True:
+        missing = _not_yet(verifiers, key_set, kid, accepted=accepted, timeout=timeout)
+        if not missing:
+            time.sleep(RELOAD_SETTLE)
+            missing = _not_yet(verifiers, key_set, kid, accepted=accepted, timeout=timeout)
+        if not missing or clock() >= deadline:
+            return missing
+        time.sleep(min(0.25, max(0.0, deadline - clock())))
+
+
+def _not_yet(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, accepted: bool,
+             timeout: float) -> list[Verdict]:
+    return [verdict for verdict in probe_all(verifiers, key_set, kid, timeout=timeout) if verdict.accepts is not accepted]
+
+
+def keys_for_verifiers(request: HttpRequest) -> HttpResponse:
+    """``GET /_secure_link/keys``: the key set for the verifiers' sync agents, with the fleet token only.
+
+    404 unless a fleet token is configured; 403 for a missing or wrong one (compared in
+    constant time). The answer is the keys file's text without the active line: verifiers
+    accept every key and sign nothing. Never cached, never logged with its body.
+    """
+    token = fleet_token()
+    if token is None:
+        raise Http404("no fleet token is configured")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")
+    body = KeySet(current_key_set().keys).render()
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def fleet_token() -> str | None:
+    """The fleet token from ``SECURE_LINK_FLEET_TOKEN_FILE``, or None when there is none."""
+    path = link_settings().fleet_token_file
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return token or None
