@@ -20,7 +20,8 @@ from typing import Any
 from signing import generate_secret
 from signing.keys import write_private_file
 
-from .nginx import REPO_ROOT, NginxServer, start_edge
+from .fleet import start_fleet
+from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
 from .stack import DEMO_RECORD, Stack, prepare, seed, start_gunicorn, start_stack
 
@@ -67,23 +68,23 @@ def main() -> int:
     demo = seed(env)
     admin_login = ensure_admin(env, var_dir)
     stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,))
-    edge = None
+    # An edge in front of the origin, and beside each nginx a sync agent that keeps its keys
+    # in step with the app by itself (docs/fleet.md).
+    fleet = start_fleet(stack, edges={"edge": EDGE_ADDRESS}, edge_ports=(edge_port,), access_log=True)
+    edge = fleet.edges["edge"]
     record = var_dir / DEMO_RECORD
     try:
-        edge = start_edge(var_dir / "edge", origin_address=f"127.0.0.1:{port}", key_set=stack.key_set(),
-                          bind_address=EDGE_ADDRESS, port=edge_port, access_log=True)
-        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url}))
+        verifiers = [{"name": name, "url": server.base_url} for name, server in fleet.verifiers.items()]
+        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url, "verifiers": verifiers}))
         print(instructions(stack, edge, demo, admin_login), flush=True)
         stop_like_ctrl_c_on_sigterm()
         return supervise(stack, edge)
     except KeyboardInterrupt:
-        print("\nStopping the edge, nginx and gunicorn...")
+        print("\nStopping the sync agents, the edge, nginx and gunicorn...")
         return 0
     finally:
         record.unlink(missing_ok=True)
-        if edge is not None:
-            edge.stop()
-        stack.stop()
+        fleet.stop()
 
 
 def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
@@ -128,8 +129,10 @@ API token for user '{demo['username']}':  {token}
    curl -fsS -o {downloads}/share.png '{share['url']}'
 
 Logs: {nginx_dir}/access.log and error.log (nginx), {edge_dir}/access.log (edge), {stack.var_dir}/gunicorn.log
-Reload nginx after a key change:  {stack.nginx.reload_command}
-  (and the edge: {edge.reload_command}; copy the keys includes there first)
+Keys: `manage.py rotate_key add`, then `manage.py rotate_key activate KID` (it checks that the origin and the
+  edge accept KID first). A sync agent beside each nginx pulls the keys and reloads it (logs: sync-keys.log
+  in {nginx_dir} and {edge_dir}); `manage.py secure_link_fleet` shows which keys each accepts.
+Reload nginx by hand: {stack.nginx.reload_command}   (the edge: {edge.reload_command})
 gunicorn follows the keys file by itself; to reload it anyway: kill -HUP {stack.gunicorn.pid}
 manage.py commands (.venv/bin/python manage.py ...) find this demo's keys, database and address in {stack.var_dir}.
 Press Ctrl-C to stop.

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -291,3 +292,18 @@ def _start(
             server.stop()
             if attempts_left == 0 or "Address already in use" not in server.error_log:
                 raise RuntimeError(f"nginx did not start:\n{server.error_log}") from None
+
+
+def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interval: float = 1.0) -> subprocess.Popen[bytes]:
+    """Start ``python -m signing sync-keys`` for ``server``: it pulls the keys from ``source`` every ``interval`` s.
+
+    Its log is ``sync-keys.log`` in the server's run folder; stop it by its own pid.
+    """
+    test_command = f"{nginx_binary()} -t -q -p {server.run_dir} -c nginx.conf -e error.log"
+    log = open(server.run_dir / "sync-keys.log", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "signing", "sync-keys", "--from", source, "--token-file", str(token_file),
+         "--output", str(server.run_dir), "--pid-file", str(server.run_dir / "nginx.pid"),
+         "--test-command", test_command, "--interval", str(interval)],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    )

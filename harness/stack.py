@@ -19,6 +19,7 @@ from typing import Any
 from app.downloads.conf import DEMO_RECORD
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
 from signing.keys import KEYS_FILE_NAME, write_private_file
+from signing.keysync import FLEET_TOKEN_FILE_NAME
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
 from .ports import free_port, stop_process, wait_for_port
@@ -44,6 +45,7 @@ def django_environment(var_dir: Path, *, database_url: str | None = None, **over
         APP_VAR_DIR=str(var_dir),
         SECURE_LINK_KEYS_FILE=str(var_dir / KEYS_FILE_NAME),
         DJANGO_SECRET_KEY_FILE=str(var_dir / "django_secret_key"),
+        SECURE_LINK_FLEET_TOKEN_FILE=str(var_dir / FLEET_TOKEN_FILE_NAME),
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
@@ -63,6 +65,7 @@ def prepare(var_dir: Path, *, database_url: str | None = None) -> dict[str, str]
     var_dir.mkdir(parents=True, exist_ok=True)
     ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: KeySet((Key("k1", generate_secret()),)).render())
     ensure_private_file(var_dir / "django_secret_key", generate_secret)
+    ensure_private_file(var_dir / FLEET_TOKEN_FILE_NAME, generate_secret)  # the verifiers' sync agents pull keys with it
     env = django_environment(var_dir, database_url=database_url)
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")
