@@ -269,4 +269,5 @@ def test_check_secure_link_diagnoses_an_edge_with_other_keys(tier, tmp_path):
     finally:
         stray.stop()
     assert result.returncode == 1
-    assert "its secure_link_keys.conf differs from the origin's keys" in result.stdout
+    assert f"edge {stray.host}:{stray.port} does not accept key k1: its keys differ from the origin's" in result.stdout
+    assert "proxy_cache_key" not in result.stdout  # the refusal is not blamed on the cache

@@ -1,9 +1,11 @@
-"""Key rotation and "revoke every link" against real gunicorn (``--preload``) and real nginx.
+"""Key rotation and "revoke every link" across a fleet: real gunicorn (``--preload``), the origin
+nginx, two edges, and a sync agent beside each nginx.
 
-The README's procedures are run with the real commands (``manage.py rotate_key``, nginx
-reloads) while background threads keep downloading through nginx and minting links through
-the API. No app server is reloaded or signalled: the workers must follow the keys file by
-themselves. Every answer is checked; the number of wrong answers must be 0.
+The documented procedures are run with the real commands alone (``manage.py rotate_key``; no
+nginx is reloaded by hand, no app server signalled) while background threads keep
+downloading through the origin and both edges and minting links through the API. Every
+answer is checked: a valid link refused, a retired link served after the bound, or a 5xx is
+a wrong answer, and there must be none.
 """
 
 from __future__ import annotations
@@ -20,28 +22,29 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from harness.nginx import REPO_ROOT
-from harness.stack import Stack, django_environment, manage, prepare, seed, start_stack
+from app.downloads.fleet import RELOAD_SETTLE
+from harness.fleet import Fleet, running_fleet
+from harness.nginx import REPO_ROOT, NginxServer
+from harness.stack import Stack, manage, seed
+from signing import SecureLinkSigner
 from tests.client import fetch
 
 pytestmark = pytest.mark.nginx
 
 MAX_TTL = 6  # seconds: the normal retirement waits this out for real
 PICKUP_BOUND = 2.0  # SECURE_LINK_KEYS_CHECK_INTERVAL (1 s) + 1 s, as the README states
-LOAD_DEADLINE = 90.0  # the load stops by itself whatever happens to the test
+FLEET_BOUND = 5.0  # agents pull every 1 s: one interval, one pull, one reload, with margin
+LOAD_DEADLINE = 120.0  # the load stops by itself whatever happens to the test
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var_dir = tmp_path_factory.mktemp("var")
-    prepare(var_dir)
-    env = django_environment(var_dir, SECURE_LINK_MAX_TTL=str(MAX_TTL), SECURE_LINK_DEFAULT_TTL=str(MAX_TTL),
-                             SECURE_LINK_SHARE_TTL=str(MAX_TTL))
-    running = start_stack(var_dir, env=env)  # gunicorn --preload, 2 workers, as the demo runs it
-    try:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    environment = {"SECURE_LINK_MAX_TTL": str(MAX_TTL), "SECURE_LINK_DEFAULT_TTL": str(MAX_TTL),
+                   "SECURE_LINK_SHARE_TTL": str(MAX_TTL), "SECURE_LINK_FLEET_BOUND": str(FLEET_BOUND)}
+    # gunicorn --preload with 2 workers, as the demo runs it
+    with running_fleet(tmp_path_factory.mktemp("var"), edges={"edge-a": "127.0.0.31", "edge-b": "127.0.0.32"},
+                       environment=environment) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @dataclass
@@ -56,16 +59,21 @@ class Link:
 class Load:
     """Downloads of known-good links and fresh links minted by the API, until stopped."""
 
-    stack: Stack
+    fleet: Fleet
     token: str
     image_id: int
     size: int
     good_links: list[Link] = field(default_factory=list)
     signing_kid: str | None = "k1"  # links minted now must carry this key id (None: in transition)
     requests_made: int = 0
+    downloads: dict[str, int] = field(default_factory=dict)  # per verifier
     wrong: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def stack(self) -> Stack:
+        return self.fleet.stack
 
     def api(self, action: str) -> dict:
         response = requests.post(f"{self.stack.base_url}/api/images/{self.image_id}/{action}/", json={},
@@ -74,15 +82,17 @@ class Load:
             raise AssertionError(f"POST {action}: {response.status_code} {response.text[:200]}")
         return response.json()
 
-    def expect_download(self, what: str, url: str, expires: float) -> None:
+    def expect_download(self, what: str, url: str, expires: float, server: NginxServer) -> None:
         now = time.time()
         if abs(now - expires) < 1.5:
             return  # nginx's clock second and ours may straddle the expiry: no fixed answer
         expected = 200 if now < expires else 410
-        parts = urlsplit(url)
-        answer = fetch(self.stack.base_url, f"{parts.path}?{parts.query}")
+        answer = fetch(server.base_url, target(url))
         if answer.status != expected or (expected == 200 and len(answer.body) != self.size):
-            self.record(f"{what} {url}: {answer.status} ({len(answer.body)} bytes), expected {expected}")
+            self.record(f"{what} via {server.base_url} {url}: {answer.status} ({len(answer.body)} bytes), "
+                        f"expected {expected}")
+        with self.lock:
+            self.downloads[server.base_url] = self.downloads.get(server.base_url, 0) + 1
 
     def record(self, wrong: str) -> None:
         with self.lock:
@@ -92,6 +102,7 @@ class Load:
         chooser = random.Random(seed_value)
         deadline = time.monotonic() + LOAD_DEADLINE
         while not self.stop.is_set() and time.monotonic() < deadline:
+            server = chooser.choice(list(self.fleet.verifiers.values()))
             try:
                 with self.lock:
                     link = chooser.choice(self.good_links) if self.good_links else None
@@ -100,9 +111,9 @@ class Load:
                     minted = self.api(chooser.choice(["links", "share"]))
                     if expected_kid and minted.get("kid", expected_kid) != expected_kid:
                         self.record(f"minted with {minted['kid']} after {expected_kid} took over")
-                    self.expect_download("fresh link", minted["url"], time.time() + MAX_TTL)
+                    self.expect_download("fresh link", minted["url"], time.time() + MAX_TTL, server)
                 else:
-                    self.expect_download("known link", link.url, link.expires)
+                    self.expect_download("known link", link.url, link.expires, server)
             except Exception as error:  # noqa: BLE001 - any failure is a wrong answer, counted
                 self.record(f"{type(error).__name__}: {error}")
             with self.lock:
@@ -120,9 +131,13 @@ class Load:
         return [link.url for link in dropped if link.expires > time.time() + 0.5]
 
 
+def target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
 def rotate(stack: Stack, *args: str) -> str:
-    nginx_keys = stack.nginx.run_dir / "secure_link_keys.conf"
-    return manage(stack.env, "rotate_key", *args, "--nginx-keys", str(nginx_keys))
+    return manage(stack.env, "rotate_key", *args)
 
 
 def wait_for_signing_kid(load: Load, kid: str) -> float:
@@ -135,17 +150,33 @@ def wait_for_signing_kid(load: Load, kid: str) -> float:
     raise AssertionError(f"the app servers still sign with another key {PICKUP_BOUND + 1} s after activating {kid}")
 
 
-def status_of(stack: Stack, url: str) -> int:
-    parts = urlsplit(url)
-    return fetch(stack.base_url, f"{parts.path}?{parts.query}").status
+def statuses(fleet: Fleet, url: str) -> dict[str, int]:
+    """What each verifier answers to ``url`` now."""
+    return {name: fetch(server.base_url, target(url)).status for name, server in fleet.verifiers.items()}
 
 
-def test_rotation_and_revocation_reach_running_app_servers_under_load(stack):
+def seconds_until(fleet: Fleet, url: str, wanted: int, bound: float) -> float:
+    """How long until every verifier answers ``wanted`` to ``url``, and still does once old nginx
+    workers are gone (RELOAD_SETTLE later); fails past ``bound``."""
+    started = time.monotonic()
+    while True:
+        answers = statuses(fleet, url)
+        if set(answers.values()) == {wanted}:
+            took = time.monotonic() - started
+            time.sleep(RELOAD_SETTLE)
+            if set(statuses(fleet, url).values()) == {wanted}:
+                return took
+        assert time.monotonic() - started < bound, f"not every verifier answers {wanted} after {bound} s: {answers}"
+        time.sleep(0.05)
+
+
+def test_rotation_and_revocation_reach_every_verifier_and_app_server_under_load(fleet):
+    stack = fleet.stack
     demo = seed(stack.env)
     image = demo["images"][0]
     size = len(requests.get(f"{stack.base_url}/download/image/{image['id']}",
                             headers={"Authorization": f"Token {demo['token']}"}, timeout=10).content)
-    load = Load(stack, demo["token"], image["id"], size)
+    load = Load(fleet, demo["token"], image["id"], size)
     old_link, old_share = load.api("links"), load.api("share")
     assert old_link["kid"] == "k1"
     load.add("k1", old_link["url"], old_share["url"])
@@ -153,9 +184,10 @@ def test_rotation_and_revocation_reach_running_app_servers_under_load(stack):
     for thread in threads:
         thread.start()
     try:
-        # The README's rotation: add, reload nginx, activate, (links expire), retire, reload nginx.
+        # The documented rotation, commands only: add, activate (gated), (links expire), retire.
         rotate(stack, "add", "k2")
-        stack.nginx.reload()
+        probe = SecureLinkSigner(stack.key_set().with_active("k2")).sign(urlsplit(old_link["url"]).path, ttl=60).url
+        added_after = seconds_until(fleet, probe, 200, FLEET_BOUND)
         load.signing_kid = None
         rotate(stack, "activate", "k2")
         took = wait_for_signing_kid(load, "k2")
@@ -169,34 +201,41 @@ def test_rotation_and_revocation_reach_running_app_servers_under_load(stack):
         assert active_since is not None
         time.sleep(max(0.0, active_since + MAX_TTL + 1.2 - time.time()))
         load.forget("k1")  # every k1 link has expired by now
-        rotate(stack, "retire", "k1")
-        stack.nginx.reload()
-        assert status_of(stack, old_link["url"]) == 403  # retired key: 403, no longer 410
+        old_keys = stack.key_set()
+        rotate(stack, "retire", "k1", "--no-wait")
+        retired_probe = SecureLinkSigner(old_keys.with_active("k1")).sign(urlsplit(old_link["url"]).path, ttl=60).url
+        retired_after = seconds_until(fleet, retired_probe, 403, FLEET_BOUND)
+        assert set(statuses(fleet, old_link["url"]).values()) == {403}  # retired key: 403, not 410
 
-        # Revoke everything: add, reload nginx, activate, retire --force, reload nginx.
+        # Revoke everything: add, activate, retire --force; the command waits until every verifier refuses.
         live_k2 = [load.api("links")["url"], load.api("share")["url"]]
         load.add("k2", *live_k2)
+        revoked = load.forget("k2")
         rotate(stack, "add", "k3")
-        stack.nginx.reload()
         load.signing_kid = None
         rotate(stack, "activate", "k3")
-        revoked = load.forget("k2")
-        rotate(stack, "retire", "k2", "--force")  # waits out what is left of the pick-up bound
+        forced = time.monotonic()
+        output = rotate(stack, "retire", "k2", "--force")
+        forced_took = time.monotonic() - forced
         load.signing_kid = "k3"
-        stack.nginx.reload()
+        assert "every verifier refuses k2 now" in output
         assert load.api("links")["kid"] == "k3"
-        deadline = time.monotonic() + PICKUP_BOUND
-        answers = {url: status_of(stack, url) for url in revoked}
-        while any(status != 403 for status in answers.values()) and time.monotonic() < deadline:
+        for url in [url for url in revoked if "md5=" in url]:  # at once, at every verifier
+            assert set(statuses(fleet, url).values()) == {403}, url
+        deadline = time.monotonic() + PICKUP_BOUND  # share tokens: the app servers' pick-up bound
+        shares = [url for url in revoked if "token=" in url]
+        while any(fetch(stack.base_url, target(url)).status != 403 for url in shares) and time.monotonic() < deadline:
             time.sleep(0.1)
-            answers = {url: status_of(stack, url) for url in revoked}
-        assert sorted(answers.values()) == [403] * len(revoked), answers
-        assert any("token=" in url for url in revoked) and any("md5=" in url for url in revoked)
+        assert [fetch(stack.base_url, target(url)).status for url in shares] == [403] * len(shares)
+        assert shares and len(shares) < len(revoked)
         load.add("k3", load.api("links")["url"], load.api("share")["url"])
         time.sleep(1)
     finally:
         load.stop.set()
         for thread in threads:
             thread.join(timeout=30)
-    assert load.requests_made > 50
+    print(f"\nfleet rotation: add -> every verifier accepts in {added_after:.2f} s; retire -> every verifier "
+          f"refuses in {retired_after:.2f} s; retire --force took {forced_took:.2f} s; {load.requests_made} requests "
+          f"({load.downloads}), {len(load.wrong)} wrong")
+    assert load.requests_made > 50 and len(load.downloads) == 3
     assert load.wrong == [], f"{len(load.wrong)} wrong answers of {load.requests_made}: {load.wrong[:5]}"
