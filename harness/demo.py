@@ -93,7 +93,7 @@ def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
     if password_file.exists():
         return f"admin / the password in {password_file}"
     password = generate_secret()[:20]
-    seed(env, "--no-images", "--username", "admin", "--staff", "--password", password)
+    seed(env, "--no-images", "--username", "admin", "--staff", f"--password={password}")  # it may start with "-"
     write_private_file(password_file, password + "\n")
     return f"admin / {password}  (shown once; kept in {password_file})"
 
