@@ -1,6 +1,6 @@
 """Django settings, read from the environment with working defaults for the demo.
 
-Every variable below is documented in the README ("Configuration").
+Every variable below is documented in docs/configuration.md.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, MalformedRequest
 from .keys import KeySet, generate_secret, nginx_includes_directory
-from .keysync import KeySync
+from .keysync import DEFAULT_TEST_COMMAND, KeySync
 from .secure_link import SecureLinkSigner
 from .verification import SecureLinkVerifier
 
@@ -148,7 +148,7 @@ def make_parser() -> argparse.ArgumentParser:
     sync.add_argument("--token-file", type=Path, required=True, help="file holding the fleet token (mode 0600)")
     sync.add_argument("--output", type=Path, required=True, help="nginx's config folder, where the keys includes live")
     sync.add_argument("--pid-file", type=Path, required=True, help="nginx's pid file (SIGHUP reloads it)")
-    sync.add_argument("--test-command", default="nginx -t -q", help="the nginx config test run before each reload")
+    sync.add_argument("--test-command", default=DEFAULT_TEST_COMMAND, help="the nginx config test run before each reload")
     sync.add_argument("--interval", type=float, default=5.0, help="seconds between two pulls (default 5)")
     sync.add_argument("--timeout", type=float, default=3.0, help="seconds one pull may take (default 3)")
     sync.add_argument("--once", action="store_true", help="one round, then exit 0 (in step) or 1 (failed)")

@@ -13,7 +13,6 @@ is the specification.
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import hmac
 import re
@@ -99,7 +98,7 @@ class HMACSHA256Algorithm(SigningAlgorithm):
         return b""
 
     def tokenizer(self, secret: bytes) -> Tokenizer:
-        return functools.partial(hmac_token, secret)
+        return _HMACTokenizer(secret)
 
     def read_expires(self, text: bytes) -> int:
         return int(text) if _HMAC_EXPIRES.fullmatch(text) else -1
@@ -119,6 +118,21 @@ def hmac_token(secret: bytes, message: bytes) -> str:
     """The ``hmac`` argument for ``message``: unpadded base64url HMAC-SHA256 keyed by ``secret``."""
     digest = hmac.new(secret, message, hashlib.sha256).digest()
     return _b2a_base64(digest)[:HMAC_TOKEN_LENGTH].translate(_TO_BASE64URL).decode()
+
+
+class _HMACTokenizer:
+    """``hmac_token`` bound to one secret, which its repr never shows (a partial's would)."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def __call__(self, message: bytes) -> str:
+        return hmac_token(self._secret, message)
+
+    def __repr__(self) -> str:
+        return "<HMAC-SHA256 tokenizer>"
 
 
 MD5 = MD5Algorithm()

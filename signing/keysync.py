@@ -18,6 +18,7 @@ reach a log line, a URL or a world-readable file.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shlex
@@ -29,6 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .exc import KeySetError
 from .keys import KeySet, write_private_file
@@ -36,6 +38,7 @@ from .keys import KeySet, write_private_file
 logger = logging.getLogger("signing.keysync")
 
 KEYS_PATH = "/_secure_link/keys"  # where the app serves the key set to its verifiers
+DEFAULT_TEST_COMMAND = "nginx -t -q"
 FLEET_TOKEN_FILE_NAME = "fleet_token"  # the token's file in a deployment's var folder
 TOKEN_HEADER = "Authorization"
 
@@ -49,8 +52,22 @@ class SyncResult:
     error: str | None = None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the fleet token to another address: refuse it (urllib's default follows)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class KeySync:
-    """Pulls the key set from ``source`` and installs it in one nginx's config folder."""
+    """Pulls the key set from ``source`` and installs it in one nginx's config folder.
+
+    ``source`` must be https, or http to a loopback address (the demo): the answer holds
+    every secret. What this nginx runs is remembered, so a reload that failed is retried.
+    """
 
     def __init__(
         self,
@@ -59,11 +76,13 @@ class KeySync:
         token: str,
         output: Path,
         pid_file: Path,
-        test_command: str = "nginx -t -q",
+        test_command: str = DEFAULT_TEST_COMMAND,
         timeout: float = 3.0,
     ) -> None:
         if not token:
             raise ValueError("the fleet token is empty: give its file with --token-file")
+        if not _private_channel(source):
+            raise ValueError(f"{source} is not https (nor http to a loopback address): the keys would travel in clear")
         self.source = source.rstrip("/") + KEYS_PATH
         self._token = token
         self.output = Path(output)
@@ -71,6 +90,7 @@ class KeySync:
         self.test_command = test_command
         self.timeout = timeout
         self._last_error: str | None = None
+        self._running: dict[str, str | None] | None = None  # the includes nginx runs; None: those on disk
 
     def __repr__(self) -> str:
         return f"<KeySync {self.source} -> {self.output}>"
@@ -79,8 +99,8 @@ class KeySync:
         """The app's key set; KeySetError for anything that is not a usable one."""
         request = urllib.request.Request(self.source, headers={TOKEN_HEADER: f"Bearer {self._token}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                body = response.read(1 << 20)
         except urllib.error.HTTPError as error:
             raise KeySetError(f"{self.source} answered {error.code}") from None
         except (OSError, ValueError) as error:
@@ -92,28 +112,29 @@ class KeySync:
         return key_set.check()
 
     def sync_once(self) -> SyncResult:
-        """One round: fetch, and install and reload only if the includes change."""
+        """One round: fetch, and install, test and reload only if the includes change."""
         try:
             key_set = self.fetch()
         except KeySetError as error:
             return self._failed(str(error))
-        wanted = key_set.nginx_includes()
-        current = {name: _read(self.output / name) for name in wanted}
-        if current == wanted:
+        wanted: dict[str, str | None] = dict(key_set.nginx_includes())
+        on_disk = {name: _read(self.output / name) for name in wanted}
+        running = self._running if self._running is not None else on_disk
+        if running == wanted:
             self._last_error = None
             return SyncResult(False, key_set.kids)
         for name, content in wanted.items():
-            write_private_file(self.output / name, content)
+            write_private_file(self.output / name, content or "")
         problem = self._test_config()
         if problem:
-            for name, previous in current.items():
-                if previous is not None:
-                    write_private_file(self.output / name, previous)
+            _restore(self.output, on_disk)
             return self._failed(f"nginx refused the new keys, the old ones are back: {problem}")
         try:
             os.kill(int(self.pid_file.read_text().strip()), signal.SIGHUP)
         except (OSError, ValueError) as error:
+            self._running = running  # not reloaded: the next round tries again
             return self._failed(f"wrote the keys but cannot signal nginx ({self.pid_file}): {error}")
+        self._running = wanted
         logger.info("keys %s installed in %s; nginx reloads", ", ".join(key_set.kids), self.output)
         self._last_error = None
         return SyncResult(True, key_set.kids)
@@ -126,7 +147,11 @@ class KeySync:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     def _test_config(self) -> str | None:
-        result = subprocess.run(shlex.split(self.test_command), capture_output=True, text=True, timeout=30)
+        """Why nginx refuses its config now, or None when it accepts it."""
+        try:
+            result = subprocess.run(shlex.split(self.test_command), capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as error:
+            return f"cannot run {self.test_command!r}: {error}"
         return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
 
     def _failed(self, message: str) -> SyncResult:
@@ -134,6 +159,27 @@ class KeySync:
             logger.error("%s; %s keeps its last good keys", message, self.output)
         self._last_error = message
         return SyncResult(False, error=message)
+
+
+def _restore(folder: Path, contents: dict[str, str | None]) -> None:
+    """Put back the files as they were; remove those that did not exist."""
+    for name, content in contents.items():
+        if content is None:
+            (folder / name).unlink(missing_ok=True)
+        else:
+            write_private_file(folder / name, content)
+
+
+def _private_channel(source: str) -> bool:
+    parts = urlsplit(source)
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    try:
+        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _read(path: Path) -> str | None:

@@ -11,5 +11,3 @@ from app.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_ROOT = None  # WhiteNoise serves from the apps' static folders (finders)
-# The in-process tests have no nginx to probe: an empty fleet (the fleet tests start a real one).
-SECURE_LINK = {**SECURE_LINK, "VERIFIERS": []}  # noqa: F405

@@ -6,6 +6,7 @@ On SQLite it uses its embedded default; with ``--database=postgresql`` it is giv
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image as PillowImage
 
 from harness.nginx import REPO_ROOT
 from harness.ports import free_port, stop_process
@@ -123,10 +125,16 @@ def test_with_an_hmac_key_active_every_probe_passes_and_a_rotation_alone_keeps_t
         assert activated.returncode == 0, activated.stdout + activated.stderr
         token = re.search(r"API token for user 'demo':\s+(\w+)", output).group(1)
         base = re.search(r"^nginx\s+(http://\S+)", output, re.M).group(1)
+        picture = io.BytesIO()
+        PillowImage.new("RGB", (4, 4), "teal").save(picture, format="PNG")
+        uploaded = requests.post(f"{base}/api/images/", files={"file": ("after rotation.png", picture.getvalue())},
+                                 headers={"Authorization": f"Token {token}"}, timeout=10)
+        assert uploaded.status_code == 201, uploaded.text
+        image_id = uploaded.json()["id"]  # a file of this demo's own (the database may be shared)
         deadline = time.monotonic() + 5
         while True:
-            link = requests.post(f"{base}/api/images/1/links/", json={}, headers={"Authorization": f"Token {token}"},
-                                 timeout=10).json()
+            link = requests.post(f"{base}/api/images/{image_id}/links/", json={},
+                                 headers={"Authorization": f"Token {token}"}, timeout=10).json()
             if link["kid"] == "k2" or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

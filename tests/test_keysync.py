@@ -113,3 +113,39 @@ def test_an_unreachable_app_keeps_the_keys_and_says_so_once(nginx_master, tmp_pa
     assert "cannot reach" in (agent.sync_once().error or "")
     agent.sync_once()
     assert caplog.text.count("cannot reach") == 1  # one line per new failure, not one per round
+
+
+class Redirecting(App):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(302)
+        self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+        self.end_headers()
+
+
+def test_a_redirect_is_refused_and_the_token_goes_nowhere_else(nginx_master, tmp_path):
+    Redirecting.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = sync(f"http://127.0.0.1:{server.server_port}", tmp_path, nginx_master[0]).sync_once()
+    finally:
+        server.shutdown()
+    assert result.error and "answered 302" in result.error
+    assert [path for path, _ in Redirecting.seen] == [KEYS_PATH]
+
+
+@pytest.mark.parametrize("source", ["http://origin.example", "ftp://127.0.0.1", "http://10.0.0.1"])
+def test_the_keys_travel_only_over_tls_or_loopback(source, tmp_path):
+    with pytest.raises(ValueError, match="would travel in clear"):
+        KeySync(source=source, token=TOKEN, output=tmp_path, pid_file=tmp_path / "pid")
+    KeySync(source="https://origin.example", token=TOKEN, output=tmp_path, pid_file=tmp_path / "pid")
+
+
+def test_a_reload_that_could_not_be_signalled_is_retried(app, nginx_master, tmp_path):
+    pid_file, hups = nginx_master
+    App.body = NEW.render().encode()
+    agent = sync(app, tmp_path, tmp_path / "no-such.pid")
+    assert "cannot signal nginx" in (agent.sync_once().error or "")
+    agent.pid_file = pid_file  # the files on disk are new now, but nginx never loaded them
+    assert agent.sync_once().changed and hup_count(hups) == 1

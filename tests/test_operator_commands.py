@@ -106,17 +106,17 @@ class TestRotateKey:
 
     def test_activate_records_when(self, keys_file):
         self.rotate(keys_file, "add", "new")
-        self.rotate(keys_file, "activate", "new")
+        self.rotate(keys_file, "activate", "new", "--force")  # no fleet here: tests/test_fleet.py has one
         key_set = KeySet.from_file(keys_file)
         assert (key_set.active.kid, key_set.active_since) == ("new", 1_000_000)
 
     def test_retire_is_refused_while_links_may_live(self, keys_file, settings, monkeypatch):
         self.rotate(keys_file, "add", "new")
-        self.rotate(keys_file, "activate", "new")
-        max_ttl = link_settings().max_ttl
+        self.rotate(keys_file, "activate", "new", "--force")  # no fleet here: tests/test_fleet.py has one
+        lifetime = link_settings().old_key_lifetime  # pick-up bound + MAX_TTL (+ bucket)
         with pytest.raises(CommandError, match="may live until"):
             self.rotate(keys_file, "retire", "old")
-        monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000 + max_ttl + 1)
+        monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000 + lifetime + 1)
         assert "may be retired" in self.rotate(keys_file, "status")
         self.rotate(keys_file, "retire", "old")
         assert list(KeySet.from_file(keys_file).kids) == ["new"]
@@ -131,11 +131,18 @@ class TestRotateKey:
 
     def test_forced_retire_right_after_activate_waits_for_the_app_servers(self, keys_file, monkeypatch):
         self.rotate(keys_file, "add", "new")
-        self.rotate(keys_file, "activate", "new")
+        self.rotate(keys_file, "activate", "new", "--force")  # no fleet here: tests/test_fleet.py has one
         slept: list[float] = []
         monkeypatch.setattr(rotate_key.time, "sleep", slept.append)
         output = self.rotate(keys_file, "retire", "old", "--force")
         assert slept == [2.0] and "waiting 2.0 s for the app servers to sign with new" in output
+
+    def test_activate_refuses_when_no_verifier_is_known(self, keys_file):
+        self.rotate(keys_file, "add", "new")
+        with pytest.raises(CommandError, match="no verifiers are known, so nothing proves they accept the new key"):
+            self.rotate(keys_file, "activate", "new")
+        assert KeySet.from_file(keys_file).active.kid == "old"
+        assert "--force: no verifiers are known" in self.rotate(keys_file, "activate", "new", "--force")
 
     @pytest.mark.parametrize(
         "args, message",

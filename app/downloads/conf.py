@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -74,9 +75,13 @@ class LinkSettings:
     probe_timeout: float
 
     @property
-    def max_link_lifetime(self) -> int:
-        """The longest a link signed now can live: the longest TTL plus the expiry bucket."""
-        return self.max_ttl + max(self.expiry_bucket, 0)
+    def old_key_lifetime(self) -> int:
+        """How long after an activation a link signed with the old key can still live.
+
+        App servers sign with the old key for up to the pick-up bound after the activation,
+        and such a link lives for the longest TTL plus the expiry bucket.
+        """
+        return math.ceil(self.pickup_bound) + self.max_ttl + max(self.expiry_bucket, 0)
 
     @property
     def pickup_bound(self) -> float:

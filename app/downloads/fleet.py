@@ -13,7 +13,7 @@ import hmac
 import http.client
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 
-from signing import KeySet, SecureLinkSigner
+from signing import KeySet, KeySetError, SecureLinkSigner
 
 from .conf import current_key_set, demo_record, link_settings
 
@@ -57,16 +57,15 @@ class Verdict:
 
 
 def fleet() -> list[Verifier]:
-    """The verifiers: ``SECURE_LINK_VERIFIERS``, else the running demo's; KeyError-free, maybe empty."""
+    """The verifiers: ``SECURE_LINK_VERIFIERS``, else the running demo's; empty when none is known."""
     configured = link_settings().verifiers
     if configured is not None:
         return [Verifier(name, url.rstrip("/")) for name, url in configured]
-    recorded = demo_record().get("verifiers") or []
-    return [Verifier(str(entry["name"]), str(entry["url"]).rstrip("/")) for entry in recorded]
-
-
-def fleet_is_known() -> bool:
-    return link_settings().verifiers is not None or bool(demo_record().get("verifiers"))
+    recorded = demo_record().get("verifiers")
+    if not isinstance(recorded, list):
+        return []
+    return [Verifier(str(entry["name"]), str(entry["url"]).rstrip("/")) for entry in recorded
+            if isinstance(entry, dict) and {"name", "url"} <= entry.keys()]
 
 
 def ensure_probe_file() -> None:
@@ -83,15 +82,21 @@ def probe(verifier: Verifier, key_set: KeySet, kid: str, *, timeout: float) -> V
     target = signer.sign(link_settings().media_url + PROBE_NAME, ttl=300).url
     parts = urlsplit(verifier.url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        port = parts.port
+    except ValueError:
+        return Verdict(verifier, kid, None, "has no valid address (its URL's port)")
+    connection = connection_class(parts.hostname or "", port, timeout=timeout)
     try:
         connection.request("GET", target, headers={"Host": parts.netloc})
         response = connection.getresponse()
-        status, body = response.status, response.read()
+        status, body = response.status, response.read(len(PROBE_BODY) + 1)
     except TimeoutError:
         return Verdict(verifier, kid, None, f"gave no answer within {timeout:g} s")
     except OSError as error:
         return Verdict(verifier, kid, None, f"cannot be reached: {error.strerror or error}")
+    except (http.client.HTTPException, ValueError) as error:
+        return Verdict(verifier, kid, None, f"did not answer in HTTP ({type(error).__name__})")
     finally:
         connection.close()
     if status == 200 and body == PROBE_BODY:
@@ -102,11 +107,18 @@ def probe(verifier: Verifier, key_set: KeySet, kid: str, *, timeout: float) -> V
 
 
 def probe_all(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, timeout: float) -> list[Verdict]:
-    """One probe per verifier, in parallel: for up to 128 verifiers a round takes one ``timeout`` at most."""
+    """One probe per verifier, all at once; a verifier still busy after a round's deadline has no answer.
+
+    The deadline (three ``timeout``: connect, send, read) holds whatever a verifier does.
+    """
     if not verifiers:
         return []
-    with ThreadPoolExecutor(max_workers=min(128, len(verifiers))) as pool:
-        return list(pool.map(lambda verifier: probe(verifier, key_set, kid, timeout=timeout), verifiers))
+    pool = ThreadPoolExecutor(max_workers=len(verifiers))
+    futures = [pool.submit(probe, verifier, key_set, kid, timeout=timeout) for verifier in verifiers]
+    done, _ = wait(futures, timeout=3 * timeout)
+    pool.shutdown(wait=False, cancel_futures=True)
+    return [future.result() if future in done else Verdict(verifier, kid, None, f"gave no answer within {3 * timeout:g} s")
+            for future, verifier in zip(futures, verifiers, strict=True)]
 
 
 def wait_for(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, accepted: bool, bound: float,
@@ -147,10 +159,22 @@ def keys_for_verifiers(request: HttpRequest) -> HttpResponse:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")
-    body = KeySet(current_key_set().keys).render()
+    body = KeySet(_keys_now().keys).render()
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _keys_now() -> KeySet:
+    """The keys file as it is this moment, so that no agent ever gets an older set after a newer one
+    (app servers look at the file once a second); the last good set while the file is unusable."""
+    path = link_settings().keys_file
+    if path is not None and not link_settings().keys.keys:
+        try:
+            return KeySet.from_file(path).check()
+        except (OSError, KeySetError):
+            pass
+    return current_key_set()
 
 
 def fleet_token() -> str | None:

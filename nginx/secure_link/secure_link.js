@@ -16,7 +16,7 @@ var EXPIRES = /^[0-9]{1,15}$/;
 // njs 0.7.9 has no crypto.timingSafeEqual, and both === and Buffer.compare stop at the first
 // difference, which would tell an attacker how much of a forged token is right. So compare
 // the 32 bytes by hand, in 8 words, accumulating the differences with no early exit. Only
-// the canonical encoding of a token is accepted (as by signing/tokens.py); that check looks
+// the canonical encoding of a token is accepted (as by signing/algorithms.py); that check looks
 // at the attacker's own input alone, so its timing reveals nothing about the secret.
 function constantTimeEqual(given, expected) {
     var difference = 0;

@@ -9,7 +9,7 @@ The safe order, whose rules live in :class:`signing.KeySet` (this command parses
    and refuses (the old key keeps signing) if one does not; ``--force`` activates anyway.
    Running app servers pick the change up within ``SECURE_LINK_KEYS_CHECK_INTERVAL`` + 1 s.
 3. ``rotate_key retire OLD``: allowed only once every link the old key signed has expired
-   (``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2); then waits until
+   (the pick-up bound + ``SECURE_LINK_MAX_TTL`` + ``SECURE_LINK_EXPIRY_BUCKET`` after step 2); then waits until
    every verifier refuses OLD and names those that still accept it.
 
 ``--force`` retires at once: that is how to revoke every link in flight. Run right after
@@ -26,7 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings
-from app.downloads.fleet import fleet, fleet_is_known, wait_for
+from app.downloads.fleet import fleet, wait_for
 from signing import KeySet, KeySetError, KeyState
 from signing.algorithms import ALGORITHMS, MD5
 from signing.encoding import utc_iso
@@ -91,14 +91,14 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {keys_file}: {error}") from None
 
     def status(self, key_set: KeySet) -> None:
-        for key, state in key_set.states(now=now(), max_lifetime=link_settings().max_link_lifetime):
+        for key, state in key_set.states(now=now(), max_lifetime=link_settings().old_key_lifetime):
             label = f"{key.kid} ({key.algorithm.name})"
             if state is KeyState.PENDING:
                 self.stdout.write(f"{label}: {state.value} (next: manage.py rotate_key activate {key.kid})")
             elif state is KeyState.ACTIVE and key_set.active_since:
                 self.stdout.write(f"{label}: {state.value} since {utc_iso(key_set.active_since)}")
             elif state is KeyState.IN_USE:
-                safe_after = key_set.retire_safe_after(link_settings().max_link_lifetime) or 0
+                safe_after = key_set.retire_safe_after(link_settings().old_key_lifetime) or 0
                 self.stdout.write(f"{label}: verifies only; in use until {utc_iso(safe_after)}")
             else:
                 self.stdout.write(f"{label}: {state.value}")
@@ -118,8 +118,9 @@ class Command(BaseCommand):
         return changed
 
     def activate(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
-        changed = key_set.activate(kid, now=now())
+        key_set.activate(kid, now=now())  # the rules first: no probing for a key that cannot be activated
         self.gate(key_set, kid, force=options["force"])
+        changed = key_set.activate(kid, now=now())  # "since" is when it really starts signing
         self.stdout.write(
             f"{kid} signs new links from {utc_iso(now())}; running app servers follow within "
             f"{link_settings().pickup_bound:g} s (no reload needed)."
@@ -128,7 +129,7 @@ class Command(BaseCommand):
 
     def retire(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
         config = link_settings()
-        changed = key_set.retire(kid, now=now(), max_lifetime=config.max_link_lifetime, force=options["force"])
+        changed = key_set.retire(kid, now=now(), max_lifetime=config.old_key_lifetime, force=options["force"])
         self.wait_for_app_servers(key_set)
         self.stdout.write(
             f"retired {kid}: its links get 403 once each verifier has its new keys (within "
@@ -139,13 +140,13 @@ class Command(BaseCommand):
     def gate(self, key_set: KeySet, kid: str, *, force: bool) -> None:
         """Refuse to activate ``kid`` unless every verifier accepts it (probed, bounded in time)."""
         config = link_settings()
-        if not fleet_is_known():
+        verifiers = fleet()
+        if not verifiers:
             if not force:
                 raise CommandError("no verifiers are known, so nothing proves they accept the new key: list them "
                                    "in SECURE_LINK_VERIFIERS (name=URL,...), or pass --force")
             self.stdout.write(f"--force: no verifiers are known; links signed with {kid} may get 403 everywhere")
             return
-        verifiers = fleet()
         self.stdout.write(f"checking that {len(verifiers)} verifier(s) accept {kid} (up to {config.fleet_bound:g} s)...")
         refusing = wait_for(verifiers, key_set, kid, accepted=True, bound=config.fleet_bound,
                             timeout=config.probe_timeout)
@@ -160,10 +161,11 @@ class Command(BaseCommand):
     def confirm_retired(self, key_set: KeySet, kid: str) -> None:
         """Wait until every verifier refuses ``kid`` (signed with the secret ``key_set`` still holds)."""
         config = link_settings()
-        if not fleet_is_known():
+        verifiers = fleet()
+        if not verifiers:
             self.stdout.write("no verifiers are known (SECURE_LINK_VERIFIERS): check that each nginx refuses it")
             return
-        accepting = wait_for(fleet(), key_set, kid, accepted=False, bound=config.fleet_bound,
+        accepting = wait_for(verifiers, key_set, kid, accepted=False, bound=config.fleet_bound,
                              timeout=config.probe_timeout)
         if accepting:
             lines = "\n".join(f"  {verdict}" for verdict in accepting)
