@@ -17,13 +17,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from app.downloads.conf import DEMO_RECORD
 from signing import generate_secret
 from signing.keys import write_private_file
 
 from .fleet import start_fleet
 from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
-from .stack import DEMO_RECORD, Stack, prepare, seed, start_gunicorn, start_stack
+from .stack import Stack, prepare, seed, start_gunicorn, start_stack
 
 
 EDGE_ADDRESS = "127.0.0.2"  # the demo's edge connects to the origin from here; the origin trusts it

@@ -14,7 +14,7 @@ from signing.keysync import FLEET_TOKEN_FILE_NAME
 
 from .nginx import NginxServer, start_edge, start_key_sync
 from .ports import stop_process
-from .stack import Stack, django_environment, prepare, start_stack
+from .stack import Stack, running_stack
 
 
 @dataclass
@@ -75,12 +75,10 @@ def start_fleet(
 @contextmanager
 def running_fleet(var_dir: Path, *, edges: dict[str, str], environment: dict[str, str] | None = None,
                   interval: float = 1.0, access_log: bool = False) -> Iterator[Fleet]:
-    """Prepare ``var_dir``, start the stack, the edges and the agents; stop all by pid on exit."""
-    prepare(var_dir)
-    stack = start_stack(var_dir, env=django_environment(var_dir, **(environment or {})), edges=tuple(edges.values()),
-                        access_log=access_log)
-    fleet = start_fleet(stack, edges=edges, interval=interval, access_log=access_log)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
+    """``running_stack``, with the edges and the agents; all stopped by pid on exit."""
+    with running_stack(var_dir, environment=environment, edges=tuple(edges.values()), access_log=access_log) as stack:
+        fleet = start_fleet(stack, edges=edges, interval=interval, access_log=access_log)
+        try:
+            yield fleet
+        finally:
+            fleet.stop()

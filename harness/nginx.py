@@ -10,6 +10,7 @@ the site include, the origin's trusted edges and the keys includes.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -103,13 +104,14 @@ class NginxServer:
         stop_process(self.process)
 
 
+def config_test_command(run_dir: Path) -> list[str]:
+    """``nginx -t`` for the config in ``run_dir`` (what the harness and the sync agents run)."""
+    return [nginx_binary(), "-t", "-q", "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log"]
+
+
 def check_config(run_dir: Path) -> None:
     """Run ``nginx -t`` on the generated config; raise with nginx's own words if it fails."""
-    result = subprocess.run(
-        [nginx_binary(), "-t", "-q", "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log"],
-        capture_output=True,
-        text=True,
-    )
+    result = subprocess.run(config_test_command(run_dir), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{result.stderr}")
 
@@ -300,7 +302,7 @@ def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interv
 
     Its log is ``sync-keys.log`` in the server's run folder; stop it by its own pid.
     """
-    test_command = f"{nginx_binary()} -t -q -p {server.run_dir} -c nginx.conf -e error.log"
+    test_command = shlex.join(config_test_command(server.run_dir))
     log = open(server.run_dir / "sync-keys.log", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "signing", "sync-keys", "--from", source, "--token-file", str(token_file),

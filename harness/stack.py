@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.downloads.conf import DEMO_RECORD
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
 from signing.keys import KEYS_FILE_NAME, write_private_file
 from signing.keysync import FLEET_TOKEN_FILE_NAME

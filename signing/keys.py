@@ -35,6 +35,8 @@ MIN_SECRET_LENGTH = 32
 KID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 # Secrets go between double quotes in nginx's config: no '$', quote, backslash or space.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+_NO_KEYS = "no signing keys: configure at least one 'kid=secret' pair"
+_BAD_KID = "key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
 KEYS_FILE_NAME = "secure_link.keys"  # the keys file's name in a deployment's var folder
 ENVIRONMENT_KEYS = "SECURE_LINK_KEYS"
 ENVIRONMENT_ACTIVE_KID = "SECURE_LINK_ACTIVE_KID"
@@ -151,7 +153,7 @@ class KeySet:
         """The key that signs new links; KeySetError when there is none."""
         if self.active_kid is None:
             if not self.keys:
-                raise KeySetError("no signing keys: configure at least one 'kid=secret' pair")
+                raise KeySetError(_NO_KEYS)
             return self.keys[-1]
         return self[self.active_kid]
 
@@ -165,7 +167,7 @@ class KeySet:
     def problems(self) -> list[KeyProblem]:
         """Everything that stops this key set from signing and verifying, naming key ids only."""
         if not self.keys:
-            return [KeyProblem("no-keys", "no signing keys: configure at least one 'kid=secret' pair")]
+            return [KeyProblem("no-keys", _NO_KEYS)]
         problems = [problem for key in self.keys for problem in _key_problems(key)]
         if self.active_kid is not None and self.active_kid not in self:
             problems.append(KeyProblem(
@@ -223,7 +225,7 @@ class KeySet:
         """A new key with a fresh secret, not signing yet (a key set's first key signs at once)."""
         kid = kid or next(f"k{n}" for n in range(1, len(self.keys) + 2) if f"k{n}" not in self)
         if not KID_PATTERN.fullmatch(kid):
-            raise KeySetError(f"key id {kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'")
+            raise KeySetError(_BAD_KID.format(kid=kid))
         if kid in self:
             raise KeySetError(f"key id {kid!r} exists already")
         key = Key(kid, generate_secret(), algorithm)
@@ -319,9 +321,7 @@ def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
 def _key_problems(key: Key) -> list[KeyProblem]:
     problems = []
     if not KID_PATTERN.fullmatch(key.kid):
-        problems.append(KeyProblem(
-            "bad-kid", f"key id {key.kid!r} is not valid: use 1-32 characters of a-z, 0-9, '_' and '-'"
-        ))
+        problems.append(KeyProblem("bad-kid", _BAD_KID.format(kid=key.kid)))
     if len(key.secret) < MIN_SECRET_LENGTH:
         problems.append(KeyProblem(
             "short-secret",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import pytest
 import requests
 
 from harness.fleet import Fleet, running_fleet
-from harness.nginx import REPO_ROOT, NginxServer, nginx_binary
+from harness.nginx import REPO_ROOT, NginxServer, config_test_command
 from app.downloads.fleet import PROBE_NAME
 from harness.stack import seed
 from signing import SecureLinkSigner
@@ -154,7 +155,7 @@ def test_a_corrupt_key_file_never_replaces_good_keys(fleet, demo, body):
             [sys.executable, "-m", "signing", "sync-keys", "--once", "--from", f"http://127.0.0.1:{server.server_port}",
              "--token-file", str(fleet.stack.var_dir / FLEET_TOKEN_FILE_NAME), "--output", str(edge.run_dir),
              "--pid-file", str(edge.run_dir / "nginx.pid"),
-             "--test-command", f"{nginx_binary()} -t -q -p {edge.run_dir} -c nginx.conf -e error.log"],
+             "--test-command", shlex.join(config_test_command(edge.run_dir))],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     finally:
         server.shutdown()

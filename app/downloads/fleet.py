@@ -76,34 +76,51 @@ def ensure_probe_file() -> None:
         path.chmod(0o644)
 
 
-def probe(verifier: Verifier, key_set: KeySet, kid: str, *, timeout: float) -> Verdict:
-    """Ask ``verifier`` for the probe file with a link signed by key ``kid`` of ``key_set``."""
-    signer = SecureLinkSigner(key_set.with_active(kid), prefix=link_settings().media_url)
-    target = signer.sign(link_settings().media_url + PROBE_NAME, ttl=300).url
-    parts = urlsplit(verifier.url)
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: http.client.HTTPMessage
+
+
+def http_get(base_url: str, target: str, *, timeout: float, limit: int | None = None) -> Answer:
+    """``GET target`` from the nginx at ``base_url`` (its own ``Host``), reading ``limit`` bytes at most (None: all).
+
+    Raises OSError (TimeoutError when ``timeout`` passes on one step), http.client.HTTPException
+    for an answer that is not HTTP, and ValueError for a URL without a valid port.
+    """
+    parts = urlsplit(base_url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    try:
-        port = parts.port
-    except ValueError:
-        return Verdict(verifier, kid, None, "has no valid address (its URL's port)")
-    connection = connection_class(parts.hostname or "", port, timeout=timeout)
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
     try:
         connection.request("GET", target, headers={"Host": parts.netloc})
         response = connection.getresponse()
-        status, body = response.status, response.read(len(PROBE_BODY) + 1)
+        return Answer(response.status, response.read(limit), response.headers)
+    finally:
+        connection.close()
+
+
+def probe_target(key_set: KeySet, kid: str) -> str:
+    """The link to the probe file signed with key ``kid`` of ``key_set``."""
+    media_url = link_settings().media_url
+    return SecureLinkSigner(key_set.with_active(kid), prefix=media_url).sign(media_url + PROBE_NAME, ttl=300).url
+
+
+def probe(verifier: Verifier, target: str, kid: str, *, timeout: float) -> Verdict:
+    """Ask ``verifier`` for the probe file with ``target``, a link signed by key ``kid``."""
+    try:
+        answer = http_get(verifier.url, target, timeout=timeout, limit=len(PROBE_BODY) + 1)
     except TimeoutError:
         return Verdict(verifier, kid, None, f"gave no answer within {timeout:g} s")
     except OSError as error:
         return Verdict(verifier, kid, None, f"cannot be reached: {error.strerror or error}")
     except (http.client.HTTPException, ValueError) as error:
         return Verdict(verifier, kid, None, f"did not answer in HTTP ({type(error).__name__})")
-    finally:
-        connection.close()
-    if status == 200 and body == PROBE_BODY:
+    if answer.status == 200 and answer.body == PROBE_BODY:
         return Verdict(verifier, kid, True, f"accepts key {kid}")
-    if status == 403:
+    if answer.status == 403:
         return Verdict(verifier, kid, False, f"does not accept key {kid} (403)")
-    return Verdict(verifier, kid, None, f"answered {status} to a link signed with key {kid}")
+    return Verdict(verifier, kid, None, f"answered {answer.status} to a link signed with key {kid}")
 
 
 def probe_all(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, timeout: float) -> list[Verdict]:
@@ -113,8 +130,9 @@ def probe_all(verifiers: Sequence[Verifier], key_set: KeySet, kid: str, *, timeo
     """
     if not verifiers:
         return []
+    target = probe_target(key_set, kid)
     pool = ThreadPoolExecutor(max_workers=len(verifiers))
-    futures = [pool.submit(probe, verifier, key_set, kid, timeout=timeout) for verifier in verifiers]
+    futures = [pool.submit(probe, verifier, target, kid, timeout=timeout) for verifier in verifiers]
     done, _ = wait(futures, timeout=3 * timeout)
     pool.shutdown(wait=False, cancel_futures=True)
     return [future.result() if future in done else Verdict(verifier, kid, None, f"gave no answer within {3 * timeout:g} s")

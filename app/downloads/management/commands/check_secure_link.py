@@ -6,7 +6,6 @@ exits 1. The canary file, its database row and its owner are removed afterwards.
 
 from __future__ import annotations
 
-import http.client
 import io
 import os
 import secrets
@@ -24,18 +23,12 @@ from django.urls import reverse
 from PIL import Image as PillowImage
 
 from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, operator_base_url
+from app.downloads.fleet import Answer, http_get
 from app.downloads.links import media_path
 from app.downloads.models import Image
 from signing import SecureLinkSigner
 
 CANARY_USER = "secure-link-canary"
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    headers: http.client.HTTPMessage
 
 
 @dataclass
@@ -204,14 +197,7 @@ class Command(BaseCommand):
         return "the compatibility view did not send the canary bytes"
 
     def fetch(self, target: str, base: SplitResult) -> Answer:
-        connection_class = http.client.HTTPSConnection if base.scheme == "https" else http.client.HTTPConnection
-        connection = connection_class(base.hostname or "", base.port, timeout=self.timeout)
-        try:
-            connection.request("GET", target, headers={"Host": base.netloc})
-            response = connection.getresponse()
-            return Answer(response.status, response.read(), response.headers)
-        finally:
-            connection.close()
+        return http_get(base.geturl(), target, timeout=self.timeout)
 
     def create_canary(self, data: bytes) -> Image:
         name = f"canary/{secrets.token_hex(8)}.png"
