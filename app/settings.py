@@ -58,6 +58,17 @@ def parse_verifiers(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def parse_download_logs(value: str) -> list[tuple[str, str]]:
+    """``origin=/var/log/nginx/downloads.log,edge-eu=/srv/logs/eu.log`` to (verifier, path) pairs."""
+    pairs = []
+    for entry in value.split(","):
+        name, separator, path = entry.strip().partition("=")
+        if not separator or not name.strip() or not path.strip():
+            raise ValueError(entry)
+        pairs.append((name.strip(), path.strip()))
+    return pairs
+
+
 def env_overrides(variables: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
     """``{setting: parse(value)}`` for each variable that is set; the defaults live in app/downloads/conf.py."""
     overrides: dict[str, object] = {}
@@ -245,7 +256,11 @@ SECURE_LINK = {
         "VERIFIERS": ("SECURE_LINK_VERIFIERS", parse_verifiers),
         "FLEET_BOUND": ("SECURE_LINK_FLEET_BOUND", float),
         "PROBE_TIMEOUT": ("SECURE_LINK_PROBE_TIMEOUT", float),
+        "DOWNLOAD_LOGS": ("SECURE_LINK_DOWNLOAD_LOGS", parse_download_logs),
     }),
+    # Per-link state (revocations, download counts), shared with the origin nginx's
+    # $secure_link_state_root (docs/operations.md).
+    "STATE_DIR": Path(os.environ.get("SECURE_LINK_STATE_DIR") or VAR_DIR / "state"),
     # The verifiers' sync agents pull the keys with this token (docs/fleet.md); no file, no pulling.
     "FLEET_TOKEN_FILE": Path(os.environ.get("SECURE_LINK_FLEET_TOKEN_FILE") or VAR_DIR / FLEET_TOKEN_FILE_NAME),
 }

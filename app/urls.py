@@ -6,12 +6,13 @@ from rest_framework.routers import DefaultRouter
 
 from app.api_docs import local_assets_only
 from app.downloads.conf import link_settings
-from app.downloads.fleet import keys_for_verifiers
-from signing.keysync import KEYS_PATH
-from app.downloads.views import ImageDownloadView, ImageViewSet, serve_signed_media
+from app.downloads.fleet import keys_for_verifiers, revocations_for_verifiers
+from signing.keysync import KEYS_PATH, REVOCATIONS_PATH
+from app.downloads.views import ImageDownloadView, ImageViewSet, LinkViewSet, serve_signed_media
 
 router = DefaultRouter()
 router.register("images", ImageViewSet, basename="image")
+router.register("links", LinkViewSet, basename="link")
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="downloads/home.html"), name="home"),
@@ -23,6 +24,8 @@ urlpatterns = [
     path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
     # The verifiers' sync agents pull the key set here, with the fleet token (docs/fleet.md).
     path(KEYS_PATH.lstrip("/"), keys_for_verifiers, name="secure-link-keys"),
+    # ... and the revoked link ids, which they keep as files for nginx (docs/fleet.md).
+    path(REVOCATIONS_PATH.lstrip("/"), revocations_for_verifiers, name="secure-link-revocations"),
     # Reached only when nginx is not in front (runserver, or SERVE_WITH_DJANGO): the view
     # refuses everything unless SECURE_LINK['SERVE_WITH_DJANGO'] is on.
     re_path(r"^" + link_settings().media_url.lstrip("/") + r"(?P<path>.*)$", serve_signed_media, name="signed-media"),

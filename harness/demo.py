@@ -21,7 +21,7 @@ from app.downloads.conf import DEMO_RECORD
 from signing import generate_secret
 from signing.keys import write_private_file
 
-from .fleet import start_fleet
+from .fleet import download_logs_setting, start_fleet
 from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
 from .stack import Stack, prepare, seed, start_gunicorn, start_stack
@@ -66,6 +66,7 @@ def main() -> int:
     where = "PostgreSQL from DATABASE_URL" if database_url else f"SQLite in {var_dir}"
     print(f"Preparing {var_dir} (keys, database: {where}, demo data)...", flush=True)
     env = prepare(var_dir, database_url=database_url)
+    env["SECURE_LINK_DOWNLOAD_LOGS"] = download_logs_setting(var_dir, ["edge"])  # for the links' download log
     demo = seed(env)
     admin_login = ensure_admin(env, var_dir)
     stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,))

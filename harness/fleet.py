@@ -17,6 +17,12 @@ from .ports import stop_process
 from .stack import Stack, running_stack
 
 
+def download_logs_setting(var_dir: Path, edge_names: Sequence[str]) -> str:
+    """``SECURE_LINK_DOWNLOAD_LOGS`` for a fleet laid out in ``var_dir``: each nginx's downloads.log."""
+    runs = {"origin": var_dir / "nginx", **{name: var_dir / name for name in edge_names}}
+    return ",".join(f"{name}={run_dir / 'downloads.log'}" for name, run_dir in runs.items())
+
+
 @dataclass
 class Fleet:
     """The stack, its edges by name, and each nginx's sync agent (``"origin"`` for the origin's)."""
@@ -64,7 +70,8 @@ def start_fleet(
                                            access_log=access_log)
         for name, server in fleet.verifiers.items():
             fleet.agents[name] = start_key_sync(server, source=stack.base_url,
-                                                token_file=stack.var_dir / FLEET_TOKEN_FILE_NAME, interval=interval)
+                                                token_file=stack.var_dir / FLEET_TOKEN_FILE_NAME, interval=interval,
+                                                revocations=name != "origin")
     except BaseException:
         fleet.stop()
         raise
@@ -76,6 +83,7 @@ def start_fleet(
 def running_fleet(var_dir: Path, *, edges: dict[str, str], environment: dict[str, str] | None = None,
                   interval: float = 1.0, access_log: bool = False) -> Iterator[Fleet]:
     """``running_stack``, with the edges and the agents; all stopped by pid on exit."""
+    environment = {"SECURE_LINK_DOWNLOAD_LOGS": download_logs_setting(var_dir, list(edges)), **(environment or {})}
     with running_stack(var_dir, environment=environment, edges=tuple(edges.values()), access_log=access_log) as stack:
         fleet = start_fleet(stack, edges=edges, interval=interval, access_log=access_log)
         try:

@@ -21,6 +21,8 @@ from signing.keys import KEYS_FILE_NAME, write_private_file
 from signing.keysync import FLEET_TOKEN_FILE_NAME
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
+
+STATE_DIR_NAME = "state"  # the per-link state in a var folder, shared by the app and the origin nginx
 from .ports import free_port, stop_process, wait_for_port
 
 
@@ -117,7 +119,9 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--preload", "--workers", str(workers),
-         "--bind", f"127.0.0.1:{port}", "--access-logfile", "-" if log else "/dev/null"],
+         "--bind", f"127.0.0.1:{port}", "--access-logfile", "-" if log else "/dev/null",
+         # The path without the query: a share token (?token=) never reaches the log.
+         "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss'],
         cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
     )
     try:
@@ -145,6 +149,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
             var_dir / "nginx", media_root=var_dir / "media", key_set=KeySet.from_file(var_dir / KEYS_FILE_NAME),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
+            state_root=var_dir / STATE_DIR_NAME,
         )
     except BaseException:
         stop_process(gunicorn)

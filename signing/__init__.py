@@ -9,9 +9,12 @@ from .algorithms import MD5 as MD5
 from .algorithms import SigningAlgorithm as SigningAlgorithm
 from .disposition import content_disposition as content_disposition
 from .exc import BadSignature as BadSignature
+from .exc import DownloadsUsedUp as DownloadsUsedUp
 from .exc import KeySetError as KeySetError
 from .exc import LinkError as LinkError
 from .exc import LinkExpired as LinkExpired
+from .exc import LinkNotYetValid as LinkNotYetValid
+from .exc import LinkRevoked as LinkRevoked
 from .exc import MalformedRequest as MalformedRequest
 from .exc import UnsafePath as UnsafePath
 from .keys import generate_secret as generate_secret
@@ -19,6 +22,8 @@ from .keys import Key as Key
 from .keys import KeySet as KeySet
 from .keys import KeyState as KeyState
 from .link_format import SignedLink as SignedLink
+from .link_format import new_link_id as new_link_id
+from .link_state import LinkState as LinkState
 from .nginx import nginx_arg as nginx_arg
 from .paths import nginx_uri as nginx_uri
 from .secure_link import SecureLinkSigner as SecureLinkSigner

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, MalformedRequest
+from .link_state import LinkState
 from .keys import KeySet, generate_secret, nginx_includes_directory
 from .keysync import DEFAULT_TEST_COMMAND, KeySync
 from .secure_link import SecureLinkSigner
@@ -94,10 +95,10 @@ def command_sync_keys(options: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sync-keys: %(message)s")
     sync = KeySync(source=options.source, token=options.token_file.read_text(encoding="utf-8").strip(),
                    output=options.output, pid_file=options.pid_file, test_command=options.test_command,
-                   timeout=options.timeout)
+                   timeout=options.timeout, state=LinkState(options.state_dir) if options.state_dir else None)
     if options.once:
         result = sync.sync_once()
-        return EXIT_VALID if result.error is None else EXIT_INVALID
+        return EXIT_VALID if result.error is None and sync.revocation_error is None else EXIT_INVALID
     try:
         sync.run(interval=options.interval)
     except KeyboardInterrupt:  # Ctrl-C in the terminal that started it
@@ -151,6 +152,8 @@ def make_parser() -> argparse.ArgumentParser:
     sync.add_argument("--test-command", default=DEFAULT_TEST_COMMAND, help="the nginx config test run before each reload")
     sync.add_argument("--interval", type=float, default=5.0, help="seconds between two pulls (default 5)")
     sync.add_argument("--timeout", type=float, default=3.0, help="seconds one pull may take (default 3)")
+    sync.add_argument("--state-dir", type=Path,
+                      help="an edge's per-link state folder ($secure_link_state_root): keep the revoked link ids there")
     sync.add_argument("--once", action="store_true", help="one round, then exit 0 (in step) or 1 (failed)")
     sync.set_defaults(run=command_sync_keys)
     return parser

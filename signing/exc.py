@@ -4,6 +4,9 @@
 
 - :class:`BadSignature` (403): the link or token does not verify, or is missing a part.
 - :class:`LinkExpired` (410): it verifies, but its expiry has passed.
+- :class:`LinkNotYetValid` (403): it verifies, but its ``not_before`` is still ahead.
+- :class:`LinkRevoked` (403): it verifies, but its link id was revoked.
+- :class:`DownloadsUsedUp` (410): a download-limited link whose downloads are all taken.
 - :class:`MalformedRequest` (400): nginx refuses the request before checking anything.
 - :class:`UnsafePath` (a ``ValueError`` too): a path that must never be signed.
 
@@ -38,6 +41,26 @@ class LinkExpired(BadSignature):
     def expires_at(self) -> datetime:
         """When the link stopped working, as an aware UTC datetime."""
         return datetime.fromtimestamp(self.expires, tz=timezone.utc)
+
+
+class LinkNotYetValid(BadSignature):
+    """The signature is good but the link opens only at ``not_before`` (Unix seconds)."""
+
+    def __init__(self, message: str, *, not_before: int) -> None:
+        super().__init__(message)
+        self.not_before = not_before
+
+    @property
+    def not_before_at(self) -> datetime:
+        return datetime.fromtimestamp(self.not_before, tz=timezone.utc)
+
+
+class LinkRevoked(BadSignature):
+    """The signature is good but the link, by its id, was revoked."""
+
+
+class DownloadsUsedUp(BadSignature):
+    """A download-limited link whose every download has been taken (410, like an expired one)."""
 
 
 class MalformedRequest(LinkError):

@@ -14,11 +14,17 @@ the URL), and when the includes that key set renders differ from the files on di
 So a retired key stops at a verifier within ``interval`` + one fetch + one reload, and a
 verifier that cannot reach the app keeps verifying with its last good keys. Secrets never
 reach a log line, a URL or a world-readable file.
+
+With a state folder (``--state-dir``, the verifier's ``$secure_link_state_root``) the agent
+also pulls the revoked link ids (``GET /_secure_link/revocations``) and keeps one file per
+id below it (:class:`~signing.link_state.LinkState`): nginx checks them with one ``stat``
+and needs no reload, so a revoked link stops at the verifier within ``interval`` + one fetch.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import shlex
@@ -34,10 +40,12 @@ from urllib.parse import urlsplit
 
 from .exc import KeySetError
 from .keys import KeySet, write_private_file
+from .link_state import LINK_ID_PATTERN, LinkState
 
 logger = logging.getLogger("signing.keysync")
 
 KEYS_PATH = "/_secure_link/keys"  # where the app serves the key set to its verifiers
+REVOCATIONS_PATH = "/_secure_link/revocations"  # ... and the revoked link ids (JSON)
 DEFAULT_TEST_COMMAND = "nginx -t -q"
 FLEET_TOKEN_FILE_NAME = "fleet_token"  # the token's file in a deployment's var folder
 TOKEN_HEADER = "Authorization"
@@ -78,41 +86,79 @@ class KeySync:
         pid_file: Path,
         test_command: str = DEFAULT_TEST_COMMAND,
         timeout: float = 3.0,
+        state: LinkState | None = None,
     ) -> None:
         if not token:
             raise ValueError("the fleet token is empty: give its file with --token-file")
         if not _private_channel(source):
             raise ValueError(f"{source} is not https (nor http to a loopback address): the keys would travel in clear")
         self.source = source.rstrip("/") + KEYS_PATH
+        self.revocations_source = source.rstrip("/") + REVOCATIONS_PATH
+        self.state = state
         self._token = token
         self.output = Path(output)
         self.pid_file = Path(pid_file)
         self.test_command = test_command
         self.timeout = timeout
         self._last_error: str | None = None
+        self.revocation_error: str | None = None
         self._running: dict[str, str | None] | None = None  # the includes nginx runs; None: those on disk
 
     def __repr__(self) -> str:
         return f"<KeySync {self.source} -> {self.output}>"
 
-    def fetch(self) -> KeySet:
-        """The app's key set; KeySetError for anything that is not a usable one."""
-        request = urllib.request.Request(self.source, headers={TOKEN_HEADER: f"Bearer {self._token}"})
+    def _get(self, url: str, limit: int) -> bytes:
+        request = urllib.request.Request(url, headers={TOKEN_HEADER: f"Bearer {self._token}"})
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
-                body = response.read(1 << 20)
+                body: bytes = response.read(limit)
+                return body
         except urllib.error.HTTPError as error:
-            raise KeySetError(f"{self.source} answered {error.code}") from None
+            raise KeySetError(f"{url} answered {error.code}") from None
         except (OSError, ValueError) as error:
-            raise KeySetError(f"cannot reach {self.source}: {getattr(error, 'reason', error)}") from None
+            raise KeySetError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from None
+
+    def fetch(self) -> KeySet:
+        """The app's key set; KeySetError for anything that is not a usable one."""
+        body = self._get(self.source, 1 << 20)
         try:
             key_set = KeySet.parse(body.decode("utf-8"))
         except UnicodeDecodeError:
             raise KeySetError(f"{self.source} sent something that is not a keys file") from None
         return key_set.check()
 
+    def fetch_revocations(self) -> dict[str, int]:
+        """The revoked link ids with their expiry; KeySetError for an answer that is not such a list."""
+        body = self._get(self.revocations_source, 64 << 20)
+        try:
+            revoked = json.loads(body)["revoked"]
+            wanted = {str(link_id): int(expires) for link_id, expires in revoked.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeySetError(f"{self.revocations_source} sent something that is not a revocation list") from None
+        if not all(LINK_ID_PATTERN.fullmatch(link_id) for link_id in wanted):
+            raise KeySetError(f"{self.revocations_source} sent a link id that is not one")
+        return wanted
+
+    def sync_revocations(self) -> str | None:
+        """Make the state folder's revocations the app's; the error that kept the old ones, or None."""
+        if self.state is None:
+            return None
+        try:
+            added, removed = self.state.replace_revocations(self.fetch_revocations())
+        except (KeySetError, OSError) as error:
+            message = f"revocations not updated: {error}"
+            if message != self.revocation_error:
+                logger.error("%s; %s keeps the last list", message, self.state.root)
+            self.revocation_error = message
+            return message
+        self.revocation_error = None
+        if added or removed:
+            logger.info("revocations: %d added, %d removed in %s", added, removed, self.state.root)
+        return None
+
     def sync_once(self) -> SyncResult:
-        """One round: fetch, and install, test and reload only if the includes change."""
+        """One round: the revocations, then the keys (installed, tested and reloaded only if they change)."""
+        self.sync_revocations()
         try:
             key_set = self.fetch()
         except KeySetError as error:

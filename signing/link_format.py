@@ -6,6 +6,8 @@ share one; :func:`signed_string` is the one place that joins its fields.
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -14,10 +16,48 @@ from .paths import quote_path
 
 DIRECTORY_KIND = b"directory"  # the disposition slot of a directory link; never a file link's
 
+# A link id: what nginx/secure_link/rules.conf accepts in `id` (and names a state file by).
+LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MAX_DOWNLOADS_LIMIT = 1000  # the most downloads a limited link may allow (each is a slot file)
 
-def signed_string(expires: bytes, kid: bytes, client: bytes, disposition: bytes, filename: bytes, uri: bytes) -> bytes:
-    """The signed string. With ``expires=b""`` it is the part every link to one file repeats."""
-    return b"|".join((expires, kid, client, disposition, filename, uri))
+
+def new_link_id() -> str:
+    """A fresh random link id: 16 URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def check_link_fields(link_id: str, not_before: int | None, max_downloads: int | None) -> None:
+    """ValueError unless nginx would read these fields back as they are signed."""
+    if not LINK_ID_PATTERN.fullmatch(link_id):
+        raise ValueError(f"link id {link_id!r} must be 8 to 64 of A-Z a-z 0-9 _ -")
+    if not_before is not None and not (0 < not_before < 10**15):
+        raise ValueError(f"not_before must be a positive Unix time, got {not_before}")
+    if max_downloads is not None and not (1 <= max_downloads <= MAX_DOWNLOADS_LIMIT):
+        raise ValueError(f"max_downloads must be 1 to {MAX_DOWNLOADS_LIMIT}, got {max_downloads}")
+
+
+def link_fields(link_id: str, not_before: int | None = None, max_downloads: int | None = None) -> bytes:
+    """The link's own fields as signed: ``ID|NOT_BEFORE|MAX_DOWNLOADS|``, empty for an absent one.
+
+    They stand in front of the path, which always starts with ``/``: a link minted before
+    link ids (no fields) and one with fields can never sign the same string.
+    """
+    return b"%s|%s|%s|" % (
+        link_id.encode("ascii"),
+        b"" if not_before is None else b"%d" % not_before,
+        b"" if max_downloads is None else b"%d" % max_downloads,
+    )
+
+
+def signed_string(
+    expires: bytes, kid: bytes, client: bytes, disposition: bytes, filename: bytes, uri: bytes, fields: bytes = b""
+) -> bytes:
+    """The signed string. With ``expires=b""`` it is the part every link to one file repeats.
+
+    ``fields`` is :func:`link_fields`, or empty for a link without an id (directory links,
+    links minted before ids).
+    """
+    return b"|".join((expires, kid, client, disposition, filename, fields + uri))
 
 
 class SignedLink(NamedTuple):
@@ -31,6 +71,9 @@ class SignedLink(NamedTuple):
     path: str
     expires: int  # Unix seconds
     kid: str
+    link_id: str | None = None  # None for a directory link
+    not_before: int | None = None  # Unix seconds; None: valid at once
+    max_downloads: int | None = None  # None: unlimited
 
     @property
     def expires_at(self) -> datetime:
@@ -40,6 +83,10 @@ class SignedLink(NamedTuple):
     def expires_iso(self) -> str:
         """``expires`` as ISO 8601 UTC (``2026-11-23T22:00:00Z``)."""
         return utc_iso(self.expires)
+
+    @property
+    def not_before_iso(self) -> str | None:
+        return None if self.not_before is None else utc_iso(self.not_before)
 
     @property
     def is_directory(self) -> bool:
@@ -53,4 +100,4 @@ class SignedLink(NamedTuple):
 
     def with_base(self, base_url: str) -> SignedLink:
         """The same link with ``base_url`` (scheme and host) before its URL."""
-        return SignedLink(base_url + self.url, self.path, self.expires, self.kid)
+        return self._replace(url=base_url + self.url)

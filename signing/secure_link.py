@@ -8,19 +8,28 @@ the signed string and :mod:`signing.verification` checks links exactly as nginx 
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import ipaddress
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from .algorithms import Tokenizer
 from .directory import directory_prefix_bytes, directory_url
 from .disposition import DISPOSITIONS, filename_field
 from .encoding import ttl_seconds
 from .keys import Key, KeySet
-from .link_format import DIRECTORY_KIND, SignedLink, signed_string
+from .link_format import (
+    DIRECTORY_KIND,
+    LINK_ID_PATTERN,
+    SignedLink,
+    check_link_fields,
+    link_fields,
+    new_link_id,
+    signed_string,
+)
 from .paths import prepare_path, quote_path
 
 _MAX_REMEMBERED_LINKS = 16384
@@ -30,7 +39,7 @@ _CacheKey = TypeVar("_CacheKey")
 class _PreparedKey:
     """A key as the signer uses it on every link: id and secret as bytes, its tokenizer."""
 
-    __slots__ = ("kid", "suffix", "token_argument", "tokenize")
+    __slots__ = ("kid", "suffix", "token_argument", "tokenize", "_id_key")
 
     def __init__(self, key: Key) -> None:
         secret = key.secret.encode("ascii")
@@ -38,11 +47,18 @@ class _PreparedKey:
         self.suffix = key.algorithm.message_suffix(secret)
         self.token_argument = key.algorithm.token_argument
         self.tokenize = key.algorithm.tokenizer(secret)
+        self._id_key = hashlib.blake2b(secret, digest_size=32, person=b"link-id").digest()
+
+    def derived_link_id(self, message: bytes) -> str:
+        """The link id of a bucketed link: the same link signed twice in one window is one link."""
+        digest = hashlib.blake2b(message, key=self._id_key, digest_size=12).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
-# What every link with the same options repeats: the hashed message after ``expires``,
-# the URL up to the token, the query after ``expires``, and the key's tokenizer.
-_LinkParts = tuple[bytes, str, str, Tokenizer]
+# What every link with the same options repeats: the hashed message after ``expires`` up to
+# the link's own fields and after them, the URL up to the token, the query after ``expires``,
+# and the key.
+_LinkParts = tuple[bytes, bytes, str, str, _PreparedKey]
 _NO_PARTS: dict[str, _LinkParts] = {}
 
 
@@ -112,13 +128,19 @@ class SecureLinkSigner:
         filename: str | None = None,
         disposition: str | None = None,
         kid: str | None = None,
+        link_id: str | None = None,
+        not_before: int | None = None,
+        max_downloads: int | None = None,
     ) -> SignedLink:
         """Sign the decoded URL ``path`` (``/media/a b.jpg``) for ``ttl`` seconds.
 
         ``client_ip`` binds the link to one address. ``filename`` makes nginx send
         ``Content-Disposition`` (``attachment`` unless ``disposition="inline"``). ``kid``
-        signs with another key of the set than the active one.
-        Raises UnsafePath for a path that cannot be signed and ValueError for bad options.
+        signs with another key of the set than the active one. Every link carries a link id,
+        random unless given (with an expiry bucket, derived from the link, so that one
+        window's links stay one URL); ``not_before`` (Unix seconds) and ``max_downloads``
+        are signed with it. Raises UnsafePath for a path that cannot be signed and
+        ValueError for bad options.
         """
         kid = self.active_kid if kid is None else kid
         if type(ttl) is int and ttl > 0 and self._unbucketed:
@@ -131,9 +153,25 @@ class SecureLinkSigner:
             parts = self._option_parts.get((path, kid, client_ip, filename, disposition))
         if parts is None:
             parts = self._link_parts(path, kid, client_ip, filename, disposition)
-        message_tail, url_head, url_tail, tokenize = parts
-        token = tokenize(b"%d" % expires + message_tail)
-        return SignedLink(f"{url_head}{token}&expires={expires}{url_tail}", path, expires, kid)
+        message_head, message_tail, url_head, url_tail, key = parts
+        if not_before is None and max_downloads is None:
+            if link_id is None:
+                link_id = new_link_id() if self._unbucketed else key.derived_link_id(b"%d" % expires + message_head
+                                                                                      + message_tail)
+            elif not LINK_ID_PATTERN.fullmatch(link_id):
+                raise ValueError(f"link id {link_id!r} must be 8 to 64 of A-Z a-z 0-9 _ -")
+            fields = link_id.encode("ascii") + b"|||"
+            url_fields = f"&id={link_id}"
+        else:
+            if link_id is None:
+                link_id = new_link_id()
+            check_link_fields(link_id, not_before, max_downloads)
+            fields = link_fields(link_id, not_before, max_downloads)
+            url_fields = f"&id={link_id}" + (f"&nb={not_before}" if not_before is not None else "") + (
+                f"&limit={max_downloads}" if max_downloads is not None else "")
+        token = key.tokenize(b"%d" % expires + message_head + fields + message_tail)
+        return SignedLink(f"{url_head}{token}&expires={expires}{url_tail}{url_fields}", path, expires, kid,
+                          link_id, not_before, max_downloads)
 
     def sign_directory(
         self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
@@ -174,9 +212,8 @@ class SecureLinkSigner:
             raise ValueError("filename must be a non-empty name without NUL")
         signed_filename = filename_field(filename) if filename else ""
         client = canonical_client_address(client_ip) if client_ip else ""
-        message_tail = signed_string(
-            b"", key.kid, client.encode(), disposition_field.encode(), signed_filename.encode(), uri
-        ) + key.suffix
+        message_head = signed_string(b"", key.kid, client.encode(), disposition_field.encode(),
+                                     signed_filename.encode(), b"")
         url_tail = f"&kid={kid}"
         if client:
             url_tail += "&ip=1"
@@ -185,7 +222,7 @@ class SecureLinkSigner:
         if signed_filename:
             quoted_name, _, quoted_ascii = signed_filename.partition(":")
             url_tail += f"&filename={quoted_name}" + (f"&ascii={quoted_ascii}" if quoted_ascii else "")
-        parts = (message_tail, f"{quoted_path}?{key.token_argument}=", url_tail, key.tokenize)
+        parts = (message_head, uri + key.suffix, f"{quoted_path}?{key.token_argument}=", url_tail, key)
         if client_ip is None and filename is None and disposition is None:
             _remember(self._plain_parts[kid], path, parts)
         else:

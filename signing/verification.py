@@ -10,6 +10,7 @@ key's own algorithm. The parity tests run both against the same requests.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from urllib.parse import unquote
 from .algorithms import HMAC_SHA256, MD5, SigningAlgorithm
 from .directory import parse_directory_uri
 from .disposition import DISPOSITIONS, content_disposition
-from .exc import BadSignature, LinkExpired
+from .exc import BadSignature, LinkExpired, LinkNotYetValid
 from .keys import Key, KeySet
-from .link_format import DIRECTORY_KIND, signed_string
+from .link_format import DIRECTORY_KIND, LINK_ID_PATTERN, signed_string
 from .nginx import nginx_arg
 from .paths import nginx_uri
 
@@ -29,6 +30,8 @@ _UNSIGNABLE = b"!"
 _DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
 _ASCII_NAME_BYTES = _FILENAME_BYTES | frozenset(b"!$'()+@")
+# The link's own fields as $secure_link_fields reads them (nginx/secure_link/rules.conf).
+_LINK_FIELDS = re.compile(rb"%s:(?:[1-9][0-9]{0,14})?:(?:[1-9][0-9]{0,3})?" % LINK_ID_PATTERN.pattern.encode())
 
 
 class LinkStatus(enum.Enum):
@@ -48,6 +51,9 @@ class VerifiedLink:
     kid: str
     disposition: str
     filename_field: str  # quote(name), or quote(name):quote(ascii name)
+    link_id: str | None = None  # None for a link without an id (minted before ids, or a directory link)
+    not_before: int | None = None
+    max_downloads: int | None = None
 
     @property
     def filename(self) -> str:
@@ -82,7 +88,9 @@ class SecureLinkVerifier:
         """Check a request as nginx does; return what it grants or raise.
 
         Raises MalformedRequest (nginx: 400) for a path nginx refuses, BadSignature (403)
-        for an invalid link and LinkExpired (410) for an expired one.
+        for an invalid link, LinkExpired (410) for an expired one and LinkNotYetValid (403)
+        before its ``not_before``. Revocation and download limits are state, not signature:
+        :class:`signing.link_state.LinkState` checks them.
         """
         uri = nginx_uri(raw_path)
         status, verified = self._check(uri, query, remote_addr)
@@ -90,6 +98,8 @@ class SecureLinkVerifier:
             raise BadSignature(f"the link for {uri.decode('utf-8', 'replace')!r} does not verify")
         if status is LinkStatus.EXPIRED:
             raise LinkExpired(f"the link expired at {verified.expires}", expires=verified.expires)
+        if verified.not_before is not None and verified.not_before > self.get_timestamp():
+            raise LinkNotYetValid(f"the link opens at {verified.not_before}", not_before=verified.not_before)
         return verified
 
     def _check(self, uri: bytes, query: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
@@ -107,9 +117,17 @@ class SecureLinkVerifier:
             algorithm = MD5
             token, expires_text = _token_and_expires(query)
         expires = algorithm.read_expires(expires_text)
-        signed = signed_string(expires_text, kid, _client_field(query, remote_addr), disposition, filename, uri)
+        link_id, not_before, max_downloads = (nginx_arg(query, name) or b"" for name in (b"id", b"nb", b"limit"))
+        own_fields = _link_fields(link_id, not_before, max_downloads)
+        signed = signed_string(expires_text, kid, _client_field(query, remote_addr), disposition, filename, uri,
+                               own_fields)
         valid = self._valid(self._keys.get(kid.lower()), algorithm, expires, token, signed)
-        fields = VerifiedLink(uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode())
+        fields = VerifiedLink(
+            uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode(),
+            link_id.decode() if own_fields not in (b"", _UNSIGNABLE) else None,
+            int(not_before) if not_before and own_fields != _UNSIGNABLE else None,
+            int(max_downloads) if max_downloads and own_fields != _UNSIGNABLE else None,
+        )
         return self._status(valid, expires), fields
 
     def _check_directory(self, directory: dict[str, bytes], remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
@@ -142,6 +160,15 @@ def _token_and_expires(query: bytes) -> tuple[bytes, bytes]:
     joined = (nginx_arg(query, b"md5") or b"") + b"," + (nginx_arg(query, b"expires") or b"")
     token, _, expires_text = joined.partition(b",")
     return token, expires_text
+
+
+def _link_fields(link_id: bytes, not_before: bytes, max_downloads: bytes) -> bytes:
+    """``$secure_link_fields``: empty without them, ``ID|NB|LIMIT|`` when well formed, else "!"."""
+    if not (link_id or not_before or max_downloads):
+        return b""
+    if not _LINK_FIELDS.fullmatch(b"%s:%s:%s" % (link_id, not_before, max_downloads)):
+        return _UNSIGNABLE
+    return b"%s|%s|%s|" % (link_id, not_before, max_downloads)
 
 
 def _client_field(query: bytes, remote_addr: str) -> bytes:

@@ -131,7 +131,7 @@ def test_mint_link_with_options(user, make_image, client_for):
         f"/api/images/{image.pk}/links/", {"ttl": 120, "filename": "renamed 文件.png", "disposition": "inline"}, format="json"
     )
     assert response.status_code == 201
-    assert set(response.data) == {"url", "expires_at", "kid"}
+    assert set(response.data) == {"id", "url", "expires_at", "kid", "not_before", "max_downloads"}
     verified = verify_url(response.data["url"])
     assert (verified.filename, verified.disposition, verified.kid) == ("renamed 文件.png", "inline", response.data["kid"])
     assert response.data["kid"] == "k2"  # the last key listed is active
@@ -250,6 +250,7 @@ def test_a_listed_page_carries_the_links_sign_file_makes(user, client_for, make_
     images = [make_image(user, f"photo {index}.png") for index in range(3)]
     signer = conf.get_link_signer()
     monkeypatch.setattr(signer, "get_timestamp", lambda: 1_800_000_000)
+    monkeypatch.setattr("signing.secure_link.new_link_id", lambda: "AbCdEfGh12345678")  # ids are random
     lookups = []
     real = conf.get_link_signer
     monkeypatch.setattr("app.downloads.links.get_link_signer", lambda: lookups.append(1) or real())

@@ -91,18 +91,49 @@ def _disposition_and_name(url: str) -> tuple[str, str]:
     return (nginx_arg(query, b"disposition") or b"").decode(), f"{name}:{ascii_name}" if ascii_name else name
 
 
-def test_content_disposition_header_comes_from_the_signed_map():
+def test_content_disposition_header_comes_from_the_signed_map(role):
     headers = find(media_location().block, "add_header", "Content-Disposition")
-    assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_content_disposition"]]
+    if role == "origin":
+        assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_content_disposition"]]
+    else:  # the edge reads it before the query (the token) is dropped from its fetch
+        assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_edge_disposition"]]
+        copies = find(media_location().block, "set", "$secure_link_edge_disposition")
+        assert [c.args for c in copies] == [["$secure_link_edge_disposition", "$secure_link_content_disposition"]]
 
 
-def test_invalid_links_get_403_and_expired_410():
+def test_links_are_refused_in_order_signature_expiry_revocation_start_then_counted():
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
         (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
         (["($secure_link_status", "=", "0", ")"], [("return", ["410"])]),
+        (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
+        (["($secure_link_opens_at)"],
+         [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format", "last"])]),
+        (["($arg_limit)"], [("rewrite", ["^/media/(.*)$", "/_secure_link/limited/$arg_id/$arg_limit/$1", "last"])]),
     ]
+
+
+def test_the_link_fields_map_reads_what_the_verifier_reads():
+    from signing.link_format import LINK_ID_PATTERN
+    from signing.verification import _LINK_FIELDS
+
+    entries = map_entries("$secure_link_fields")
+    (pattern,) = [key for key in entries if key.startswith("~")]
+    assert pattern == "~^" + _LINK_FIELDS.pattern.decode() + "$"
+    assert _LINK_FIELDS.pattern.decode().startswith(LINK_ID_PATTERN.pattern + ":")
+    assert entries[pattern] == ["$arg_id|$arg_nb|$arg_limit|"] and entries["::"] == [""]
+    assert entries["default"] == ["!"]
+
+
+def test_logs_name_the_link_by_id_and_never_log_the_query():
+    rules = (SECURE_LINK_CONF.parent / "secure_link" / "rules.conf").read_text()
+    formats = dict(re.findall(r"^log_format (\w+) (.*?);$", rules, flags=re.M | re.S))
+    assert set(formats) == {"secure_link", "secure_link_downloads"}
+    for text in formats.values():
+        assert "$request" not in text.replace("$request_method", "") and "$args" not in text
+        assert "$arg_" not in text and "$uri" not in text and "$http_referer" not in text
+    assert "$secure_link_log_id" in formats["secure_link"] and "$secure_link_log_id" in formats["secure_link_downloads"]
 
 
 def map_entries(variable: str) -> dict[str, list[str]]:

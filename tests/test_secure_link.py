@@ -50,19 +50,61 @@ def test_nginx_documented_example_is_a_known_answer():
 
 
 def test_signed_link_is_a_pinned_known_answer():
-    link = make_signer().sign("/media/a b.jpg", ttl=600)
-    signed_string = b"1800000600|k1||||/media/a b.jpg|" + b"s" * 32
-    assert link.url == f"/media/a%20b.jpg?md5={token_for(signed_string)}&expires=1800000600&kid=k1"
-    assert token_for(signed_string) == "Gy9Nz6OWcmn7MFIj1D2wAw"  # openssl md5 -binary | base64 | tr +/ -_
-    assert (link.expires, link.kid, link.path) == (1800000600, "k1", "/media/a b.jpg")
+    link = make_signer().sign("/media/a b.jpg", ttl=600, link_id="AbCdEfGh12345678")
+    signed_string = b"1800000600|k1||||AbCdEfGh12345678|||/media/a b.jpg|" + b"s" * 32
+    assert link.url == (f"/media/a%20b.jpg?md5={token_for(signed_string)}&expires=1800000600&kid=k1"
+                        "&id=AbCdEfGh12345678")
+    assert token_for(signed_string) == "V43HCEhfqNUomqbMNjXhKA"  # openssl md5 -binary | base64 | tr +/ -_
+    assert (link.expires, link.kid, link.path, link.link_id) == (1800000600, "k1", "/media/a b.jpg", "AbCdEfGh12345678")
     assert link.expires_at == datetime(2027, 1, 15, 8, 10, tzinfo=timezone.utc)
 
 
+def test_a_link_minted_before_link_ids_still_verifies():
+    # The signed string of a link from before link ids: no fields in front of the path.
+    signer = make_signer()
+    token = token_for(b"1800000600|k1||||/media/a b.jpg|" + b"s" * 32)
+    assert token == "Gy9Nz6OWcmn7MFIj1D2wAw"
+    assert status_of(signer, f"/media/a%20b.jpg?md5={token}&expires=1800000600&kid=k1") is LinkStatus.VALID
+    assert status_of(signer, f"/media/a%20b.jpg?md5={token}&expires=1800000600&kid=k1&id=AbCdEfGh12345678") \
+        is LinkStatus.INVALID  # an id added to an old link is not signed
+
+
+def test_every_link_gets_its_own_random_id():
+    signer = make_signer()
+    ids = {signer.sign("/media/a.jpg", ttl=60).link_id for _ in range(100)}
+    assert len(ids) == 100 and all(len(link_id) == 16 for link_id in ids)
+
+
+def test_a_bucketed_link_signed_twice_in_one_window_is_one_link():
+    signer = SecureLinkSigner(make_signer().key_set, expiry_bucket=300, clock=lambda: 1_800_000_000)
+    first, second = signer.sign("/media/a.jpg", ttl=60), signer.sign("/media/a.jpg", ttl=60)
+    assert first.url == second.url and first.link_id
+    assert signer.sign("/media/b.jpg", ttl=60).link_id != first.link_id
+
+
+def test_link_fields_are_signed_in_front_of_the_path():
+    link = make_signer().sign("/media/a.jpg", ttl=60, link_id="AbCdEfGh12345678", not_before=1800000030,
+                              max_downloads=3)
+    signed_string = b"1800000060|k1||||AbCdEfGh12345678|1800000030|3|/media/a.jpg|" + b"s" * 32
+    assert link.url == (f"/media/a.jpg?md5={token_for(signed_string)}&expires=1800000060&kid=k1"
+                        "&id=AbCdEfGh12345678&nb=1800000030&limit=3")
+    assert (link.not_before, link.max_downloads) == (1800000030, 3)
+
+
+@pytest.mark.parametrize("options", [{"link_id": "short"}, {"link_id": "a/b" * 4}, {"max_downloads": 0},
+                                     {"max_downloads": 1001}, {"not_before": 0}])
+def test_link_fields_nginx_could_not_read_back_are_refused(options):
+    with pytest.raises(ValueError):
+        make_signer().sign("/media/a.jpg", ttl=60, **options)
+
+
 def test_every_optional_field_lands_in_its_own_slot():
-    link = make_signer().sign("/media/a.jpg", ttl=60, client_ip="::1", filename="你 x.jpg", disposition="inline")
-    signed_string = b"1800000060|k1|::1|inline|%E4%BD%A0%20x.jpg:_%20x.jpg|/media/a.jpg|" + b"s" * 32
+    link = make_signer().sign("/media/a.jpg", ttl=60, client_ip="::1", filename="你 x.jpg", disposition="inline",
+                              link_id="AbCdEfGh12345678")
+    signed_string = b"1800000060|k1|::1|inline|%E4%BD%A0%20x.jpg:_%20x.jpg|AbCdEfGh12345678|||/media/a.jpg|" + b"s" * 32
     assert f"md5={token_for(signed_string)}&" in link.url
-    assert link.url.endswith("&kid=k1&ip=1&disposition=inline&filename=%E4%BD%A0%20x.jpg&ascii=_%20x.jpg")
+    assert link.url.endswith("&kid=k1&ip=1&disposition=inline&filename=%E4%BD%A0%20x.jpg&ascii=_%20x.jpg"
+                             "&id=AbCdEfGh12345678")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +115,7 @@ def test_every_optional_field_lands_in_its_own_slot():
 )
 def test_links_carry_a_close_ascii_name_for_clients_that_ignore_filename_star(name, ascii_name):
     link = make_signer().sign("/media/a.jpg", ttl=60, filename=name)
-    assert (link.url.split("&ascii=")[1] if "&ascii=" in link.url else None) == (quote(ascii_name, safe=ASCII_NAME_SAFE) if ascii_name else None)
+    assert (link.url.split("&ascii=")[1].split("&")[0] if "&ascii=" in link.url else None) == (quote(ascii_name, safe=ASCII_NAME_SAFE) if ascii_name else None)
     verified = make_verifier().verify(raw_path=b"/media/a.jpg", query=link.url.split("?")[1].encode(), remote_addr="::1")
     fallback = ascii_name or ("plain-name.txt" if name == "plain-name.txt" else "download")
     assert verified.content_disposition == f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

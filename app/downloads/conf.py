@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from signing import KeySet, SecureLinkSigner, SecureLinkVerifier, TimedTokenSigner
+from signing import KeySet, LinkState, SecureLinkSigner, SecureLinkVerifier, TimedTokenSigner
 
 from .keyring import KeysFileWatcher, StaticKeys
 
@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "FLEET_TOKEN_FILE": None,
     "FLEET_BOUND": 10.0,
     "PROBE_TIMEOUT": 2.0,
+    # Per-link state (docs/operations.md): the folder the origin nginx reads as
+    # $secure_link_state_root (None: VAR_DIR/state), and the verifiers' download logs as
+    # (name, path) pairs, read by the downloads API and `manage.py link_downloads`.
+    "STATE_DIR": None,
+    "DOWNLOAD_LOGS": (),
 }
 
 
@@ -73,6 +78,13 @@ class LinkSettings:
     fleet_token_file: Path | None
     fleet_bound: float
     probe_timeout: float
+    state_dir: Path
+    download_logs: tuple[tuple[str, Path], ...]
+
+    @property
+    def link_state(self) -> LinkState:
+        """The origin's per-link state: revocations and download counts."""
+        return LinkState(self.state_dir)
 
     @property
     def old_key_lifetime(self) -> int:
@@ -114,6 +126,8 @@ def link_settings() -> LinkSettings:
         fleet_token_file=Path(config["FLEET_TOKEN_FILE"]) if config["FLEET_TOKEN_FILE"] else None,
         fleet_bound=float(config["FLEET_BOUND"]),
         probe_timeout=float(config["PROBE_TIMEOUT"]),
+        state_dir=Path(config["STATE_DIR"] or Path(getattr(settings, "VAR_DIR", settings.BASE_DIR)) / "state"),
+        download_logs=tuple((str(name), Path(path)) for name, path in config["DOWNLOAD_LOGS"]),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-from signing import LinkError, LinkExpired, MalformedRequest
+from signing import DownloadsUsedUp, LinkError, LinkExpired, MalformedRequest
 
 
 class LinkInvalid(APIException):
@@ -20,6 +20,12 @@ class LinkGone(APIException):
     default_code = "link_expired"
 
 
+class LinkUsedUp(APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This link has been used as many times as it allows."
+    default_code = "downloads_used_up"
+
+
 class LinkMalformed(APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "This request is malformed."
@@ -27,9 +33,11 @@ class LinkMalformed(APIException):
 
 
 def api_exception_for(error: LinkError) -> APIException:
-    """403 for a bad signature, 410 for an expired one, 400 for a malformed request."""
+    """403 for a bad signature (revoked, not yet valid), 410 for an expired or used-up one, 400 for a malformed request."""
     if isinstance(error, LinkExpired):
         return LinkGone()
+    if isinstance(error, DownloadsUsedUp):
+        return LinkUsedUp()
     if isinstance(error, MalformedRequest):
         return LinkMalformed()
     return LinkInvalid()

@@ -19,7 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 
 from signing import KeySet, KeySetError, SecureLinkSigner
 
@@ -171,16 +172,42 @@ def keys_for_verifiers(request: HttpRequest) -> HttpResponse:
     constant time). The answer is the keys file's text without the active line: verifiers
     accept every key and sign nothing. Never cached, never logged with its body.
     """
+    refused = _refuse_without_fleet_token(request)
+    if refused is not None:
+        return refused
+    body = KeySet(_keys_now().keys).render()
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def revocations_for_verifiers(request: HttpRequest) -> HttpResponse:
+    """``GET /_secure_link/revocations``: the revoked link ids not yet expired, for the sync agents.
+
+    JSON ``{"revoked": {"LINK_ID": EXPIRES, ...}}``, with the fleet token only (as the keys).
+    """
+    refused = _refuse_without_fleet_token(request)
+    if refused is not None:
+        return refused
+    from .models import IssuedLink
+
+    now = timezone.now().replace(microsecond=0)
+    revoked = IssuedLink.objects.filter(revoked_at__isnull=False, expires_at__gte=now).values_list("id", "expires_at")
+    body = {"revoked": {link_id: int(expires_at.timestamp()) for link_id, expires_at in revoked}}
+    response = JsonResponse(body)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _refuse_without_fleet_token(request: HttpRequest) -> HttpResponse | None:
+    """404 unless a fleet token is configured, 403 without the right one (constant time), else None."""
     token = fleet_token()
     if token is None:
         raise Http404("no fleet token is configured")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")
-    body = KeySet(_keys_now().keys).render()
-    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
-    response["Cache-Control"] = "no-store"
-    return response
+    return None
 
 
 def _keys_now() -> KeySet:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from django.http import HttpRequest
 
@@ -62,10 +63,12 @@ class LinkIssuer:
         self.base_url = absolute_url("", request)
 
     def sign(self, name: str, *, filename: str | None = None, disposition: str | None = None,
-             client_ip: str | None = None) -> SignedLink:
+             client_ip: str | None = None, not_before: int | None = None,
+             max_downloads: int | None = None) -> SignedLink:
         """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does."""
         link = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
-                                disposition=disposition, client_ip=client_ip)
+                                disposition=disposition, client_ip=client_ip, not_before=not_before,
+                                max_downloads=max_downloads)
         return link.with_base(self.base_url)
 
 
@@ -83,6 +86,34 @@ def sign_file(
     Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
     """
     return LinkIssuer(request, ttl=ttl).sign(name, filename=filename, disposition=disposition, client_ip=client_ip)
+
+
+def issue_link(
+    image: Any,
+    *,
+    created_by: Any = None,
+    ttl: int | timedelta | None = None,
+    filename: str | None = None,
+    disposition: str | None = None,
+    client_ip: str | None = None,
+    not_before: datetime | None = None,
+    max_downloads: int | None = None,
+    request: HttpRequest | None = None,
+) -> tuple[SignedLink, Any]:
+    """Sign a link to ``image`` and record it by its link id (an :class:`IssuedLink`), so that
+    its owner can look it up, follow its downloads and revoke it alone."""
+    from .models import IssuedLink
+
+    link = LinkIssuer(request, ttl=ttl).sign(
+        image.file.name, filename=filename, disposition=disposition, client_ip=client_ip,
+        not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
+    )
+    record = IssuedLink.objects.create(
+        id=link.link_id, image=image, created_by=created_by if getattr(created_by, "pk", None) else None,
+        kid=link.kid, expires_at=link.expires_at, max_downloads=link.max_downloads,
+        not_before=None if link.not_before is None else datetime.fromtimestamp(link.not_before, tz=timezone.utc),
+    )
+    return link, record
 
 
 def sign_directory(

@@ -17,7 +17,8 @@ from signing.disposition import DISPOSITIONS
 from .conf import link_settings
 from .fields import SignedFileURLField, SignedURLExpiresField
 from .links import absolute_url
-from .models import EXTENSIONS, Image
+from .models import EXTENSIONS, Image, IssuedLink, LinkStatus
+from signing.link_format import MAX_DOWNLOADS_LIMIT
 
 
 class ImageSerializer(serializers.ModelSerializer):
@@ -92,9 +93,29 @@ class LinkOptionsSerializer(serializers.Serializer):
     filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
     disposition = serializers.ChoiceField(choices=DISPOSITIONS, default="attachment")
     bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the link.")
+    max_downloads = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_DOWNLOADS_LIMIT,
+        help_text="How many times the file may be downloaded (each 200 or 206 answer counts once).",
+    )
+    not_before = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 UTC, like expires_at: the link is refused (403) until then.",
+    )
 
     def validate_ttl(self, ttl: int) -> int:
         return ttl_within_maximum(ttl)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        not_before = attrs.get("not_before")
+        if not_before is not None:
+            from django.utils import timezone
+
+            ttl = attrs.get("ttl") or link_settings().default_ttl
+            if not_before.timestamp() >= timezone.now().timestamp() + ttl:
+                raise serializers.ValidationError(
+                    {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
+                    code="invalid",
+                )
+        return attrs
 
     def validate_filename(self, filename: str) -> str:
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
@@ -110,9 +131,49 @@ class ShareOptionsSerializer(serializers.Serializer):
 
 
 class IssuedLinkSerializer(serializers.Serializer):
+    """A link just minted: the only answer that holds its URL (the token is never stored)."""
+
+    id = serializers.CharField(help_text="The link id: GET /api/links/<id>/, POST /api/links/<id>/revoke/.")
     url = serializers.URLField()
     expires_at = serializers.DateTimeField()
     kid = serializers.CharField()
+    not_before = serializers.DateTimeField(allow_null=True)
+    max_downloads = serializers.IntegerField(allow_null=True)
+
+
+class LinkSerializer(serializers.ModelSerializer):
+    """A recorded link, by its id: what it opens, until when, how often, and what it answers now."""
+
+    image = serializers.PrimaryKeyRelatedField(read_only=True)
+    downloads = serializers.SerializerMethodField(help_text="Downloads taken so far (download-limited links).")
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IssuedLink
+        fields = ["id", "image", "kid", "created_at", "expires_at", "not_before", "max_downloads", "downloads",
+                  "status", "revoked_at"]
+        read_only_fields = fields
+
+    def _downloads(self, link: IssuedLink) -> int | None:
+        cache = self.context.setdefault("_downloads", {})
+        if link.pk not in cache:
+            cache[link.pk] = link.downloads()
+        return cache[link.pk]
+
+    def get_downloads(self, link: IssuedLink) -> int | None:
+        return self._downloads(link)
+
+    @extend_schema_field(serializers.ChoiceField(choices=LinkStatus.choices))
+    def get_status(self, link: IssuedLink) -> str:
+        return str(link.status(downloads=self._downloads(link)).value)
+
+
+class DownloadSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    verifier = serializers.CharField(help_text="The nginx that answered (a name of SECURE_LINK_DOWNLOAD_LOGS).")
+    client = serializers.CharField()
+    status = serializers.IntegerField()
+    bytes = serializers.IntegerField()
 
 
 class ShareLinkSerializer(serializers.Serializer):

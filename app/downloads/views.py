@@ -20,16 +20,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from signing import LinkError
+from signing import DownloadsUsedUp, LinkError, LinkRevoked
 from signing.paths import nginx_uri, quote_path
 
 from .conf import get_link_verifier, get_share_signer, link_settings
 from .exceptions import LinkInvalid, api_exception_for, status_for
-from .links import absolute_url, client_address, internal_redirect_target, sign_file
-from .models import Image
+from .download_log import downloads_of
+from .links import absolute_url, client_address, internal_redirect_target, issue_link
+from .models import Image, IssuedLink
 from .responses import XAccelRedirectResponse, download_disposition, stream_file
 from .serializers import (
+    DownloadSerializer,
     ImageSerializer,
+    LinkSerializer,
     ImageTitleSerializer,
     IssuedLinkSerializer,
     LinkOptionsSerializer,
@@ -107,23 +110,36 @@ class ImageViewSet(
     def perform_create(self, serializer: Any) -> None:
         serializer.save(owner=self.request.user)
 
-    @extend_schema(summary="Mint a signed link with options", request=LinkOptionsSerializer,
+    @extend_schema(methods=["POST"], summary="Mint a signed link with options", request=LinkOptionsSerializer,
                    responses={201: IssuedLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
-    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
+    @extend_schema(methods=["GET"], summary="List an image's live links",
+                   description="Links minted through this API that are neither revoked nor expired, newest first.",
+                   responses={200: LinkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, FormParser])
     def links(self, request: Request, pk: str | None = None) -> Response:
-        """Mint a signed nginx link with options: ttl, filename, disposition, bind_ip."""
+        """Mint a signed nginx link (ttl, filename, disposition, bind_ip, max_downloads, not_before); GET lists them."""
         image = self.get_object()
+        if request.method == "GET":
+            alive = image.issued_links.alive()
+            return Response(LinkSerializer(alive, many=True, context={"request": request}).data)
         options = LinkOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        link = sign_file(
-            image.file.name,
-            ttl=options.validated_data.get("ttl"),
-            filename=options.validated_data.get("filename") or image.original_name,
-            disposition=options.validated_data["disposition"],
-            client_ip=client_address(request) if options.validated_data["bind_ip"] else None,
+        given = options.validated_data
+        link, _ = issue_link(
+            image,
+            created_by=request.user,
+            ttl=given.get("ttl"),
+            filename=given.get("filename") or image.original_name,
+            disposition=given["disposition"],
+            client_ip=client_address(request) if given["bind_ip"] else None,
+            not_before=given.get("not_before"),
+            max_downloads=given.get("max_downloads"),
             request=request,
         )
-        body = IssuedLinkSerializer({"url": link.url, "expires_at": link.expires_at, "kid": link.kid}).data
+        body = IssuedLinkSerializer({
+            "id": link.link_id, "url": link.url, "expires_at": link.expires_at, "kid": link.kid,
+            "not_before": _moment(link.not_before), "max_downloads": link.max_downloads,
+        }).data
         return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Make a share link", request=ShareOptionsSerializer,
@@ -152,6 +168,49 @@ class ImageViewSet(
         except (Image.DoesNotExist, FileNotFoundError):  # deleted meanwhile
             raise Http404("no such image") from None
         return Response(self.get_serializer(image).data)
+
+
+def _moment(unix: int | None) -> datetime | None:
+    return None if unix is None else datetime.fromtimestamp(unix, tz=timezone.utc)
+
+
+NO_SUCH_LINK = OpenApiResponse(description="No such link, or not a link to one of your images (never a hint which).")
+
+
+@extend_schema_view(
+    retrieve=extend_schema(summary="Get one link",
+                           description="The link's image, expiry, start, download limit, downloads so far and status "
+                                       "(`active`, `revoked`, `used_up`, `expired`, `not_yet_valid`).",
+                           responses={200: LinkSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK}),
+)
+class LinkViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Links minted through the API, by link id: the image's owner or staff only."""
+
+    serializer_class = LinkSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    lookup_value_regex = r"[A-Za-z0-9_-]{8,64}"
+
+    def get_queryset(self) -> QuerySet[IssuedLink]:
+        return IssuedLink.objects.filter(image__in=visible_images(self.request)).select_related("image")
+
+    @extend_schema(summary="Revoke one link", request=None,
+                   description="This link, and only it, is refused (403): at the origin at once, at every edge "
+                               "within SECURE_LINK_FLEET_BOUND. No key rotation, no nginx reload.",
+                   responses={200: LinkSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        link = self.get_object()
+        link.revoke()
+        return Response(self.get_serializer(link).data)
+
+    @extend_schema(summary="A link's download log",
+                   description="Every request of the link the verifiers logged (SECURE_LINK_DOWNLOAD_LOGS), "
+                               "oldest first: when, through which verifier, from where, the status and the bytes.",
+                   responses={200: DownloadSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK})
+    @action(detail=True, methods=["get"])
+    def downloads(self, request: Request, pk: str | None = None) -> Response:
+        link = self.get_object()
+        return Response(DownloadSerializer(downloads_of(link.pk), many=True).data)
 
 
 class ImageDownloadView(APIView):
@@ -220,6 +279,12 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
             query=request.META.get("QUERY_STRING", "").encode("latin-1"),
             remote_addr=request.META.get("REMOTE_ADDR", ""),
         )
+        state = link_settings().link_state
+        if verified.link_id is not None and state.is_revoked(verified.link_id):
+            raise LinkRevoked(f"link {verified.link_id} was revoked")
+        if verified.max_downloads is not None and verified.link_id is not None and request.method != "HEAD":
+            if state.take(verified.link_id, verified.max_downloads) is None:
+                raise DownloadsUsedUp(f"link {verified.link_id} has been used {verified.max_downloads} time(s)")
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
     relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
