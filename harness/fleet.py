@@ -81,10 +81,11 @@ def start_fleet(
 
 @contextmanager
 def running_fleet(var_dir: Path, *, edges: dict[str, str], environment: dict[str, str] | None = None,
-                  interval: float = 1.0, access_log: bool = False) -> Iterator[Fleet]:
+                  interval: float = 1.0, access_log: bool = False, database_url: str | None = None) -> Iterator[Fleet]:
     """``running_stack``, with the edges and the agents; all stopped by pid on exit."""
     environment = {"SECURE_LINK_DOWNLOAD_LOGS": download_logs_setting(var_dir, list(edges)), **(environment or {})}
-    with running_stack(var_dir, environment=environment, edges=tuple(edges.values()), access_log=access_log) as stack:
+    with running_stack(var_dir, environment=environment, edges=tuple(edges.values()), access_log=access_log,
+                       database_url=database_url) as stack:
         fleet = start_fleet(stack, edges=edges, interval=interval, access_log=access_log)
         try:
             yield fleet

@@ -114,6 +114,12 @@ class NginxServer:
     def stop(self) -> None:
         stop_process(self.process)
 
+    def restart(self) -> None:
+        """Stop nginx and start it again on the same port and config (shared memory is lost)."""
+        self.stop()
+        self.process = _spawn(self.run_dir)
+        wait_for_port(self.host, self.port, self.process)
+
 
 def config_test_command(run_dir: Path) -> list[str]:
     """``nginx -t`` for the config in ``run_dir`` (what the harness and the sync agents run)."""
@@ -315,10 +321,7 @@ def _start(
             access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
         )
         check_config(run_dir)
-        process = subprocess.Popen(
-            [nginx_binary(), "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log", "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL,
-        )
+        process = _spawn(run_dir)
         server = NginxServer(run_dir, host, chosen_port, process, key_set, state_root)
         try:
             wait_for_port(host, chosen_port, process)
@@ -327,6 +330,13 @@ def _start(
             server.stop()
             if attempts_left == 0 or "Address already in use" not in server.error_log:
                 raise RuntimeError(f"nginx did not start:\n{server.error_log}") from None
+
+
+def _spawn(run_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [nginx_binary(), "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log", "-g", "daemon off;"],
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interval: float = 1.0,
