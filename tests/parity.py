@@ -27,6 +27,35 @@ def past(signer: SecureLinkSigner) -> SecureLinkSigner:
     return earlier
 
 
+def link_field_cases(signer_of: Callable[[Any], SecureLinkSigner], path: str) -> dict[str, Case]:
+    """The link's own fields (id, not-before, limit), tampered and not, for one kind of signer."""
+
+    def sign(s: Any, **options: Any) -> str:
+        return signer_of(s).sign(path, ttl=300, **options).url
+
+    def edit_id(url: str) -> str:
+        link_id = url.split("&id=")[1].split("&")[0]
+        return url.replace(f"id={link_id}", f"id={link_id[:-1]}{'A' if link_id[-1] != 'A' else 'B'}")
+
+    now = int(time.time())
+    return {
+        "link id edited": Case(lambda s: edit_id(sign(s)), 403),
+        "link id removed": Case(lambda s: sign(s).split("&id=")[0], 403),
+        "link id of another link": Case(lambda s: sign(s).split("&id=")[0] + "&id=" + sign(s).split("&id=")[1], 403),
+        "link id too short": Case(lambda s: sign(s, link_id="AbCdEfGh").replace("id=AbCdEfGh", "id=AbCdEfG"), 403),
+        "link id chosen by the signer": Case(lambda s: sign(s, link_id="a-B_c" * 4), 200),
+        "not-before passed": Case(lambda s: sign(s, not_before=now - 10), 200),
+        "not-before ahead": Case(lambda s: sign(s, not_before=now + 3600), 403),
+        "not-before edited": Case(lambda s: sign(s, not_before=now + 3600).replace(f"nb={now + 3600}", f"nb={now - 1}"), 403),
+        "not-before removed": Case(lambda s: sign(s, not_before=now + 3600).replace(f"&nb={now + 3600}", ""), 403),
+        "not-before with a leading zero": Case(lambda s: sign(s, not_before=now - 10).replace("&nb=", "&nb=0"), 403),
+        "download limit, first download": Case(lambda s: sign(s, max_downloads=2), 200),
+        "download limit edited": Case(lambda s: sign(s, max_downloads=2).replace("&limit=2", "&limit=9"), 403),
+        "download limit removed": Case(lambda s: sign(s, max_downloads=2).replace("&limit=2", ""), 403),
+        "download limit added": Case(lambda s: sign(s) + "&limit=5", 403),
+    }
+
+
 def python_status(key_set: KeySet, target: str | bytes, remote_addr: str) -> int:
     """The status the Python verifier predicts, mapped as the shipped config maps it."""
     raw = target if isinstance(target, bytes) else target.encode()

@@ -17,7 +17,7 @@ import pytest
 from signing import MalformedRequest, SecureLinkSigner, SecureLinkVerifier, nginx_uri
 from tests.client import fetch
 from tests.conftest import NginxSite
-from tests.parity import Case, past, python_status
+from tests.parity import Case, link_field_cases, past, python_status
 
 pytestmark = pytest.mark.nginx
 
@@ -50,6 +50,7 @@ def md5_signer(site: NginxSite) -> SecureLinkSigner:
 
 HMAC_CASES = {
     "valid": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url, 200),
+    **link_field_cases(lambda s: hmac_signer(s), BLOB),
     "expired": Case(lambda s: past(hmac_signer(s)).sign(BLOB, ttl=60).url, 410),
     "expiry edited": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires=", "&expires=1"), 403),
     "expiry of 16 digits": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires=", "&expires=000000"), 403),

@@ -15,7 +15,8 @@ from signing import KeySet, SecureLinkSigner, SecureLinkVerifier, UnsafePath, co
 from signing.disposition import filename_field
 from tests.client import fetch
 from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
-from tests.parity import Case, past, python_status
+from signing.algorithms import md5_token
+from tests.parity import Case, link_field_cases, past, python_status
 
 pytestmark = pytest.mark.nginx
 
@@ -26,6 +27,14 @@ def _swap_token_char(url: str) -> str:
     token = url.split("md5=")[1].split("&")[0]
     middle = "B" if token[5] != "B" else "C"
     return url.replace(token, token[:5] + middle + token[6:])
+
+
+def _link_without_id(signer: SecureLinkSigner) -> str:
+    """A link as signers minted it before link ids: no fields in front of the path."""
+    expires = signer.get_timestamp() + 300
+    key = signer.key_set.active
+    token = md5_token(f"{expires}|{key.kid}||||{BLOB}|{key.secret}".encode())
+    return f"{BLOB}?md5={token}&expires={expires}&kid={key.kid}"
 
 
 PARITY = {
@@ -59,6 +68,9 @@ PARITY = {
     "filename added": Case(lambda s: s.sign(BLOB, ttl=300).url + "&disposition=attachment&filename=a.bin", 403),
     "filename with a raw pipe": Case(lambda s: s.sign(BLOB, ttl=300, filename="a.bin").url + "|x", 403),
     "disposition switched": Case(lambda s: s.sign(BLOB, ttl=300, filename="a.bin").url.replace("=attachment", "=inline"), 403),
+    "a link from before link ids": Case(lambda s: _link_without_id(s), 200),
+    "a link from before link ids, id added": Case(lambda s: _link_without_id(s) + "&id=AbCdEfGh12345678", 403),
+    **link_field_cases(lambda s: s, BLOB),
     "malformed escape in the path": Case(lambda s: s.sign(BLOB, ttl=300).url.replace("blob", "bl%zzob"), 400),
     "encoded NUL in the path": Case(lambda s: s.sign(BLOB, ttl=300).url.replace("blob", "bl%00ob"), 400),
 }
