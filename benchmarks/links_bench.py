@@ -1,5 +1,7 @@
 """Section 6: what each kind of link costs nginx. MD5 and HMAC-SHA256 file links against an
-unprotected static file, and a directory token against a file link to the same segment.
+unprotected static file, a directory token against a file link to the same segment, and
+what per-link control costs: a link with an id against one from before ids, the download
+log, and a download-limited link.
 
 One nginx (nginx/secure_link.conf with njs), pinned apart from wrk, alternating pairs.
 """
@@ -9,11 +11,15 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 from harness.nginx import SNIPPETS_DIR, start_nginx
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from tests.client import fetch
 
+from signing.algorithms import md5_token
+
+from .load import rotating_script
 from .pinned import measure_pairs
 from .results import Report
 from .setup import BenchData
@@ -61,6 +67,56 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
                    else "NOT MET")
     finally:
         server.stop()
+    _cost_of_per_link_control(report, data, key_set.with_active("k1"), progress)
+
+
+LIMITED_LINKS = 100_000  # each asked a few times per run, far below its limit
+
+
+def _cost_of_per_link_control(report: Report, data: BenchData, key_set: KeySet, progress: Callable[[str], None]) -> None:
+    """An ordinary link with an id against one from before ids (issue 20: within 0.5 µs), with and
+    without the download log, and a download-limited link's download (issue 20: at most 2x)."""
+    media = data.var_dir / "media"
+    name = data.names["20KB"]
+    signer = SecureLinkSigner(key_set)
+    key = key_set.active
+    expires = signer.get_timestamp() + 3600
+    path = f"/media/{name}"
+    legacy_token = md5_token(f"{expires}|{key.kid}||||{path}|{key.secret}".encode())
+    scripts = data.var_dir / "limited-links"
+    scripts.mkdir(exist_ok=True)
+    limited = [signer.sign(path, ttl=3600, max_downloads=1000).url for _ in range(LIMITED_LINKS)]
+    targets: dict[str, str | Path] = {
+        "link from before link ids": f"{path}?md5={legacy_token}&expires={expires}&kid={key.kid}",
+        "link with an id": signer.sign(path, ttl=3600).url,
+        "download-limited link (100,000 of them in turn)": rotating_script(scripts, limited),
+    }
+    section = (f"What per-link control costs, 20 KB file (pinned, {PAIRS} alternating pairs of {SECONDS} s; "
+               "no download log unless named)")
+    for with_log in (False, True):
+        server = start_nginx(data.var_dir / f"links-control-{int(with_log)}", media_root=media, key_set=key_set,
+                             download_log=with_log)
+        try:
+            _check_all(server.base_url, {n: t for n, t in targets.items() if isinstance(t, str)})
+            if fetch(server.base_url, limited[0]).status != 200:
+                raise RuntimeError("a download-limited link was refused")
+            measured = targets if not with_log else {n: targets[n] for n in list(targets)[:2]}
+            progress(f"links: per-link control{' with the download log' if with_log else ''}, {PAIRS} pairs")
+            paired = measure_pairs(server, measured, pairs=PAIRS, seconds=SECONDS)
+        finally:
+            server.stop()
+        suffix = ", download log on" if with_log else ""
+        for scenario in measured:
+            report.add(section, f"{scenario}{suffix}", paired.median(scenario), "req/s",
+                       f"user CPU {statistics.median(paired.user_us[scenario]):.2f} µs/request")
+        extra = paired.extra_user_us("link with an id", "link from before link ids")
+        report.add(section, f"link with an id: extra user CPU over a link from before ids{suffix}", extra, "µs",
+                   "issue 20's budget: 0.5 µs" + ("" if with_log else f" ({'met' if extra <= 0.5 else 'NOT MET'})"))
+        if not with_log:
+            ratio = paired.cpu_us("download-limited link (100,000 of them in turn)") / paired.cpu_us("link with an id")
+            report.add(section, "download-limited link / link with an id, worker CPU (user + system) per request",
+                       ratio, "x", "issue 20's bound: at most 2x (" + ("met" if ratio <= 2 else "NOT MET")
+                       + "); a download: Lua, one shared-dict incr, one journal line")
 
 
 def _cost_of_an_hmac_check(report: Report, data: BenchData, key_set: KeySet, targets: dict[str, str],

@@ -6,6 +6,7 @@ import re
 import resource
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 WRK_SECONDS = 4
 CONNECTIONS = 16
@@ -27,10 +28,13 @@ class WrkResult:
         return self.cpu_seconds / self.seconds if self.seconds else 0.0
 
 
-def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None) -> WrkResult:
-    """One bounded wrk run against a loopback URL."""
+def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
+        script: Path | None = None) -> WrkResult:
+    """One bounded wrk run against a loopback URL (``script``: a wrk Lua script choosing the requests)."""
     assert url.startswith(("http://127.", "http://[::1]")), "load goes to loopback only"
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    if script is not None:
+        command += ["-s", str(script)]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -47,3 +51,23 @@ def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS,
         raise RuntimeError(f"wrk printed no rate:\n{output}")
     return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
                      transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors, cpu, seconds)
+
+
+def rotating_script(folder: Path, targets: list[str]) -> Path:
+    """A wrk script that asks each of ``targets`` (paths with their query) in turn, once each.
+
+    wrk runs with one thread (``-t1``), so one Lua state walks the list; a run that asks
+    for more than there are starts again at the first.
+    """
+    listing = folder / "targets.txt"
+    listing.write_text("".join(f"{target}\n" for target in targets))
+    script = folder / "rotate.lua"
+    script.write_text(
+        f'local targets = {{}}\nfor line in io.lines("{listing}") do targets[#targets + 1] = line end\n'
+        "local next_index = 0\n"
+        "request = function()\n"
+        "  next_index = next_index % #targets + 1\n"
+        '  return wrk.format("GET", targets[next_index])\n'
+        "end\n"
+    )
+    return script

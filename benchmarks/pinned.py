@@ -151,18 +151,28 @@ def measure_trusted_pairs(server: NginxServer, targets: dict[str, str], *, clien
     return paired, rejected
 
 
-def measure_pairs(server: NginxServer, targets: dict[str, str], *, pairs: int = PAIRS,
-                  seconds: int = SECONDS) -> PairedResult:
-    """``pairs`` back-to-back runs of each target (alternating order), nginx and wrk pinned apart."""
+def measure_pairs(server: NginxServer, targets: dict[str, str | Path], *, pairs: int = PAIRS,
+                  seconds: int = SECONDS, before_run: Callable[[str], None] | None = None) -> PairedResult:
+    """``pairs`` back-to-back runs of each target (alternating order), nginx and wrk pinned apart.
+
+    A target is a path with its query, or a wrk script (:func:`benchmarks.load.rotating_script`);
+    ``before_run(name)`` runs, unmeasured, before each run.
+    """
     names = list(targets)
     result = PairedResult(rates={n: [] for n in names}, user_us={n: [] for n in names}, system_us={n: [] for n in names},
                           client_load={n: [] for n in names}, pairs=pairs, seconds=seconds)
     with pinned(server) as pids:
         for index in range(pairs):
             for name in names if index % 2 == 0 else reversed(names):
+                if before_run is not None:
+                    before_run(name)
                 result.load_averages.append(os.getloadavg()[0])
+                target = targets[name]
                 user_before, system_before = worker_times(pids)
-                run = wrk(server.base_url + targets[name], seconds=seconds)
+                if isinstance(target, Path):
+                    run = wrk(server.base_url + "/", seconds=seconds, script=target)
+                else:
+                    run = wrk(server.base_url + target, seconds=seconds)
                 if run.errors:
                     raise RuntimeError(f"{name}: {run.errors} failed requests under load")
                 user_after, system_after = worker_times(pids)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install Debian's nginx (with http_secure_link_module) and its njs module (HMAC-SHA256
-# links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
+# Install Debian's nginx (with http_secure_link_module), its njs module (HMAC-SHA256
+# links) and its lua module (the counters of download-limited links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
 # own), ffmpeg (a real HLS client) and Chromium (a real browser); with --bench also wrk and perf.
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
@@ -24,6 +24,9 @@ elif ! "$nginx_bin" -V 2>&1 | grep -q -- --with-http_secure_link_module; then
 fi
 if [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
   packages+=(libnginx-mod-http-js)
+fi
+if [ ! -e /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+  packages+=(libnginx-mod-http-lua)  # download-limited links' counters (brings ndk and lua-resty-core)
 fi
 if [ -n "$for_tests" ] && ! command -v ffmpeg >/dev/null; then
   packages+=(ffmpeg)

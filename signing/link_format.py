@@ -22,8 +22,11 @@ MAX_DOWNLOADS_LIMIT = 1000  # the most downloads a limited link may allow (each 
 
 
 def new_link_id() -> str:
-    """A fresh random link id: 16 URL-safe characters (96 bits)."""
-    return secrets.token_urlsafe(12)
+    """A fresh random link id: 16 URL-safe characters (96 bits), never starting with ``-``
+    (a command line would take it for an option)."""
+    while (link_id := secrets.token_urlsafe(12)).startswith("-"):
+        pass
+    return link_id
 
 
 def check_link_fields(link_id: str, not_before: int | None, max_downloads: int | None) -> None:

@@ -6,19 +6,21 @@ Django) holds
 - ``revoked/<link id>``: the link is refused (403). nginx checks it with ``-f``, one
   ``stat``; the file holds the link's ``expires``, so that it can be removed once the link
   has expired anyway (:meth:`LinkState.prune`).
-- ``downloads/<link id>/<k>``: download ``k`` (1 to the link's limit) of a download-limited
-  link has been taken. Taking one creates the first free slot with ``O_CREAT | O_EXCL``,
-  which the kernel makes atomic across every nginx worker and process: two requests never
-  get one slot, and a link with ``limit=N`` sends at most N files. A request that then
-  sends no file bytes (404, 304, 416) gives its slot back. Files survive an nginx reload
-  and a restart alike.
+- ``downloads.journal``: the downloads of download-limited links, one line per change,
+  ``LINK_ID +1 EXPIRES`` when a download is taken and ``LINK_ID -1 EXPIRES`` when a request
+  that took one sent no file bytes (404, 304, 416). A link's count is the sum of its lines,
+  whatever order workers wrote them in. The origin nginx counts in a shared dict (atomic
+  across its workers, kept over a reload) and appends each change before it sends the file
+  (``nginx/secure_link/downloads.lua``); after a restart it adds the journal up again and
+  rewrites it without expired links. Only nginx rewrites it: Python reads it, and appends
+  to it only where nginx is not running (Django serving ``/media/`` itself).
 
-``nginx/secure_link/secure_link.js`` (``takeDownload``) does the same on the download
-path; this module is the one Python side of that layout (docs/link-format.md).
+This module is the one Python side of that layout (docs/link-format.md).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -27,7 +29,7 @@ from pathlib import Path
 from .link_format import LINK_ID_PATTERN, MAX_DOWNLOADS_LIMIT
 
 REVOKED = "revoked"
-DOWNLOADS = "downloads"
+JOURNAL = "downloads.journal"
 
 
 def _checked(link_id: str) -> str:
@@ -46,9 +48,8 @@ class LinkState:
         return f"<LinkState {self.root}>"
 
     def ensure(self) -> LinkState:
-        """Create the two folders (nginx's workers must be able to write ``downloads/``)."""
-        for name in (REVOKED, DOWNLOADS):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
+        """Create the folder and ``revoked/`` (the origin nginx's workers must be able to write the folder)."""
+        (self.root / REVOKED).mkdir(parents=True, exist_ok=True)
         return self
 
     # Revocations -------------------------------------------------------------------------
@@ -89,43 +90,64 @@ class LinkState:
 
     # Download counts ---------------------------------------------------------------------
 
+    @property
+    def journal(self) -> Path:
+        return self.root / JOURNAL
+
+    def download_counts(self) -> dict[str, int]:
+        """Every download-limited link's downloads so far, from one read of the journal."""
+        counts: dict[str, int] = {}
+        for link_id, delta in self._journal_entries():
+            counts[link_id] = counts.get(link_id, 0) + delta
+        return counts
+
     def downloads(self, link_id: str) -> int:
         """How many downloads of the link have been taken."""
-        return sum(1 for _ in self._entries(self.root / DOWNLOADS / _checked(link_id)))
+        _checked(link_id)
+        return sum(delta for entry_id, delta in self._journal_entries(link_id) if entry_id == link_id)
 
-    def take(self, link_id: str, limit: int) -> int | None:
-        """Take the link's first free download slot (1 to ``limit``), or None when all are taken."""
+    def take(self, link_id: str, limit: int, *, expires: int) -> int | None:
+        """Take one of the link's ``limit`` downloads (its number), or None when all are taken.
+
+        For Django serving ``/media/`` itself: a lock on the journal keeps the count exact
+        across processes. Never while nginx counts into the same journal.
+        """
         if not 1 <= limit <= MAX_DOWNLOADS_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_DOWNLOADS_LIMIT}, got {limit}")
-        folder = self.root / DOWNLOADS / _checked(link_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        for slot in range(1, limit + 1):
-            try:
-                os.close(os.open(folder / str(slot), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            except FileExistsError:
-                continue
-            return slot
-        return None
+        _checked(link_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a+", encoding="ascii") as journal:
+            fcntl.flock(journal, fcntl.LOCK_EX)
+            taken = self.downloads(link_id)
+            if taken >= limit:
+                return None
+            journal.write(f"{link_id} +1 {expires}\n")
+            return taken + 1
 
-    def give_back(self, link_id: str, slot: int) -> None:
-        """Return a slot taken by a request that sent no file bytes."""
-        (self.root / DOWNLOADS / _checked(link_id) / str(slot)).unlink(missing_ok=True)
+    def give_back(self, link_id: str, *, expires: int) -> None:
+        """Return a download taken by a request that sent no file bytes."""
+        with open(self.journal, "a", encoding="ascii") as journal:
+            fcntl.flock(journal, fcntl.LOCK_EX)
+            journal.write(f"{_checked(link_id)} -1 {expires}\n")
+
+    def _journal_entries(self, link_id: str | None = None) -> Iterator[tuple[str, int]]:
+        prefix = f"{link_id} " if link_id else ""
+        try:
+            with open(self.journal, encoding="ascii", errors="replace") as journal:
+                for line in journal:
+                    if not line.startswith(prefix):
+                        continue
+                    entry_id, delta, _ = (line.split() + ["", "", ""])[:3]
+                    if delta in ("+1", "-1"):
+                        yield entry_id, int(delta)
+        except FileNotFoundError:
+            return
 
     # Housekeeping ------------------------------------------------------------------------
 
-    def forget(self, link_id: str) -> None:
-        """Remove everything recorded for the link (once it has expired)."""
-        (self.root / REVOKED / _checked(link_id)).unlink(missing_ok=True)
-        folder = self.root / DOWNLOADS / link_id
-        for path in self._entries(folder):
-            path.unlink(missing_ok=True)
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
-
     def prune(self, *, now: float | None = None) -> int:
-        """Remove revocations of links that have expired anyway; returns how many."""
+        """Remove revocations of links that have expired anyway; returns how many (the origin
+        nginx drops expired links from the journal itself, when it starts)."""
         moment = time.time() if now is None else now
         expired = [link_id for link_id, expires in self.revocations().items() if 0 < expires < moment]
         for link_id in expired:

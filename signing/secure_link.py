@@ -52,7 +52,8 @@ class _PreparedKey:
     def derived_link_id(self, message: bytes) -> str:
         """The link id of a bucketed link: the same link signed twice in one window is one link."""
         digest = hashlib.blake2b(message, key=self._id_key, digest_size=12).digest()
-        return base64.urlsafe_b64encode(digest).decode("ascii")
+        link_id = base64.urlsafe_b64encode(digest).decode("ascii")
+        return "A" + link_id[1:] if link_id.startswith("-") else link_id  # as new_link_id: never an option
 
 
 # What every link with the same options repeats: the hashed message after ``expires`` up to

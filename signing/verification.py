@@ -31,7 +31,8 @@ _DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISP
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
 _ASCII_NAME_BYTES = _FILENAME_BYTES | frozenset(b"!$'()+@")
 # The link's own fields as $secure_link_fields reads them (nginx/secure_link/rules.conf).
-_LINK_FIELDS = re.compile(rb"%s:(?:[1-9][0-9]{0,14})?:(?:[1-9][0-9]{0,3})?" % LINK_ID_PATTERN.pattern.encode())
+_LINK_FIELDS = re.compile(rb"(?P<secure_link_id>%s):(?P<secure_link_nb>(?:[1-9][0-9]{0,14})?):"
+                          rb"(?P<secure_link_limit>(?:[1-9][0-9]{0,3})?)" % LINK_ID_PATTERN.pattern.encode())
 
 
 class LinkStatus(enum.Enum):

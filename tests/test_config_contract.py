@@ -110,7 +110,9 @@ def test_links_are_refused_in_order_signature_expiry_revocation_start_then_count
         (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
         (["($secure_link_opens_at)"],
          [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format", "last"])]),
-        (["($arg_limit)"], [("rewrite", ["^/media/(.*)$", "/_secure_link/limited/$arg_id/$arg_limit/$1", "last"])]),
+        (["($secure_link_limit)"], [("rewrite", ["^/media/(.*)$",
+                                                 "/_secure_link/limited/$secure_link_id/$secure_link_limit/$arg_expires/$1",
+                                                 "last"])]),
     ]
 
 
@@ -120,9 +122,9 @@ def test_the_link_fields_map_reads_what_the_verifier_reads():
 
     entries = map_entries("$secure_link_fields")
     (pattern,) = [key for key in entries if key.startswith("~")]
-    assert pattern == "~^" + _LINK_FIELDS.pattern.decode() + "$"
-    assert _LINK_FIELDS.pattern.decode().startswith(LINK_ID_PATTERN.pattern + ":")
-    assert entries[pattern] == ["$arg_id|$arg_nb|$arg_limit|"] and entries["::"] == [""]
+    assert pattern == "~^" + _LINK_FIELDS.pattern.decode().replace("(?P<", "(?<") + "$"  # PCRE's spelling
+    assert f"(?P<secure_link_id>{LINK_ID_PATTERN.pattern}):" in _LINK_FIELDS.pattern.decode()
+    assert entries[pattern] == ["$secure_link_id|$secure_link_nb|$secure_link_limit|"] and entries["::"] == [""]
     assert entries["default"] == ["!"]
 
 
@@ -133,7 +135,7 @@ def test_logs_name_the_link_by_id_and_never_log_the_query():
     for text in formats.values():
         assert "$request" not in text.replace("$request_method", "") and "$args" not in text
         assert "$arg_" not in text and "$uri" not in text and "$http_referer" not in text
-    assert "$secure_link_log_id" in formats["secure_link"] and "$secure_link_log_id" in formats["secure_link_downloads"]
+    assert "$secure_link_id" in formats["secure_link"] and "$secure_link_id" in formats["secure_link_downloads"]
 
 
 def map_entries(variable: str) -> dict[str, list[str]]:

@@ -121,7 +121,10 @@ class ImageViewSet(
         image = self.get_object()
         if request.method == "GET":
             alive = image.issued_links.alive()
-            return Response(LinkSerializer(alive, many=True, context={"request": request}).data)
+            counts = link_settings().link_state.download_counts()  # one read of the journal for the page
+            context = {"request": request, "_downloads": {link.pk: counts.get(link.pk, 0) if link.max_downloads else None
+                                                          for link in alive}}
+            return Response(LinkSerializer(alive, many=True, context=context).data)
         options = LinkOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         given = options.validated_data
@@ -283,7 +286,7 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
         if verified.link_id is not None and state.is_revoked(verified.link_id):
             raise LinkRevoked(f"link {verified.link_id} was revoked")
         if verified.max_downloads is not None and verified.link_id is not None and request.method != "HEAD":
-            if state.take(verified.link_id, verified.max_downloads) is None:
+            if state.take(verified.link_id, verified.max_downloads, expires=verified.expires) is None:
                 raise DownloadsUsedUp(f"link {verified.link_id} has been used {verified.max_downloads} time(s)")
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")

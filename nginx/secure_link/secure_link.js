@@ -9,7 +9,6 @@
 // is not UTF-8 would otherwise change the hash.
 
 var crypto = require('crypto');
-var fs = require('fs');
 
 // Like nginx's secure_link expires, but 1-15 digits so the value is exact in a JS number.
 var EXPIRES = /^[0-9]{1,15}$/;
@@ -73,69 +72,11 @@ function directoryStatus(r) {
 // $secure_link_opens_at for a link with a not-before time (`nb`, Unix seconds, signed and
 // checked by then): "" once it has passed, else the moment it opens, in ISO 8601 UTC.
 function opensAt(r) {
-    var notBefore = Number(r.variables.arg_nb);
+    var notBefore = Number(r.variables.secure_link_nb);
     if (!(notBefore > Math.floor(Date.now() / 1000))) {
         return "";
     }
     return new Date(notBefore * 1000).toISOString().replace(/\.000Z$/, "Z");
 }
 
-// $secure_link_download in a role's /_secure_link/limited/ID/LIMIT/PATH location: "1" when
-// this request took one of the link's LIMIT downloads, "0" when all are taken, "" when the
-// count could not be taken (the state folder is missing or not writable: answered 503).
-// A download is a slot file, $secure_link_state_root/downloads/ID/K for K in 1..LIMIT,
-// created with O_CREAT|O_EXCL ('wx'): the kernel gives each slot to one request only, across
-// every worker, so LIMIT racing requests get exactly LIMIT files (signing/link_state.py is
-// the same layout in Python). A HEAD request sends no file bytes and takes nothing.
-function takeDownload(r) {
-    var v = r.variables;
-    var folder = v.secure_link_state_root + '/downloads/' + v.secure_link_take_id;
-    var limit = Number(v.secure_link_take_limit);
-    var created = false;
-    for (var slot = 1; slot <= limit; slot++) {
-        var path = folder + '/' + slot;
-        try {
-            if (r.method === 'HEAD') {
-                fs.accessSync(path);
-                continue;
-            }
-            fs.writeFileSync(path, '', {flag: 'wx'});
-            v.secure_link_slot = String(slot);
-            return "1";
-        } catch (e) {
-            if (e.code === 'ENOENT' && r.method === 'HEAD') {
-                return "1";
-            }
-            if (e.code === 'ENOENT' && !created) {
-                try {
-                    fs.mkdirSync(folder);
-                } catch (ignored) {
-                    // made meanwhile by another request, or not possible: the retry tells
-                }
-                created = true;
-                slot--;
-                continue;
-            }
-            if (e.code !== 'EEXIST') {
-                return "";
-            }
-        }
-    }
-    return "0";
-}
-
-// The header filter of the limited locations: a request that took a download but sends no
-// file bytes (404, 304, 412, 416, an error) gives its slot back.
-function settleDownload(r) {
-    var slot = r.variables.secure_link_slot;
-    if (slot && r.status !== 200 && r.status !== 206) {
-        try {
-            fs.unlinkSync(r.variables.secure_link_state_root + '/downloads/' + r.variables.secure_link_take_id
-                          + '/' + slot);
-        } catch (ignored) {
-            // already gone: nothing to give back
-        }
-    }
-}
-
-export default {fileStatus, directoryStatus, opensAt, takeDownload, settleDownload};
+export default {fileStatus, directoryStatus, opensAt};
