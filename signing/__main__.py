@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .encoding import utc_iso
-from .exc import BadSignature, KeySetError, LinkError, LinkExpired, MalformedRequest
+from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetValid, MalformedRequest
 from .link_state import LinkState
 from .keys import KeySet, generate_secret, nginx_includes_directory
 from .keysync import DEFAULT_TEST_COMMAND, KeySync
@@ -56,6 +56,9 @@ def command_sign(options: argparse.Namespace) -> int:
         client_ip=options.client_ip,
         filename=options.filename,
         disposition="inline" if options.inline else None,
+        link_id=options.link_id,
+        not_before=options.not_before,
+        max_downloads=options.max_downloads,
     )
     print(options.base_url.rstrip("/") + link.url)
     return EXIT_VALID
@@ -74,13 +77,19 @@ def command_verify(options: argparse.Namespace) -> int:
     except LinkExpired as error:
         print(f"expired (410): expired at {utc_iso(error.expires)}")
         return EXIT_EXPIRED
+    except LinkNotYetValid as error:
+        print(f"not yet valid (403): opens at {utc_iso(error.not_before)}")
+        return EXIT_INVALID
     except BadSignature as error:
         print(f"invalid (403): {error}")
         if b"ip=1" in parts.query.encode() or ",ip," in parts.path:
             print(f"note: the link is bound to a client address; checked as if from {options.remote_addr} "
                   "(pass the client's address with --remote-addr)")
         return EXIT_INVALID
-    print(f"valid: {verified.uri.decode('utf-8', 'replace')} until {verified.expires} (key {verified.kid})")
+    extra = "".join(f", {label} {value}" for label, value in (
+        ("link", verified.link_id), ("not before", verified.not_before), ("downloads", verified.max_downloads))
+        if value is not None)
+    print(f"valid: {verified.uri.decode('utf-8', 'replace')} until {verified.expires} (key {verified.kid}{extra})")
     return EXIT_VALID
 
 
@@ -131,6 +140,9 @@ def make_parser() -> argparse.ArgumentParser:
     sign.add_argument("--filename", help="download name sent in Content-Disposition")
     sign.add_argument("--inline", action="store_true", help="Content-Disposition: inline")
     sign.add_argument("--base-url", default="", help="scheme and host to prepend")
+    sign.add_argument("--link-id", help="the link's id (default: a random one)")
+    sign.add_argument("--not-before", type=int, metavar="UNIX", help="refused (403) before this Unix time")
+    sign.add_argument("--max-downloads", type=int, metavar="N", help="the link may be downloaded N times")
     sign.set_defaults(run=command_sign)
 
     verify = with_signer(commands.add_parser("verify", help="check a link as nginx would"), signing=False)

@@ -41,6 +41,7 @@ def test_good_settings_pass(settings):
         ({"SHARE_TTL": 0}, "downloads.E005"),
         ({"DEFAULT_TTL": 7200, "MAX_TTL": 3600}, "downloads.E006"),
         ({"EXPIRY_BUCKET": -1}, "downloads.E007"),
+        ({"STATE_DIR": "/dev/null/state"}, "downloads.E009"),
     ],
 )
 def test_unusable_settings_are_check_errors(settings, secure_link, error_id):

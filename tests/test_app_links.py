@@ -140,3 +140,14 @@ class TestLinkStateWithoutNginx:
         opens = datetime.now(timezone.utc) + timedelta(minutes=5)
         link = mint(client_for(user), make_image(user), not_before=opens.isoformat())
         assert self.get(client_for(), link["url"]).status_code == 403
+
+
+def test_prune_links_drops_the_revocations_of_expired_links_only(user, make_image, client_for):
+    state = link_settings().link_state
+    state.revoke("OldOldOld0000000", expires=1_000)
+    live = mint(client_for(user), make_image(user))
+    IssuedLink.objects.get(pk=live["id"]).revoke()
+    out = StringIO()
+    call_command("prune_links", stdout=out)
+    assert "removed 1 revocation(s)" in out.getvalue()
+    assert not state.is_revoked("OldOldOld0000000") and state.is_revoked(live["id"])

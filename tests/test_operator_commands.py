@@ -39,8 +39,18 @@ class TestSignUrl:
     def test_accepts_a_media_url_path_and_prints_json(self, user, make_image):
         image = make_image(user)
         body = json.loads(run("sign_url", f"/media/{image.file.name}", "--ttl", "60", "--json", "--base-url", "http://h"))
-        assert set(body) == {"url", "expires_at", "kid"} and body["kid"] == "k2"
+        assert set(body) == {"url", "id", "expires_at", "kid", "not_before", "max_downloads"} and body["kid"] == "k2"
         assert verify_url(body["url"]).expires - 60 <= int(time.time())
+
+    def test_a_limit_and_a_start_are_signed_into_the_link(self, user, make_image):
+        image = make_image(user)
+        body = json.loads(run("sign_url", image.file.name, "--max-downloads", "2", "--not-before",
+                              "2026-01-01T00:00:00Z", "--json", "--base-url", "http://h"))
+        assert (body["max_downloads"], body["not_before"]) == (2, "2026-01-01T00:00:00Z")
+        verified = verify_url(body["url"])
+        assert (verified.link_id, verified.max_downloads, verified.not_before) == (body["id"], 2, 1767225600)
+        with pytest.raises(CommandError, match="neither Unix seconds nor ISO 8601"):
+            run("sign_url", image.file.name, "--not-before", "soon")
 
     def test_options_are_signed(self, user, make_image):
         image = make_image(user)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -47,7 +49,24 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
                                        id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
+    errors += _state_dir_errors(config.state_dir)
     return errors
+
+
+def _state_dir_errors(state_dir: Path) -> list[checks.CheckMessage]:
+    """Revoking a link writes below SECURE_LINK_STATE_DIR: one that cannot be written fails at start."""
+    existing = state_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return []
+    return [checks.Error(
+        f"SECURE_LINK_STATE_DIR={state_dir} cannot be written ({existing} is not a writable folder): "
+        "revoking a link would fail",
+        hint="Point SECURE_LINK_STATE_DIR at a folder the app can write and the origin nginx reads as "
+             "$secure_link_state_root (docs/operations.md).",
+        id="downloads.E009",
+    )]
 
 
 def _ttl_errors(default_ttl: object, max_ttl: object, share_ttl: object, bucket: object) -> list[checks.CheckMessage]:

@@ -79,13 +79,18 @@ def sign_file(
     filename: str | None = None,
     disposition: str | None = None,
     client_ip: str | None = None,
+    not_before: int | None = None,
+    max_downloads: int | None = None,
     request: HttpRequest | None = None,
 ) -> SignedLink:
     """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``.
 
-    Raises UnsafePath for a name that could leave the media root or that nginx would rewrite.
+    ``not_before`` (Unix seconds) and ``max_downloads`` are signed into the link (its id is
+    random); :func:`issue_link` also records it for the API. Raises UnsafePath for a name
+    that could leave the media root or that nginx would rewrite.
     """
-    return LinkIssuer(request, ttl=ttl).sign(name, filename=filename, disposition=disposition, client_ip=client_ip)
+    return LinkIssuer(request, ttl=ttl).sign(name, filename=filename, disposition=disposition, client_ip=client_ip,
+                                             not_before=not_before, max_downloads=max_downloads)
 
 
 def issue_link(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,7 +37,11 @@ class Command(BaseCommand):
         parser.add_argument("--inline", action="store_true", help="Content-Disposition: inline instead of attachment")
         parser.add_argument("--base-url", help="scheme and host (default: SITE_BASE_URL, else the running demo's)")
         parser.add_argument("--allow-missing", action="store_true", help="sign even if the file does not exist")
-        parser.add_argument("--json", action="store_true", help="print {url, expires_at, kid} as JSON")
+        parser.add_argument("--max-downloads", type=int, metavar="N",
+                            help="the link may be downloaded N times (counted by the origin nginx)")
+        parser.add_argument("--not-before", metavar="WHEN",
+                            help="refused (403) until then: ISO 8601 UTC (2026-12-24T18:00:00Z) or Unix seconds")
+        parser.add_argument("--json", action="store_true", help="print {url, id, expires_at, kid} as JSON")
         parser.add_argument("--directory", action="store_true",
                             help="sign a folder (videos/42/): one token for every file below it, e.g. an HLS stream")
 
@@ -71,14 +76,16 @@ class Command(BaseCommand):
         url = link.url if "://" in link.url else base_url + link.url
         expires_at = link.expires_iso
         if options["json"]:
-            self.stdout.write(json.dumps({"url": url, "expires_at": expires_at, "kid": link.kid}))
+            self.stdout.write(json.dumps({"url": url, "id": link.link_id, "expires_at": expires_at, "kid": link.kid,
+                                          "not_before": link.not_before_iso, "max_downloads": link.max_downloads}))
         else:
             self.stdout.write(url)
 
     def sign(self, name: str, options: dict[str, Any]) -> SignedLink:
         if options["directory"]:
-            if options["filename"] or options["inline"]:
-                raise CommandError("--filename and --inline apply to files, not to --directory links")
+            if options["filename"] or options["inline"] or options["max_downloads"] or options["not_before"]:
+                raise CommandError("--filename, --inline, --max-downloads and --not-before apply to files, "
+                                   "not to --directory links")
             return sign_directory(name, ttl=options["ttl"], client_ip=options["bind_ip"])
         return sign_file(
             name,
@@ -86,4 +93,19 @@ class Command(BaseCommand):
             filename=options["filename"],
             disposition="inline" if options["inline"] else None,
             client_ip=options["bind_ip"],
+            not_before=parse_moment(options["not_before"]),
+            max_downloads=options["max_downloads"],
         )
+
+
+def parse_moment(text: str | None) -> int | None:
+    """``--not-before``: Unix seconds, or ISO 8601 (UTC unless it names an offset)."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(f"--not-before {text!r} is neither Unix seconds nor ISO 8601 (2026-12-24T18:00:00Z)") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
