@@ -40,7 +40,8 @@ from urllib.parse import urlsplit
 
 from .exc import KeySetError
 from .keys import KeySet, write_private_file
-from .link_state import LINK_ID_PATTERN, LinkState
+from .link_format import LINK_ID_PATTERN
+from .link_state import LinkState
 
 logger = logging.getLogger("signing.keysync")
 
