@@ -105,6 +105,7 @@ def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_lo
     image = demo["images"][0]
     link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
     share = api_post(base, f"/api/images/{image['id']}/share/", token, {"ttl": 3600})
+    once = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600, "max_downloads": 1})
     edge_link = edge.base_url + link["url"][len(base):]
     downloads = stack.var_dir / "downloads"
     downloads.mkdir(exist_ok=True)
@@ -130,7 +131,15 @@ API token for user '{demo['username']}':  {token}
 4. Share link, no login needed (valid until {share['expires_at']}):
    curl -fsS -o {downloads}/share.png '{share['url']}'
 
-Logs: {nginx_dir}/access.log and error.log (nginx), {edge_dir}/access.log (edge), {stack.var_dir}/gunicorn.log
+5. A one-download link (link id {once['id']}): the first download gets the file, the next 410, here or at the edge;
+   its state and its download log by id, and revoking one link alone:
+   curl -fsS -o {downloads}/once.png '{once['url']}'
+   curl -fsS -H 'Authorization: Token {token}' {base}/api/links/{once['id']}/
+   curl -fsS -H 'Authorization: Token {token}' {base}/api/links/{once['id']}/downloads/
+   curl -fsS -H 'Authorization: Token {token}' -X POST {base}/api/links/{link['id']}/revoke/   (link 2: 403 from now on)
+
+Logs: {nginx_dir}/access.log, downloads.log and error.log (nginx), {edge_dir}/access.log and downloads.log (edge),
+  {stack.var_dir}/gunicorn.log; they name links by id, never by token
 Keys: `manage.py rotate_key add`, then `manage.py rotate_key activate KID` (it checks that the origin and the
   edge accept KID first). A sync agent beside each nginx pulls the keys and reloads it (logs: sync-keys.log
   in {nginx_dir} and {edge_dir}); `manage.py secure_link_fleet` shows which keys each accepts.
