@@ -81,11 +81,15 @@ def start_fleet(
 
 @contextmanager
 def running_fleet(var_dir: Path, *, edges: dict[str, str], environment: dict[str, str] | None = None,
-                  interval: float = 1.0, access_log: bool = False, database_url: str | None = None) -> Iterator[Fleet]:
-    """``running_stack``, with the edges and the agents; all stopped by pid on exit."""
+                  interval: float = 1.0, access_log: bool = False, database_url: str | None = None,
+                  nginx_workers: int = 1) -> Iterator[Fleet]:
+    """``running_stack``, with the edges and the agents; all stopped by pid on exit.
+
+    ``nginx_workers`` is the origin nginx's worker count (edges run one).
+    """
     environment = {"SECURE_LINK_DOWNLOAD_LOGS": download_logs_setting(var_dir, list(edges)), **(environment or {})}
     with running_stack(var_dir, environment=environment, edges=tuple(edges.values()), access_log=access_log,
-                       database_url=database_url) as stack:
+                       database_url=database_url, nginx_workers=nginx_workers) as stack:
         fleet = start_fleet(stack, edges=edges, interval=interval, access_log=access_log)
         try:
             yield fleet

@@ -167,6 +167,8 @@ class SecureLinkSigner:
             if link_id is None:
                 link_id = new_link_id()
             check_link_fields(link_id, not_before, max_downloads)
+            if not_before is not None and not_before > expires:
+                raise ValueError(f"the link would open at {not_before}, after it expires at {expires}")
             fields = link_fields(link_id, not_before, max_downloads)
             url_fields = f"&id={link_id}" + (f"&nb={not_before}" if not_before is not None else "") + (
                 f"&limit={max_downloads}" if max_downloads is not None else "")

@@ -151,3 +151,35 @@ def test_prune_links_drops_the_revocations_of_expired_links_only(user, make_imag
     call_command("prune_links", stdout=out)
     assert "removed 1 revocation(s)" in out.getvalue()
     assert not state.is_revoked("OldOldOld0000000") and state.is_revoked(live["id"])
+
+
+@pytest.mark.parametrize("not_before", ["1970-01-01T00:00:00Z", "1960-05-01T00:00:00Z"])
+def test_a_start_before_1970_is_a_400_not_a_500(user, make_image, client_for, not_before):
+    response = client_for(user).post(f"/api/images/{make_image(user).pk}/links/", {"not_before": not_before},
+                                     format="json")
+    assert response.status_code == 400 and "not_before" in response.data
+
+
+def test_links_issued_with_an_expiry_bucket_are_each_their_own(user, make_image, client_for, settings):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "EXPIRY_BUCKET": 300}
+    image, client = make_image(user), client_for(user)
+    first, second = mint(client, image), mint(client, image)
+    assert first["id"] != second["id"]
+    assert parse_qs(urlsplit(image_link := client.get(f"/api/images/{image.pk}/").data["download_url"]).query)["id"] \
+        != [first["id"]], image_link
+
+
+class TestGivenBackWithoutNginx:
+    @pytest.fixture(autouse=True)
+    def serve_with_django(self, settings):
+        settings.SECURE_LINK = {**settings.SECURE_LINK, "SERVE_WITH_DJANGO": True}
+
+    def test_a_request_that_sends_no_file_bytes_takes_no_download(self, user, make_image, client_for):
+        image = make_image(user)
+        link = mint(client_for(user), image, max_downloads=1)
+        parts = urlsplit(link["url"])
+        assert client_for().head(parts.path, QUERY_STRING=parts.query).status_code == 200
+        assert client_for().get(parts.path, QUERY_STRING=parts.query, HTTP_RANGE="bytes=999999-").status_code == 416
+        image.file.storage.delete(image.file.name)
+        assert client_for().get(parts.path, QUERY_STRING=parts.query).status_code == 404
+        assert link_settings().link_state.downloads(link["id"]) == 0

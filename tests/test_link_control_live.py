@@ -34,7 +34,8 @@ ORIGIN_BOUND = 2.0
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> Iterator[Fleet]:
     with running_fleet(tmp_path_factory.mktemp("var"), edges={"edge-a": "127.0.0.51", "edge-b": "127.0.0.52"},
-                       interval=AGENT_INTERVAL, access_log=True, database_url=database_url) as running:
+                       interval=AGENT_INTERVAL, access_log=True, database_url=database_url,
+                       nginx_workers=2) as running:  # the count must hold across the origin's workers
         yield running
 
 
@@ -227,3 +228,23 @@ def test_nobody_but_the_owner_or_staff_sees_or_revokes_a_link(fleet, demo, image
     assert stranger.status_code == 401
     assert link_api(fleet, demo, "A" * 16).status_code == 404
     assert ask(fleet.stack.nginx, link).status == 200
+
+
+def test_a_precondition_cannot_spend_a_download_without_the_file(fleet, demo, image):
+    link = mint(fleet, demo, image, max_downloads=1)
+    answer = ask(fleet.stack.nginx, link, headers={"If-Match": '"not-this-one"', "If-Unmodified-Since":
+                                                   "Thu, 01 Jan 1970 00:00:00 GMT"})
+    assert (answer.status, answer.body) == (200, image["bytes"])  # a limited link is one download: it is sent
+    assert ask(fleet.stack.nginx, link).status == 410
+    journal = (fleet.stack.nginx.state_root / "downloads.journal").read_text()
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{8,64} [+-]1 \d+", line) for line in journal.splitlines())
+
+
+def test_refusals_are_logged_with_the_link_id(fleet, demo, image):
+    link = mint(fleet, demo, image, max_downloads=1)
+    assert [ask(fleet.edges["edge-a"], link).status for _ in range(2)] == [200, 410]
+    link_api(fleet, demo, link["id"], "revoke")
+    until(lambda: ask(fleet.edges["edge-a"], link).status == 403, within=EDGE_BOUND)
+    time.sleep(0.3)
+    statuses = [entry["status"] for entry in link_api(fleet, demo, link["id"], "downloads").json()]
+    assert statuses[:2] == [200, 410] and statuses[-1] == 403

@@ -384,3 +384,8 @@ def test_remembered_link_parts_are_bounded_and_stay_correct(monkeypatch):
             link = signer.sign(f"/media/{index}.jpg", ttl=60, **options)
             assert status_of(signer, link.url) is LinkStatus.VALID
     assert len(signer._plain_parts["k1"]) <= 3 and len(signer._option_parts) <= 3
+
+
+def test_a_link_that_would_open_after_it_expires_is_refused():
+    with pytest.raises(ValueError, match="after it expires"):
+        make_signer().sign("/media/a.jpg", ttl=60, not_before=1_800_000_061)

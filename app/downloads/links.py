@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from signing import SignedLink
+from signing import SignedLink, new_link_id
 from signing.paths import check_signable_path, quote_path
 
 from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
@@ -109,10 +109,12 @@ def issue_link(
     its owner can look it up, follow its downloads and revoke it alone."""
     from .models import IssuedLink
 
-    link = LinkIssuer(request, ttl=ttl).sign(
-        image.file.name, filename=filename, disposition=disposition, client_ip=client_ip,
-        not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
-    )
+    issuer = LinkIssuer(request, ttl=ttl)
+    link = issuer.signer.sign(  # a random id always, also with an expiry bucket: each issued link is its own
+        issuer.media_url + image.file.name, ttl=issuer.ttl, filename=filename, disposition=disposition,
+        client_ip=client_ip, not_before=None if not_before is None else int(not_before.timestamp()),
+        max_downloads=max_downloads, link_id=new_link_id(),
+    ).with_base(issuer.base_url)
     record = IssuedLink.objects.create(
         id=link.link_id, image=image, created_by=created_by if getattr(created_by, "pk", None) else None,
         kid=link.kid, expires_at=link.expires_at, max_downloads=link.max_downloads,

@@ -109,6 +109,9 @@ class LinkOptionsSerializer(serializers.Serializer):
         if not_before is not None:
             from django.utils import timezone
 
+            if not_before.timestamp() < 1:
+                raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
+                                                  code="invalid")
             ttl = attrs.get("ttl") or link_settings().default_ttl
             if not_before.timestamp() >= timezone.now().timestamp() + ttl:
                 raise serializers.ValidationError(

@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -128,17 +128,20 @@ class ImageViewSet(
         options = LinkOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         given = options.validated_data
-        link, _ = issue_link(
-            image,
-            created_by=request.user,
-            ttl=given.get("ttl"),
-            filename=given.get("filename") or image.original_name,
-            disposition=given["disposition"],
-            client_ip=client_address(request) if given["bind_ip"] else None,
-            not_before=given.get("not_before"),
-            max_downloads=given.get("max_downloads"),
-            request=request,
-        )
+        try:
+            link, _ = issue_link(
+                image,
+                created_by=request.user,
+                ttl=given.get("ttl"),
+                filename=given.get("filename") or image.original_name,
+                disposition=given["disposition"],
+                client_ip=client_address(request) if given["bind_ip"] else None,
+                not_before=given.get("not_before"),
+                max_downloads=given.get("max_downloads"),
+                request=request,
+            )
+        except ValueError as error:  # an option the signer refuses (UnsafePath is one too): never a 500
+            raise ValidationError({"detail": str(error)}, code="invalid") from None
         body = IssuedLinkSerializer({
             "id": link.link_id, "url": link.url, "expires_at": link.expires_at, "kid": link.kid,
             "not_before": _moment(link.not_before), "max_downloads": link.max_downloads,
@@ -283,15 +286,30 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
             remote_addr=request.META.get("REMOTE_ADDR", ""),
         )
         state = link_settings().link_state
-        if verified.link_id is not None and state.is_revoked(verified.link_id):
-            raise LinkRevoked(f"link {verified.link_id} was revoked")
-        if verified.max_downloads is not None and verified.link_id is not None and request.method != "HEAD":
-            if state.take(verified.link_id, verified.max_downloads, expires=verified.expires) is None:
-                raise DownloadsUsedUp(f"link {verified.link_id} has been used {verified.max_downloads} time(s)")
+        link_id, limit = verified.link_id, verified.max_downloads
+        if link_id is not None and state.is_revoked(link_id):
+            raise LinkRevoked(f"link {link_id} was revoked")
+        took = False
+        if limit is not None and link_id is not None:
+            if request.method == "HEAD":  # sends no file bytes: takes nothing
+                if state.downloads(link_id) >= limit:
+                    raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
+            elif state.take(link_id, limit, expires=verified.expires) is None:
+                raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
+            else:
+                took = True
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
     relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
-    return stream_file(settings.MEDIA_ROOT, relative, request=request, disposition=verified.content_disposition)
+    try:
+        response = stream_file(settings.MEDIA_ROOT, relative, request=request, disposition=verified.content_disposition)
+    except Http404:
+        response = None
+    if took and (response is None or response.status_code not in (200, 206)):
+        state.give_back(link_id or "", expires=verified.expires)  # 404, 304, 412, 416: given back, as nginx does
+    if response is None:
+        raise Http404("no such file")
+    return response
 
 
 def request_target_path(target: str) -> str:

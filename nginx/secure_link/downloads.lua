@@ -60,7 +60,12 @@ local function ensure_loaded()
     local compacted = {}
     for id, count in pairs(counts) do
         if count > 0 then
-            dict:set(id, count, 0)
+            local ok, err = dict:safe_set(id, count, math.max(tonumber(expiry[id]) - now + 1, 1))
+            if not ok then
+                dict:delete(LOADING)
+                warn("the journal does not fit lua_shared_dict secure_link_downloads (" .. tostring(err) .. ")")
+                return false
+            end
             for _ = 1, count do
                 compacted[#compacted + 1] = id .. " +1 " .. expiry[id] .. "\n"
             end
@@ -83,9 +88,9 @@ local function record(id, delta, expires)
         if not journal then
             return false
         end
-        journal:setvbuf("no") -- one write(2) per line, O_APPEND: lines of workers never mix
+        journal:setvbuf("no") -- unbuffered, O_APPEND: one line, one write(2), so workers' lines never mix
     end
-    return journal:write(id, " ", delta, " ", expires, "\n") ~= nil
+    return journal:write(id .. " " .. delta .. " " .. expires .. "\n") ~= nil
 end
 
 -- The access phase of /_secure_link/limited/ID/LIMIT/EXPIRES/PATH (captures of limited.conf).
@@ -103,9 +108,16 @@ function M.take()
         end
         return
     end
-    local taken, err = dict:incr(id, 1, 0)
+    -- A new count is added without evicting others (safe_add), and lives until the link
+    -- expires: a full dict refuses new limited links (503) rather than forget a count.
+    local added, add_err = dict:safe_add(id, 0, math.max(tonumber(expires) - ngx.time() + 1, 1))
+    if not added and add_err ~= "exists" then
+        warn("lua_shared_dict secure_link_downloads is full (" .. tostring(add_err) .. "): new limited links get 503")
+        return ngx.exit(503)
+    end
+    local taken, err = dict:incr(id, 1)
     if not taken then
-        warn("the count cannot be taken (" .. tostring(err) .. "): is lua_shared_dict secure_link_downloads full?")
+        warn("the count cannot be taken (" .. tostring(err) .. ")")
         return ngx.exit(503)
     end
     if taken > limit then
@@ -117,13 +129,18 @@ function M.take()
         warn("cannot append to " .. journal_path() .. ": limited links get 503 until it is writable")
         return ngx.exit(503) -- never send a download that a restart would forget
     end
-    ngx.ctx.secure_link_took = true
+    -- A request's precondition (If-Match, If-Unmodified-Since) could only end it without the
+    -- file (412) once counted: a download-limited link is one download, not a cache entry.
+    ngx.req.clear_header("If-Match")
+    ngx.req.clear_header("If-Unmodified-Since")
+    var.secure_link_took = "1" -- a variable, not ngx.ctx: a filter that ends the request clears ctx
 end
 
--- The log phase: a request that took a download but sent no file bytes gives it back.
+-- The log phase: a request that took a download but sent no file bytes gives it back
+-- (limited.conf has no error pages of its own, so such a request ends in its location).
 function M.settle()
     local status = ngx.status
-    if ngx.ctx.secure_link_took and status ~= 200 and status ~= 206 then
+    if ngx.var.secure_link_took == "1" and status ~= 200 and status ~= 206 then
         local var = ngx.var
         dict:incr(var.secure_link_take_id, -1)
         record(var.secure_link_take_id, "-1", var.secure_link_take_expires)
