@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,28 +151,33 @@ def measure_trusted_pairs(server: NginxServer, targets: dict[str, str], *, clien
     return paired, rejected
 
 
-def measure_pairs(server: NginxServer, targets: dict[str, str | Path], *, pairs: int = PAIRS,
-                  seconds: int = SECONDS, before_run: Callable[[str], None] | None = None) -> PairedResult:
+def measure_pairs(server: NginxServer, targets: Mapping[str, str | Path], *, pairs: int = PAIRS,
+                  seconds: int = SECONDS, before_run: Callable[[str], None] | None = None,
+                  servers: Mapping[str, NginxServer] | None = None) -> PairedResult:
     """``pairs`` back-to-back runs of each target (alternating order), nginx and wrk pinned apart.
 
     A target is a path with its query, or a wrk script (:func:`benchmarks.load.rotating_script`);
+    ``servers`` names another nginx for some scenarios (all pinned to the same core);
     ``before_run(name)`` runs, unmeasured, before each run.
     """
     names = list(targets)
     result = PairedResult(rates={n: [] for n in names}, user_us={n: [] for n in names}, system_us={n: [] for n in names},
                           client_load={n: [] for n in names}, pairs=pairs, seconds=seconds)
-    with pinned(server) as pids:
+    serving = {name: (servers or {}).get(name, server) for name in names}
+    with ExitStack() as stack:
+        pids_of = {id(one): stack.enter_context(pinned(one)) for one in {id(s): s for s in serving.values()}.values()}
         for index in range(pairs):
             for name in names if index % 2 == 0 else reversed(names):
                 if before_run is not None:
                     before_run(name)
                 result.load_averages.append(os.getloadavg()[0])
-                target = targets[name]
+                target, answering = targets[name], serving[name]
+                pids = pids_of[id(answering)]
                 user_before, system_before = worker_times(pids)
                 if isinstance(target, Path):
-                    run = wrk(server.base_url + "/", seconds=seconds, script=target)
+                    run = wrk(answering.base_url + "/", seconds=seconds, script=target)
                 else:
-                    run = wrk(server.base_url + target, seconds=seconds)
+                    run = wrk(answering.base_url + target, seconds=seconds)
                 if run.errors:
                     raise RuntimeError(f"{name}: {run.errors} failed requests under load")
                 user_after, system_after = worker_times(pids)

@@ -169,6 +169,7 @@ def write_config(
     download_log: bool = True,
     state_root: Path,
     snippets: Mapping[str, Path] | None = None,
+    main_conf: Path = MAIN_CONF,
 ) -> None:
     """Lay out ``run_dir``: the shipped main config and snippets, and the generated includes.
 
@@ -178,7 +179,7 @@ def write_config(
     """
     for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
-    _link(run_dir / "nginx.conf", MAIN_CONF)
+    _link(run_dir / "nginx.conf", main_conf)
     (run_dir / "secure_link").mkdir(exist_ok=True)
     for shipped in SNIPPETS_DIR.iterdir():
         _link(run_dir / "secure_link" / shipped.name, (snippets or {}).get(shipped.name, shipped))
@@ -245,6 +246,7 @@ def start_nginx(
     state_root: Path | None = None,
     secure_link_conf: Path = SECURE_LINK_CONF,
     snippets: Mapping[str, Path] | None = None,
+    main_conf: Path = MAIN_CONF,
 ) -> NginxServer:
     """Start an origin (``nginx/secure_link.conf``) and wait until it accepts.
 
@@ -257,7 +259,7 @@ def start_nginx(
         run_dir, role=origin_role(secure_link_conf), key_set=key_set, upstream_address=app_address, host=host,
         port=port, also_listen=also_listen, site_directives=media_root_directive(media_root) + extra_site_directives,
         edges=edges, workers=workers, access_log=access_log, download_log=download_log, state_root=state_root,
-        snippets=snippets,
+        snippets=snippets, main_conf=main_conf,
     )
 
 
@@ -291,7 +293,7 @@ def start_edge(
     return _start(
         run_dir, role=edge_role(edge_conf), key_set=key_set, upstream_address=origin_address, host=host, port=port,
         also_listen=(), site_directives=site, edges=(), workers=workers, access_log=access_log,
-        download_log=download_log, state_root=None, snippets=snippets,
+        download_log=download_log, state_root=None, snippets=snippets, main_conf=MAIN_CONF,
     )
 
 
@@ -311,6 +313,7 @@ def _start(
     download_log: bool,
     state_root: Path | None,
     snippets: Mapping[str, Path] | None,
+    main_conf: Path,
 ) -> NginxServer:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_root = (state_root or run_dir / "state").resolve()
@@ -322,6 +325,7 @@ def _start(
             run_dir, role=role, key_set=key_set, listen=[(address, chosen_port) for address in (host, *also_listen)],
             upstream_address=upstream_address, site_directives=site_directives, edges=edges, workers=workers,
             access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
+            main_conf=main_conf,
         )
         check_config(run_dir)
         process = _spawn(run_dir)
