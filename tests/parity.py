@@ -37,18 +37,25 @@ def link_field_cases(signer_of: Callable[[Any], SecureLinkSigner], path: str) ->
         link_id = url.split("&id=")[1].split("&")[0]
         return url.replace(f"id={link_id}", f"id={link_id[:-1]}{'A' if link_id[-1] != 'A' else 'B'}")
 
-    now = int(time.time())
+    def ahead(s: Any) -> tuple[str, int]:
+        """A link that opens in two minutes (the time is read when the case runs, not when it is built)."""
+        opens = int(time.time()) + 120
+        return sign(s, not_before=opens), opens
+
+    def passed(s: Any) -> str:
+        return sign(s, not_before=int(time.time()) - 10)
+
     return {
         "link id edited": Case(lambda s: edit_id(sign(s)), 403),
         "link id removed": Case(lambda s: sign(s).split("&id=")[0], 403),
         "link id of another link": Case(lambda s: sign(s).split("&id=")[0] + "&id=" + sign(s).split("&id=")[1], 403),
         "link id too short": Case(lambda s: sign(s, link_id="AbCdEfGh").replace("id=AbCdEfGh", "id=AbCdEfG"), 403),
         "link id chosen by the signer": Case(lambda s: sign(s, link_id="a-B_c" * 4), 200),
-        "not-before passed": Case(lambda s: sign(s, not_before=now - 10), 200),
-        "not-before ahead": Case(lambda s: sign(s, not_before=now + 120), 403),
-        "not-before edited": Case(lambda s: sign(s, not_before=now + 120).replace(f"nb={now + 120}", f"nb={now - 1}"), 403),
-        "not-before removed": Case(lambda s: sign(s, not_before=now + 120).replace(f"&nb={now + 120}", ""), 403),
-        "not-before with a leading zero": Case(lambda s: sign(s, not_before=now - 10).replace("&nb=", "&nb=0"), 403),
+        "not-before passed": Case(passed, 200),
+        "not-before ahead": Case(lambda s: ahead(s)[0], 403),
+        "not-before edited": Case(lambda s: (lambda url, opens: url.replace(f"nb={opens}", f"nb={opens - 200}"))(*ahead(s)), 403),
+        "not-before removed": Case(lambda s: (lambda url, opens: url.replace(f"&nb={opens}", ""))(*ahead(s)), 403),
+        "not-before with a leading zero": Case(lambda s: passed(s).replace("&nb=", "&nb=0"), 403),
         "download limit, first download": Case(lambda s: sign(s, max_downloads=2), 200),
         "download limit edited": Case(lambda s: sign(s, max_downloads=2).replace("&limit=2", "&limit=9"), 403),
         "download limit removed": Case(lambda s: sign(s, max_downloads=2).replace("&limit=2", ""), 403),
