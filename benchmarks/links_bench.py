@@ -128,7 +128,7 @@ def _against_the_config_before_ids(report: Report, data: BenchData, key_set: Key
     """Today's link on the config before link ids (no Lua, no state) against a link with an id
     on the shipped config: the whole cost of the feature for an ordinary link."""
     media = data.var_dir / "media"
-    snippets = {name: BEFORE_IDS / name for name in ("rules.conf", "check.conf", "errors.conf", "secure_link.js")}
+    snippets = {name: BEFORE_IDS / name for name in ("rules.conf", "check.conf", "errors.conf")}  # and the shipped .js
     before = start_nginx(data.var_dir / "links-before-ids", media_root=media, key_set=key_set, download_log=False,
                          snippets=snippets, secure_link_conf=BEFORE_IDS / "secure_link.conf",
                          main_conf=BEFORE_IDS / "nginx.conf")
