@@ -75,11 +75,6 @@ class NginxServer:
         return self.run_dir / "downloads.log"
 
     @property
-    def link_state(self) -> LinkState:
-        """The per-link state this nginx reads (``$secure_link_state_root``)."""
-        return LinkState(self.state_root)
-
-    @property
     def error_log(self) -> str:
         path = self.run_dir / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""

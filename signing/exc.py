@@ -50,10 +50,6 @@ class LinkNotYetValid(BadSignature):
         super().__init__(message)
         self.not_before = not_before
 
-    @property
-    def not_before_at(self) -> datetime:
-        return datetime.fromtimestamp(self.not_before, tz=timezone.utc)
-
 
 class LinkRevoked(BadSignature):
     """The signature is good but the link, by its id, was revoked."""

@@ -18,7 +18,7 @@ DIRECTORY_KIND = b"directory"  # the disposition slot of a directory link; never
 
 # A link id: what nginx/secure_link/rules.conf accepts in `id` (and names a state file by).
 LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
-MAX_DOWNLOADS_LIMIT = 1000  # the most downloads a limited link may allow (each is a slot file)
+MAX_DOWNLOADS_LIMIT = 1000  # the most downloads a limited link may allow (rules.conf reads up to 4 digits)
 
 
 def new_link_id() -> str:
@@ -86,6 +86,10 @@ class SignedLink(NamedTuple):
     def expires_iso(self) -> str:
         """``expires`` as ISO 8601 UTC (``2026-11-23T22:00:00Z``)."""
         return utc_iso(self.expires)
+
+    @property
+    def not_before_at(self) -> datetime | None:
+        return None if self.not_before is None else datetime.fromtimestamp(self.not_before, tz=timezone.utc)
 
     @property
     def not_before_iso(self) -> str | None:

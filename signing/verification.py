@@ -118,17 +118,12 @@ class SecureLinkVerifier:
             algorithm = MD5
             token, expires_text = _token_and_expires(query)
         expires = algorithm.read_expires(expires_text)
-        link_id, not_before, max_downloads = (nginx_arg(query, name) or b"" for name in (b"id", b"nb", b"limit"))
-        own_fields = _link_fields(link_id, not_before, max_downloads)
+        own_fields, link_id, not_before, max_downloads = _link_fields(query)
         signed = signed_string(expires_text, kid, _client_field(query, remote_addr), disposition, filename, uri,
                                own_fields)
         valid = self._valid(self._keys.get(kid.lower()), algorithm, expires, token, signed)
-        fields = VerifiedLink(
-            uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode(),
-            link_id.decode() if own_fields not in (b"", _UNSIGNABLE) else None,
-            int(not_before) if not_before and own_fields != _UNSIGNABLE else None,
-            int(max_downloads) if max_downloads and own_fields != _UNSIGNABLE else None,
-        )
+        fields = VerifiedLink(uri, expires, kid.decode("ascii", "replace"), disposition.decode(), filename.decode(),
+                              link_id, not_before, max_downloads)
         return self._status(valid, expires), fields
 
     def _check_directory(self, directory: dict[str, bytes], remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
@@ -163,13 +158,16 @@ def _token_and_expires(query: bytes) -> tuple[bytes, bytes]:
     return token, expires_text
 
 
-def _link_fields(link_id: bytes, not_before: bytes, max_downloads: bytes) -> bytes:
-    """``$secure_link_fields``: empty without them, ``ID|NB|LIMIT|`` when well formed, else "!"."""
+def _link_fields(query: bytes) -> tuple[bytes, str | None, int | None, int | None]:
+    """``$secure_link_fields`` (empty without them, ``ID|NB|LIMIT|`` when well formed, else "!"),
+    with the id, not-before and limit it read (None for each when it reads none)."""
+    link_id, not_before, max_downloads = (nginx_arg(query, name) or b"" for name in (b"id", b"nb", b"limit"))
     if not (link_id or not_before or max_downloads):
-        return b""
+        return b"", None, None, None
     if not _LINK_FIELDS.fullmatch(b"%s:%s:%s" % (link_id, not_before, max_downloads)):
-        return _UNSIGNABLE
-    return b"%s|%s|%s|" % (link_id, not_before, max_downloads)
+        return _UNSIGNABLE, None, None, None
+    return (b"%s|%s|%s|" % (link_id, not_before, max_downloads), link_id.decode("ascii"),
+            int(not_before) if not_before else None, int(max_downloads) if max_downloads else None)
 
 
 def _client_field(query: bytes, remote_addr: str) -> bytes:

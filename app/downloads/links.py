@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
@@ -64,11 +64,11 @@ class LinkIssuer:
 
     def sign(self, name: str, *, filename: str | None = None, disposition: str | None = None,
              client_ip: str | None = None, not_before: int | None = None,
-             max_downloads: int | None = None) -> SignedLink:
+             max_downloads: int | None = None, link_id: str | None = None) -> SignedLink:
         """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does."""
         link = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
                                 disposition=disposition, client_ip=client_ip, not_before=not_before,
-                                max_downloads=max_downloads)
+                                max_downloads=max_downloads, link_id=link_id)
         return link.with_base(self.base_url)
 
 
@@ -109,16 +109,14 @@ def issue_link(
     its owner can look it up, follow its downloads and revoke it alone."""
     from .models import IssuedLink
 
-    issuer = LinkIssuer(request, ttl=ttl)
-    link = issuer.signer.sign(  # a random id always, also with an expiry bucket: each issued link is its own
-        issuer.media_url + image.file.name, ttl=issuer.ttl, filename=filename, disposition=disposition,
-        client_ip=client_ip, not_before=None if not_before is None else int(not_before.timestamp()),
-        max_downloads=max_downloads, link_id=new_link_id(),
-    ).with_base(issuer.base_url)
+    link = LinkIssuer(request, ttl=ttl).sign(
+        image.file.name, filename=filename, disposition=disposition, client_ip=client_ip,
+        not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
+        link_id=new_link_id(),  # random also with an expiry bucket: each issued link is its own
+    )
     record = IssuedLink.objects.create(
-        id=link.link_id, image=image, created_by=created_by if getattr(created_by, "pk", None) else None,
-        kid=link.kid, expires_at=link.expires_at, max_downloads=link.max_downloads,
-        not_before=None if link.not_before is None else datetime.fromtimestamp(link.not_before, tz=timezone.utc),
+        id=link.link_id, image=image, created_by=created_by, kid=link.kid, expires_at=link.expires_at,
+        not_before=link.not_before_at, max_downloads=link.max_downloads,
     )
     return link, record
 

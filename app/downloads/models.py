@@ -186,8 +186,7 @@ class IssuedLink(models.Model):
         within the fleet bound (their agents pull the list). False if it was already revoked."""
         from .conf import link_settings
 
-        with transaction.atomic():
-            updated = IssuedLink.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        updated = IssuedLink.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         link_settings().link_state.revoke(self.id, expires=int(self.expires_at.timestamp()))  # again is harmless
         self.refresh_from_db(fields=["revoked_at"])
         return bool(updated)

@@ -144,7 +144,7 @@ class ImageViewSet(
             raise ValidationError({"detail": str(error)}, code="invalid") from None
         body = IssuedLinkSerializer({
             "id": link.link_id, "url": link.url, "expires_at": link.expires_at, "kid": link.kid,
-            "not_before": _moment(link.not_before), "max_downloads": link.max_downloads,
+            "not_before": link.not_before_at, "max_downloads": link.max_downloads,
         }).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -174,10 +174,6 @@ class ImageViewSet(
         except (Image.DoesNotExist, FileNotFoundError):  # deleted meanwhile
             raise Http404("no such image") from None
         return Response(self.get_serializer(image).data)
-
-
-def _moment(unix: int | None) -> datetime | None:
-    return None if unix is None else datetime.fromtimestamp(unix, tz=timezone.utc)
 
 
 NO_SUCH_LINK = OpenApiResponse(description="No such link, or not a link to one of your images (never a hint which).")
@@ -289,7 +285,7 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
         link_id, limit = verified.link_id, verified.max_downloads
         if link_id is not None and state.is_revoked(link_id):
             raise LinkRevoked(f"link {link_id} was revoked")
-        took = False
+        took: str | None = None  # the link whose download this request took
         if limit is not None and link_id is not None:
             if request.method == "HEAD":  # sends no file bytes: takes nothing
                 if state.downloads(link_id) >= limit:
@@ -297,7 +293,7 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
             elif state.take(link_id, limit, expires=verified.expires) is None:
                 raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
             else:
-                took = True
+                took = link_id
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
     relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
@@ -306,7 +302,7 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
     except Http404:
         response = None
     if took and (response is None or response.status_code not in (200, 206)):
-        state.give_back(link_id or "", expires=verified.expires)  # 404, 304, 412, 416: given back, as nginx does
+        state.give_back(took, expires=verified.expires)  # 404, 304, 412, 416: given back, as nginx does
     if response is None:
         raise Http404("no such file")
     return response
