@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import NamedTuple
 
 from .encoding import utc_iso
@@ -108,3 +109,37 @@ class SignedLink(NamedTuple):
     def with_base(self, base_url: str) -> SignedLink:
         """The same link with ``base_url`` (scheme and host) before its URL."""
         return self._replace(url=base_url + self.url)
+
+
+class CookieGrant(NamedTuple):
+    """Cookies that open every file below a folder until ``expires``: ours, or a CDN's.
+
+    ``cookies`` maps each cookie's name to its value, which is sent as is (only RFC 6265
+    cookie-octets, never quoted). ``path`` is the folder's URL path, ending with ``/``: the
+    cookies' ``Path``, so that a browser sends them with the folder's requests alone.
+    """
+
+    cookies: dict[str, str]
+    path: str
+    expires: int  # Unix seconds
+    kid: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, tz=timezone.utc)
+
+    @property
+    def expires_iso(self) -> str:
+        return utc_iso(self.expires)
+
+    def as_json(self) -> dict[str, object]:
+        """``{"cookies": {name: value}, "path": ..., "expires_at": ISO 8601}``."""
+        return {"cookies": dict(self.cookies), "path": self.path, "expires_at": self.expires_iso}
+
+    def set_cookie_headers(self, *, secure: bool = True, domain: str | None = None) -> list[str]:
+        """One ``Set-Cookie`` value per cookie: ``Path`` the folder, ``Expires`` the link's,
+        ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` unless told otherwise (plain-HTTP demos)."""
+        expires = format_datetime(self.expires_at, usegmt=True)
+        attributes = f"; Path={self.path}; Expires={expires}" + (f"; Domain={domain}" if domain else "")
+        attributes += ("; Secure" if secure else "") + "; HttpOnly; SameSite=Lax"
+        return [f"{name}={value}{attributes}" for name, value in self.cookies.items()]

@@ -3,8 +3,10 @@
 nginx reads the request's fields with the maps of ``nginx/secure_link/rules.conf`` and
 decides with ``$secure_link``'s values: ``""`` (invalid: 403), ``"0"`` (valid but expired:
 410) or ``"1"``. A file link's ``hmac`` argument selects the HMAC-SHA256 check (njs), else
-the stock MD5 check; a directory link's key decides. Either way a link verifies only in its
-key's own algorithm. The parity tests run both against the same requests.
+the stock MD5 check; a directory link's key decides. A request that names no MD5 key in its
+query and carries a folder cookie is checked by its cookie (``signing.folder_cookie``).
+Either way a link verifies only in its key's own algorithm. The parity tests run both
+against the same requests.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import enum
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -20,6 +22,7 @@ from .algorithms import HMAC_SHA256, MD5, SigningAlgorithm
 from .directory import parse_directory_uri
 from .disposition import DISPOSITIONS, content_disposition
 from .exc import BadSignature, LinkExpired, LinkNotYetValid
+from .folder_cookie import COOKIE_NAME, FOLDER_KIND, nginx_cookie, parse_folder_cookie
 from .keys import Key, KeySet
 from .link_format import DIRECTORY_KIND, LINK_ID_PATTERN, signed_string
 from .nginx import nginx_arg
@@ -81,12 +84,16 @@ class SecureLinkVerifier:
     def get_timestamp(self) -> int:
         return int(self.clock())
 
-    def status(self, *, uri: bytes, query: bytes, remote_addr: str) -> LinkStatus:
-        """nginx's ``$secure_link`` for a request whose ``$uri`` and raw query are given."""
-        return self._check(uri, query, remote_addr)[0]
+    def status(self, *, uri: bytes, query: bytes, remote_addr: str, cookies: Sequence[bytes] = ()) -> LinkStatus:
+        """nginx's ``$secure_link`` for a request whose ``$uri``, raw query and Cookie headers are given."""
+        return self._check(uri, query, remote_addr, cookies)[0]
 
-    def verify(self, *, raw_path: bytes, query: bytes, remote_addr: str) -> VerifiedLink:
+    def verify(
+        self, *, raw_path: bytes, query: bytes, remote_addr: str, cookies: Sequence[bytes] = ()
+    ) -> VerifiedLink:
         """Check a request as nginx does; return what it grants or raise.
+
+        ``cookies`` are the request's Cookie header values, as sent.
 
         Raises MalformedRequest (nginx: 400) for a path nginx refuses, BadSignature (403)
         for an invalid link, LinkExpired (410) for an expired one and LinkNotYetValid (403)
@@ -94,7 +101,7 @@ class SecureLinkVerifier:
         :class:`signing.link_state.LinkState` checks them.
         """
         uri = nginx_uri(raw_path)
-        status, verified = self._check(uri, query, remote_addr)
+        status, verified = self._check(uri, query, remote_addr, cookies)
         if status is LinkStatus.INVALID:
             raise BadSignature(f"the link for {uri.decode('utf-8', 'replace')!r} does not verify")
         if status is LinkStatus.EXPIRED:
@@ -103,14 +110,22 @@ class SecureLinkVerifier:
             raise LinkNotYetValid(f"the link opens at {verified.not_before}", not_before=verified.not_before)
         return verified
 
-    def _check(self, uri: bytes, query: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+    def _check(
+        self, uri: bytes, query: bytes, remote_addr: str, cookies: Sequence[bytes]
+    ) -> tuple[LinkStatus, VerifiedLink]:
         directory = parse_directory_uri(uri, self.prefix)
         if directory is not None:
             return self._check_directory(directory, remote_addr)
         kid = nginx_arg(query, b"kid") or b""
+        hmac_token = nginx_arg(query, b"hmac")
+        if not hmac_token and cookies:  # no MD5 key named in the query: the folder cookie decides
+            key = self._keys.get(kid.lower())
+            if key is None or key.algorithm is not MD5:
+                cookie = nginx_cookie(cookies, COOKIE_NAME.encode())
+                if cookie:
+                    return self._check_folder_cookie(uri, cookie, remote_addr)
         disposition = _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE)
         filename = _filename_field(query)
-        hmac_token = nginx_arg(query, b"hmac")
         if hmac_token:  # an "hmac" argument selects the njs check, whatever else is there
             algorithm: SigningAlgorithm = HMAC_SHA256
             token, expires_text = hmac_token, nginx_arg(query, b"expires") or b""
@@ -136,6 +151,19 @@ class SecureLinkVerifier:
         valid = self._valid(key, algorithm, expires, directory["token"], signed)
         fields = VerifiedLink(directory["prefix"] + directory["file"], expires, kid.decode(), "", "")
         return self._status(valid, expires), fields
+
+    def _check_folder_cookie(self, uri: bytes, cookie: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
+        parts = parse_folder_cookie(cookie, self.prefix)
+        if parts is None or not uri.startswith(parts["folder"]):  # anchored: the folder, then below it
+            return LinkStatus.INVALID, VerifiedLink(uri, -1, "", "", "")
+        kid, expires_text = parts["kid"], parts["expires"]
+        key = self._keys.get(kid.lower())
+        algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
+        expires = algorithm.read_expires(expires_text)
+        client = remote_addr.encode("ascii") if parts["ip"] else b""
+        signed = signed_string(expires_text, kid, client, FOLDER_KIND, b"", parts["folder"])
+        valid = self._valid(key, algorithm, expires, parts["token"], signed)
+        return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "")
 
     @staticmethod
     def _valid(key: Key | None, algorithm: SigningAlgorithm, expires: int, token: bytes, signed: bytes) -> bool:

@@ -30,14 +30,20 @@ def parse(text: str) -> list[Directive]:
     tokens: list[tuple[str, bool]] = []  # (text, is_punctuation)
     for match in _TOKEN.finditer(text):
         if match.group(1) is not None:
-            tokens.append((re.sub(r"\\(.)", r"\1", match.group(1)), False))
+            tokens.append((_unescape(match.group(1)), False))
         elif match.group(2):
             tokens.append((match.group(2), True))
         elif match.group(3):
-            tokens.append((match.group(3), False))
+            tokens.append((_unescape(match.group(3)), False))
     directives, rest = _parse_block(tokens)
     assert not rest, "unbalanced braces"
     return directives
+
+
+def _unescape(word: str) -> str:
+    """What nginx's ngx_conf_read_token keeps of a word: \\" \\' \\\\ \\t \\r \\n are escapes;
+    any other backslash stays (so a regex keeps its ``\\.``)."""
+    return re.sub(r"\\([\"'\\trn])", lambda m: {"t": "\t", "r": "\r", "n": "\n"}.get(m.group(1), m.group(1)), word)
 
 
 def _parse_block(tokens: list[tuple[str, bool]]) -> tuple[list[Directive], list[tuple[str, bool]]]:

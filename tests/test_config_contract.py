@@ -53,6 +53,7 @@ def test_the_rules_exist_once_and_every_role_includes_them(role):
     assert find(own, "location", "~") == []  # the directory pattern lives in secure_link/directory.conf only
     assert [d.args for d in find(own, "include", "secure_link/rules.conf")] == [["secure_link/rules.conf"]]
     assert [d.args for d in find(own, "include", "secure_link/directory.conf")] == [["secure_link/directory.conf"]]
+    assert [d.args for d in find(own, "include", "secure_link/folder.conf")] == [["secure_link/folder.conf"]]
     media = find(own, "location", SIGNER.prefix)[0]
     assert media.block[0].name == "include" and media.block[0].args == ["secure_link/check.conf"]
 
@@ -101,11 +102,12 @@ def test_content_disposition_header_comes_from_the_signed_map(role):
         assert [c.args for c in copies] == [["$secure_link_edge_disposition", "$secure_link_content_disposition"]]
 
 
-def test_links_are_refused_in_order_signature_expiry_revocation_start_then_counted():
+def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_then_counted():
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
         (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
+        (["($secure_link_status", "=", "cookie", ")"], [("rewrite", ["^", "/_secure_link/folder$uri", "last"])]),
         (["($secure_link_status", "=", "0", ")"], [("return", ["410"])]),
         (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
         (["($secure_link_opens_at)"],
@@ -145,7 +147,9 @@ def map_entries(variable: str) -> dict[str, list[str]]:
 
 def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
     assert map_entries("$secure_link_status") == {"": ["$secure_link_md5_status"], "default": ["$secure_link_hmac"]}
-    assert map_entries("$secure_link_md5_status") == {"": [""], "default": ["$secure_link"]}
+    # No MD5 key in the query: a folder cookie, if there is one, decides (secure_link/folder.conf).
+    assert map_entries("$secure_link_md5_status") == {"": ["$secure_link_cookie_route"], "default": ["$secure_link"]}
+    assert map_entries("$secure_link_cookie_route") == {"": [""], "default": ["cookie"]}
     assert map_entries("$secure_link_dir_status") == {"": ["$secure_link_dir_md5_status"], "default": ["$secure_link_dir_hmac"]}
     assert map_entries("$secure_link_dir_md5_status") == {"": [""], "default": ["$secure_link"]}
     assert map_entries("$secure_link_secret") == {"default": [""], "include": ["secure_link_keys.conf"]}
@@ -229,3 +233,84 @@ def test_config_builds_the_directory_hmac_message_the_signer_signs():
     evaluator.captures.update({NGINX_CAPTURE_NAMES[name]: value for name, value in parts.items()})
     message = evaluator.variable("secure_link_dir_hmac_head") + parts["prefix"]
     assert parts["token"] == hmac_token(b"c" * 43, message).encode()
+
+
+COOKIE_CAPTURE_NAMES = {"folder": "secure_link_cookie_folder", "kid": "secure_link_cookie_kid",
+                        "expires": "secure_link_cookie_expires", "ip": "secure_link_cookie_ip",
+                        "token": "secure_link_cookie_signature"}
+
+
+def folder_location():
+    (location,) = find(CONFIG, "location", "/_secure_link/folder/")
+    return location
+
+
+def test_the_folder_cookie_map_is_the_python_pattern():
+    from signing.folder_cookie import folder_cookie_pattern
+
+    entries = map_entries("$secure_link_cookie_token")
+    python_pattern = re.sub(r"\(\?P<(\w+)>", lambda m: f"(?<{COOKIE_CAPTURE_NAMES[m.group(1)]}>",
+                            folder_cookie_pattern(SIGNER.prefix))
+    assert entries == {"~" + python_pattern: ["$secure_link_cookie_signature"], "default": [""]}
+    (map_directive,) = [m for m in find(CONFIG, "map") if m.args[1] == "$secure_link_cookie_token"]
+    assert map_directive.args[0] == "$cookie_secure_link_folder"
+
+
+def test_the_folder_check_is_anchored_at_the_signed_folder():
+    # The request's path must begin with the signed folder: a backreference, anchored at the start.
+    (map_directive,) = [m for m in find(CONFIG, "map") if m.args[1] == "$secure_link_cookie_in_folder"]
+    assert map_directive.args[0] == "$secure_link_cookie_folder|$uri"
+    assert map_entries("$secure_link_cookie_in_folder") == {
+        "~^(?<secure_link_cookie_granted>/media/[^|]*)\\|/_secure_link/folder\\k<secure_link_cookie_granted>":
+            ["$secure_link_cookie_check"],
+        "default": [""],
+    }
+    assert map_entries("$secure_link_cookie_status") == {"": [""], "default": ["$secure_link_cookie_in_folder"]}
+    assert map_entries("$secure_link_cookie_check") == {"": ["$secure_link_cookie_md5_status"],
+                                                        "default": ["$secure_link_cookie_hmac"]}
+
+
+def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_location():
+    block = folder_location().block
+    assert block[0].name == "internal"
+    checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
+    assert checks == [(["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
+                      (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])])]
+    assert find(block, "rewrite")[0].args == ["^/_secure_link/folder/media/(.*)$", "/_secure_link/directory/$1", "last"]
+
+
+@pytest.mark.parametrize("bound", [False, True])
+@pytest.mark.parametrize("folder", ["/media/videos/42/", "/media/", "/media/a.b/c~d_e-f/"])
+def test_config_hashes_exactly_what_the_folder_cookie_signer_signs(folder: str, bound: bool):
+    from signing.folder_cookie import COOKIE_NAME, parse_folder_cookie
+
+    grant = SIGNER.sign_folder_cookie(folder, ttl=60, client_ip="192.0.2.7" if bound else None)
+    parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), SIGNER.prefix)
+    assert parts is not None and parts["folder"] == folder.encode() and grant.path == folder
+    evaluator = Evaluator(CONFIG, KEYS, b"/_secure_link/folder" + folder.encode() + b"seg.ts", b"", "192.0.2.7", b"")
+    evaluator.captures.update({COOKIE_CAPTURE_NAMES[name]: value for name, value in parts.items()})
+    block = folder_location().block
+    assert find(block, "secure_link")[0].args == ["$secure_link_cookie_token,$secure_link_cookie_expires"]
+    assert token_for(evaluator.expand(find(block, "secure_link_md5")[0].args[0])) == parts["token"].decode()
+
+
+def test_config_builds_the_folder_cookie_hmac_message_the_signer_signs():
+    from signing.folder_cookie import COOKIE_NAME, parse_folder_cookie
+
+    grant = HMAC_SIGNER.sign_folder_cookie("/media/videos/42/", ttl=60, client_ip="192.0.2.7")
+    parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), HMAC_SIGNER.prefix)
+    assert parts is not None
+    evaluator = Evaluator(CONFIG, HMAC_KEYS, b"/_secure_link/folder/media/videos/42/seg.ts", b"", "192.0.2.7", b"")
+    evaluator.captures.update({COOKIE_CAPTURE_NAMES[name]: value for name, value in parts.items()})
+    assert evaluator.variable("secure_link_cookie_hmac_secret") == b"c" * 43
+    message = evaluator.variable("secure_link_cookie_hmac_head") + parts["folder"]
+    assert parts["token"] == hmac_token(b"c" * 43, message).encode()
+
+
+def test_an_edge_never_sends_the_clients_cookies_on_nor_keys_its_cache_on_them(role):
+    if role != "edge":
+        return
+    fetch_rules = load(EDGE_CONF.parent / "secure_link" / "edge_fetch.conf")
+    assert [d.args for d in find(fetch_rules, "proxy_cache_key")] == [["$uri$slice_range"]]
+    origin_rules = load(EDGE_CONF.parent / "secure_link" / "edge_origin.conf")
+    assert ["Cookie", ""] in [d.args for d in find(origin_rules, "proxy_set_header")]

@@ -1,6 +1,6 @@
 // HMAC-SHA256 links, checked by njs (Debian's libnginx-mod-http-js, njs 0.7.9).
 //
-// fileStatus and directoryStatus return what nginx's $secure_link would: "" (invalid: 403),
+// fileStatus, directoryStatus and folderStatus return what nginx's $secure_link would: "" (invalid: 403),
 // "0" (valid but expired: 410) or "1" (valid). The signed string is the MD5 links' string
 // without the secret field (see docs/link-format.md): nginx builds all of it but the
 // path in $secure_link_hmac_head / $secure_link_dir_hmac_head, and it is keyed by the secret
@@ -69,6 +69,13 @@ function directoryStatus(r) {
                   r.rawVariables.secure_link_dir);
 }
 
+// A folder cookie: FOLDER:KID:EXPIRES[:ip]:TOKEN (the captures of rules.conf's pattern)
+function folderStatus(r) {
+    var v = r.variables;
+    return status(v.secure_link_cookie_hmac_secret, v.secure_link_cookie_token, v.secure_link_cookie_hmac_head,
+                  r.rawVariables.secure_link_cookie_folder);
+}
+
 // $secure_link_opens_at for a link with a not-before time (`nb`, Unix seconds, signed and
 // checked by then): "" once it has passed, else the moment it opens, in ISO 8601 UTC.
 function opensAt(r) {
@@ -79,4 +86,4 @@ function opensAt(r) {
     return new Date(notBefore * 1000).toISOString().replace(/\.000Z$/, "Z");
 }
 
-export default {fileStatus, directoryStatus, opensAt};
+export default {fileStatus, directoryStatus, folderStatus, opensAt};
