@@ -257,6 +257,9 @@ SECURE_LINK = {
         "FLEET_BOUND": ("SECURE_LINK_FLEET_BOUND", float),
         "PROBE_TIMEOUT": ("SECURE_LINK_PROBE_TIMEOUT", float),
         "DOWNLOAD_LOGS": ("SECURE_LINK_DOWNLOAD_LOGS", parse_download_logs),
+        "DELIVERY": ("SECURE_LINK_DELIVERY", str),  # "nginx" or "cloudfront https://d1.cloudfront.net" (docs/cdn.md)
+        "COOKIE_SECURE": ("SECURE_LINK_COOKIE_SECURE", parse_bool),
+        "COOKIE_DOMAIN": ("SECURE_LINK_COOKIE_DOMAIN", str),
     }),
     # Per-link state (revocations, download counts), shared with the origin nginx's
     # $secure_link_state_root (docs/operations.md).

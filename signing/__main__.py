@@ -1,4 +1,4 @@
-"""Command line: ``python -m signing {genkey,sign,verify,nginx-keys,sync-keys}``.
+"""Command line: ``python -m signing {genkey,sign,sign-cookie,verify,nginx-keys,sync-keys,cloudfront,cloudcdn,akamai}``.
 
 Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
 (``kid=secret`` entries), never from the command line. The active key is ``--kid``,
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .cdn_cli import add_cdn_commands
 from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetValid, MalformedRequest
 from .link_state import LinkState
@@ -64,12 +65,21 @@ def command_sign(options: argparse.Namespace) -> int:
     return EXIT_VALID
 
 
+def command_sign_cookie(options: argparse.Namespace) -> int:
+    signer = SecureLinkSigner(load_keys(options), prefix=options.prefix, expiry_bucket=options.expiry_bucket)
+    grant = signer.sign_folder_cookie(options.folder, ttl=options.ttl, client_ip=options.client_ip)
+    for name, value in grant.cookies.items():
+        print(f"{name}={value}")
+    return EXIT_VALID
+
+
 def command_verify(options: argparse.Namespace) -> int:
     parts = urlsplit(options.url)
     raw_path = (parts.path or "/").encode("utf-8")
     try:
         verified = SecureLinkVerifier(load_keys(options), prefix=options.prefix).verify(
-            raw_path=raw_path, query=parts.query.encode("utf-8"), remote_addr=options.remote_addr
+            raw_path=raw_path, query=parts.query.encode("utf-8"), remote_addr=options.remote_addr,
+            cookies=[cookie.encode("utf-8") for cookie in options.cookie],
         )
     except MalformedRequest as error:
         print(f"malformed (400): {error}")
@@ -145,10 +155,19 @@ def make_parser() -> argparse.ArgumentParser:
     sign.add_argument("--max-downloads", type=int, metavar="N", help="the link may be downloaded N times")
     sign.set_defaults(run=command_sign)
 
+    cookie = with_signer(commands.add_parser("sign-cookie", help="print a folder cookie for our nginx (Name=Value)"),
+                         signing=True)
+    cookie.add_argument("folder", help="decoded folder path ending with '/', e.g. /media/videos/42/")
+    cookie.add_argument("--ttl", type=int, required=True, help="lifetime in seconds")
+    cookie.add_argument("--client-ip", help="bind the cookie to this client address")
+    cookie.set_defaults(run=command_sign_cookie)
+
     verify = with_signer(commands.add_parser("verify", help="check a link as nginx would"), signing=False)
     verify.add_argument("url", help="the link, absolute or path?query")
     verify.add_argument("--remote-addr", default="127.0.0.1",
                         help="the client's address, as nginx's $remote_addr (default 127.0.0.1; matters for ip=1 links)")
+    verify.add_argument("--cookie", action="append", default=[], metavar="HEADER",
+                        help="a Cookie header sent with the request, e.g. 'secure_link_folder=...' (repeatable)")
     verify.set_defaults(run=command_verify)
 
     nginx_keys = with_keys(commands.add_parser("nginx-keys", help="write nginx's keys includes"))
@@ -168,6 +187,7 @@ def make_parser() -> argparse.ArgumentParser:
                       help="an edge's per-link state folder ($secure_link_state_root): keep the revoked link ids there")
     sync.add_argument("--once", action="store_true", help="one round, then exit 0 (in step) or 1 (failed)")
     sync.set_defaults(run=command_sync_keys)
+    add_cdn_commands(commands)
     return parser
 
 

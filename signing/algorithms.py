@@ -7,7 +7,8 @@ token) is a method here, never a string compared elsewhere.
 ``md5``: nginx's stock ``secure_link_md5``, the unpadded base64url MD5 of the signed string
 followed by ``|`` and the secret. ``hmac-sha256``: checked by njs (``secure_link.js``), the
 unpadded base64url HMAC-SHA256 of the signed string, keyed by the secret. docs/link-format.md
-is the specification.
+is the specification. ``cloudfront``, ``cloudcdn`` and ``akamai`` keys sign those CDNs' own
+link formats (:class:`CDNKeyAlgorithm`; docs/cdn.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import importlib
 import re
 from collections.abc import Callable
 
@@ -39,6 +41,7 @@ class SigningAlgorithm:
     name: str  # as written in a keys file: ``kid=NAME:SECRET``
     token_argument: str  # the query argument that carries the token
     nginx_include: str  # the keys include nginx's map for this algorithm reads
+    delivery_target = "nginx"  # who checks its links: our nginx, or a CDN (CDNKeyAlgorithm)
 
     def message_suffix(self, secret: bytes) -> bytes:
         """What follows the signed string in the hashed message."""
@@ -135,6 +138,40 @@ class _HMACTokenizer:
         return "<HMAC-SHA256 tokenizer>"
 
 
+class CDNKeyAlgorithm(SigningAlgorithm):
+    """A CDN's key (CloudFront, Cloud CDN, Akamai): it signs that CDN's links, and nginx never sees it.
+
+    Its secret is checked by its module (``signing.cloudfront`` and the others, imported
+    only when such a key is used); nginx's keys includes and the verifiers' key sync leave
+    it out. A key set rotates it as any other key: the CDN accepts every key it was given
+    (a CloudFront key group, a Cloud CDN backend's keys, Akamai's transition key).
+    """
+
+    token_argument = ""
+    nginx_include = ""
+
+    def __init__(self, name: str, secret_format: str, *, kid_rule: tuple[str, str] | None = None) -> None:
+        self.name = self.delivery_target = name
+        self.secret_format = secret_format  # what `kid=NAME:...` holds, for messages
+        self._kid_rule = (re.compile(kid_rule[0]), kid_rule[1]) if kid_rule else None
+
+    def secret_problem(self, kid: str, secret: str) -> str | None:
+        """One line saying what is wrong with this key (never showing its secret), or None."""
+        if self._kid_rule and not self._kid_rule[0].fullmatch(kid):
+            return f"key {kid!r}: {self._kid_rule[1]}"
+        module = importlib.import_module(f"signing.{self.name}")
+        problem: str | None = getattr(module, f"{self.name}_secret_problem")(secret)
+        return None if problem is None else f"key {kid!r} ({self.name}, {self.secret_format}): {problem}"
+
+
 MD5 = MD5Algorithm()
 HMAC_SHA256 = HMACSHA256Algorithm()
-ALGORITHMS: dict[str, SigningAlgorithm] = {algorithm.name: algorithm for algorithm in (MD5, HMAC_SHA256)}
+CLOUDFRONT = CDNKeyAlgorithm("cloudfront", "cloudfront:KEY_PAIR_ID:BASE64_PKCS8_DER")
+CLOUD_CDN = CDNKeyAlgorithm("cloudcdn", "cloudcdn:BASE64URL_KEY", kid_rule=(
+    r"[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?", "a Cloud CDN key's id is its key name: a-z, 0-9 and '-', starting with a letter"))
+AKAMAI = CDNKeyAlgorithm("akamai", "akamai:HEX_KEY")
+NGINX_ALGORITHMS: tuple[SigningAlgorithm, ...] = (MD5, HMAC_SHA256)
+ALGORITHMS: dict[str, SigningAlgorithm] = {
+    algorithm.name: algorithm for algorithm in (MD5, HMAC_SHA256, CLOUDFRONT, CLOUD_CDN, AKAMAI)
+}
+DELIVERY_TARGETS = ("nginx", CLOUDFRONT.name, CLOUD_CDN.name, AKAMAI.name)

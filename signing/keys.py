@@ -7,6 +7,9 @@ file format, one entry per line (or comma-separated)::
     # comment
     k1=SECRET                 an MD5 key (nginx's stock secure_link)
     h1=hmac-sha256:SECRET     an HMAC-SHA256 key (njs)
+    cf1=cloudfront:K2JCJMDEHXQW5F:MIIEvQ...   a CloudFront key: its public key id, its RSA key
+    my-key=cloudcdn:BASE64URL a Cloud CDN key (the kid is its key name)
+    ak1=akamai:HEX            an Akamai EdgeAuth key
     active: k1 since 1767225600
 
 Without an ``active:`` line the last key signs. ``since`` is when the active key started
@@ -26,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .algorithms import ALGORITHMS, MD5, SigningAlgorithm
+from .algorithms import ALGORITHMS, MD5, NGINX_ALGORITHMS, CDNKeyAlgorithm, SigningAlgorithm
 from .encoding import utc_iso
 from .exc import KeySetError
 
@@ -194,13 +197,22 @@ class KeySet:
         return "".join(lines)
 
     def nginx_includes(self) -> dict[str, str]:
-        """File name -> content of nginx's keys includes: one ``"kid" "secret";`` map body per algorithm."""
+        """File name -> content of nginx's keys includes: one ``"kid" "secret";`` map body per
+        nginx algorithm (a CDN's keys never reach nginx)."""
         self.check()
         return {
             algorithm.nginx_include: f"# Generated from the signing keys ({algorithm.name} keys): do not edit by hand.\n"
             + "".join(f'"{key.kid}" "{key.secret}";\n' for key in self.keys if key.algorithm is algorithm)
-            for algorithm in ALGORITHMS.values()
+            for algorithm in NGINX_ALGORITHMS
         }
+
+    def nginx_keys(self) -> KeySet:
+        """The keys nginx verifies (MD5 and HMAC-SHA256), with the same active key when it is one of them."""
+        keys = tuple(key for key in self.keys if key.algorithm in NGINX_ALGORITHMS)
+        if len(keys) == len(self.keys):
+            return self
+        active = self.active_kid if any(key.kid == self.active_kid for key in keys) else None
+        return KeySet(keys, active, self.active_since if active else None)
 
     def write_nginx_includes(self, directory: Path) -> list[Path]:
         """Write nginx's keys includes into ``directory`` (each 0600, replaced atomically)."""
@@ -221,14 +233,26 @@ class KeySet:
         """The same keys with ``kid`` pinned as the signing key (its ``since`` unknown)."""
         return replace(self, active_kid=kid, active_since=None)
 
-    def add(self, kid: str | None = None, *, algorithm: SigningAlgorithm = MD5, now: int) -> tuple[KeySet, Key]:
-        """A new key with a fresh secret, not signing yet (a key set's first key signs at once)."""
+    def add(
+        self, kid: str | None = None, *, algorithm: SigningAlgorithm = MD5, now: int, secret: str | None = None
+    ) -> tuple[KeySet, Key]:
+        """A new key, not signing yet (a key set's first key signs at once).
+
+        Its secret is fresh unless given; a CDN's key needs it given (the CDN holds the
+        public key, or the same secret).
+        """
         kid = kid or next(f"k{n}" for n in range(1, len(self.keys) + 2) if f"k{n}" not in self)
         if not KID_PATTERN.fullmatch(kid):
             raise KeySetError(_BAD_KID.format(kid=kid))
         if kid in self:
             raise KeySetError(f"key id {kid!r} exists already")
-        key = Key(kid, generate_secret(), algorithm)
+        if secret is None and isinstance(algorithm, CDNKeyAlgorithm):
+            raise KeySetError(f"a {algorithm.name} key comes from the CDN's side: give its secret "
+                              f"({algorithm.secret_format})")
+        key = Key(kid, generate_secret() if secret is None else secret, algorithm)
+        problems = _key_problems(key)
+        if problems:
+            raise KeySetError(problems[0].message)
         if not self.keys:
             return KeySet((key,), kid, now), key
         # The current signer stays active explicitly, or the new (last) key would sign at once.
@@ -302,7 +326,9 @@ def _parse_key(entry: str, line_number: int) -> Key:
     kid, separator, value = entry.partition("=")
     if not separator:
         raise KeySetError(f"line {line_number}: expected 'kid=secret' or 'active: kid', got no '='")
-    name, colon, secret = value.strip().rpartition(":")
+    name, colon, secret = value.strip().partition(":")  # a CloudFront secret holds a ':' of its own
+    if not colon:
+        name, secret = "", name
     algorithm = ALGORITHMS.get(name) if colon else MD5
     if algorithm is None:
         raise KeySetError(f"line {line_number}: key {kid.strip()!r} names an unknown algorithm; use one of {list(ALGORITHMS)}")
@@ -322,6 +348,9 @@ def _key_problems(key: Key) -> list[KeyProblem]:
     problems = []
     if not KID_PATTERN.fullmatch(key.kid):
         problems.append(KeyProblem("bad-kid", _BAD_KID.format(kid=key.kid)))
+    if isinstance(key.algorithm, CDNKeyAlgorithm):
+        problem = key.algorithm.secret_problem(key.kid, key.secret)
+        return problems + ([KeyProblem("bad-secret", problem)] if problem else [])
     if len(key.secret) < MIN_SECRET_LENGTH:
         problems.append(KeyProblem(
             "short-secret",

@@ -21,6 +21,7 @@ from .directory import directory_prefix_bytes, directory_url
 from .disposition import DISPOSITIONS, filename_field
 from .folder_cookie import COOKIE_NAME, FOLDER_KIND, cookie_folder_bytes, folder_cookie_value
 from .encoding import ttl_seconds
+from .exc import KeySetError
 from .keys import Key, KeySet
 from .link_format import (
     DIRECTORY_KIND,
@@ -83,6 +84,10 @@ class SecureLinkSigner:
     are the same URL. ValueError (KeySetError) for a key set that cannot be used.
     """
 
+    carries_link_ids = True  # every file link carries an id: revocable, countable
+    names_downloads = True  # filename= and disposition= set Content-Disposition
+    mints_absolute_urls = False  # links are paths: the caller puts the site's base in front
+
     def __init__(
         self,
         key_set: KeySet,
@@ -92,6 +97,13 @@ class SecureLinkSigner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         key_set.check()
+        active = key_set.active
+        if active.algorithm.delivery_target != "nginx":
+            raise KeySetError(
+                f"the active key {active.kid!r} is a {active.algorithm.name} key, which signs {active.algorithm.name} "
+                f"links: sign those with signing.delivery.CDNLinkSigner (SECURE_LINK['DELIVERY'] = "
+                f"'{active.algorithm.name} BASE_URL'), or activate an md5 or hmac-sha256 key for nginx"
+            )
         if not (prefix.startswith("/") and prefix.endswith("/")):
             raise ValueError(f"the protected prefix {prefix!r} must start and end with '/'")
         if expiry_bucket < 0:
@@ -101,7 +113,7 @@ class SecureLinkSigner:
         self.prefix = prefix
         self.expiry_bucket = expiry_bucket
         self.clock = clock
-        self._keys = {key.kid: _PreparedKey(key) for key in key_set}
+        self._keys = {key.kid: _PreparedKey(key) for key in key_set.nginx_keys()}  # a CDN's keys sign elsewhere
         self._unbucketed = expiry_bucket <= 1
         # Links to one file are signed again and again: remember what they repeat, per key
         # and path for plain links, per (path, kid, client_ip, filename, disposition) otherwise.

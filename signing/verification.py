@@ -75,8 +75,8 @@ class SecureLinkVerifier:
         self.key_set = key_set
         self.prefix = prefix
         self.clock = clock
-        # nginx's map compares key ids case-insensitively.
-        self._keys = {key.kid.lower().encode("ascii"): key for key in key_set}
+        # nginx's map compares key ids case-insensitively; a CDN's keys never reach nginx.
+        self._keys = {key.kid.lower().encode("ascii"): key for key in key_set.nginx_keys()}
 
     def __repr__(self) -> str:
         return f"<SecureLinkVerifier kids={list(self.key_set.kids)} prefix={self.prefix!r}>"

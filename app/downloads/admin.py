@@ -32,7 +32,7 @@ class ImageAdmin(admin.ModelAdmin):
         if not image.file:
             return "-"
         try:
-            link = sign_file(image.file.name, filename=image.original_name)
+            link = sign_file(image.file.name, filename=image.original_name, name_if_possible=True)
         except LinkError as error:
             return f"cannot sign: {error.message}"
         return format_html('<a href="{}">download</a> (until {} UTC)', link.url, f"{link.expires_at:%Y-%m-%d %H:%M}")

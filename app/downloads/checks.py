@@ -13,6 +13,9 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import SystemCheckError
 
+from signing import KeySet
+from signing.delivery import DeliveryTarget
+
 from .conf import current_key_set, key_source, link_settings
 
 Application = TypeVar("Application")
@@ -47,10 +50,27 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
                 message += f" (none in SECURE_LINK_KEYS, and the keys file {config.keys_file} has none)"
             errors.append(checks.Error(message, hint=_KEY_PROBLEM_HINTS.get(problem.code, _KEYS_HINT),
                                        id=f"downloads.{_KEY_PROBLEM_IDS[problem.code]}"))
+    if key_set.keys and not key_set.problems():
+        errors += _delivery_errors(config.delivery, key_set)
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
     errors += _state_dir_errors(config.state_dir)
     return errors
+
+
+def _delivery_errors(delivery: DeliveryTarget, key_set: KeySet) -> list[checks.CheckMessage]:
+    """The active key signs the delivery target's links: an nginx key for nginx, that CDN's key for a CDN."""
+    active = key_set.active
+    if active.algorithm.delivery_target == delivery.name:
+        return []
+    wanted = "an md5 or hmac-sha256 key" if delivery.is_nginx else f"a {delivery.name} key"
+    return [checks.Error(
+        f"SECURE_LINK_DELIVERY is {delivery.name} but the active key {active.kid!r} is a {active.algorithm.name} key: "
+        f"no link it signs would verify there",
+        hint=f"Activate {wanted} (manage.py rotate_key activate KID), or set SECURE_LINK_DELIVERY to the target "
+             "the active key is for (docs/cdn.md).",
+        id="downloads.E010",
+    )]
 
 
 def _state_dir_errors(state_dir: Path) -> list[checks.CheckMessage]:

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from signing import KeySet, LinkState, SecureLinkSigner, SecureLinkVerifier, TimedTokenSigner
+from signing import KeySet, LinkState, SecureLinkVerifier, TimedTokenSigner
+from signing.delivery import DeliveryTarget, LinkSigner, link_signer
 
 from .keyring import KeysFileWatcher, StaticKeys
 
@@ -56,6 +58,13 @@ DEFAULTS: dict[str, Any] = {
     # (name, path) pairs, read by the downloads API and `manage.py link_downloads`.
     "STATE_DIR": None,
     "DOWNLOAD_LOGS": (),
+    # Who checks the links (docs/cdn.md): "nginx", or a CDN and the base URL its links start
+    # with ("cloudfront https://d111111abcdef8.cloudfront.net"); its keys are in the key set.
+    "DELIVERY": "nginx",
+    # Folder cookies' attributes: Secure (off only for a plain-HTTP demo) and Domain (a CDN on
+    # a sibling host, cdn.example.com, needs "example.com").
+    "COOKIE_SECURE": True,
+    "COOKIE_DOMAIN": None,
 }
 
 
@@ -80,6 +89,9 @@ class LinkSettings:
     probe_timeout: float
     state_dir: Path
     download_logs: tuple[tuple[str, Path], ...]
+    delivery: DeliveryTarget
+    cookie_secure: bool
+    cookie_domain: str | None
 
     @property
     def link_state(self) -> LinkState:
@@ -128,7 +140,18 @@ def link_settings() -> LinkSettings:
         probe_timeout=float(config["PROBE_TIMEOUT"]),
         state_dir=Path(config["STATE_DIR"] or Path(getattr(settings, "VAR_DIR", settings.BASE_DIR)) / "state"),
         download_logs=tuple((str(name), Path(path)) for name, path in config["DOWNLOAD_LOGS"]),
+        delivery=_delivery_target(config["DELIVERY"]),
+        cookie_secure=bool(config["COOKIE_SECURE"]),
+        cookie_domain=config["COOKIE_DOMAIN"] or None,
     )
+
+
+def _delivery_target(value: str | DeliveryTarget) -> DeliveryTarget:
+    """The DELIVERY setting as one value; a setting that cannot work stops start-up in one line."""
+    try:
+        return value.check() if isinstance(value, DeliveryTarget) else DeliveryTarget.parse(str(value))
+    except ValueError as error:
+        raise ImproperlyConfigured(f"SECURE_LINK_DELIVERY: {error}") from None
 
 
 def demo_record() -> dict[str, Any]:
@@ -176,7 +199,7 @@ def current_key_set() -> KeySet:
 
 class _Signers(NamedTuple):
     key_set: KeySet
-    link: SecureLinkSigner
+    link: LinkSigner
     verifier: SecureLinkVerifier
     share: TimedTokenSigner
 
@@ -192,15 +215,15 @@ def _signers_for_current_keys() -> _Signers:
         config = link_settings()
         signers = _signers = _Signers(
             key_set,
-            SecureLinkSigner(key_set, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
+            link_signer(key_set, config.delivery, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
             SecureLinkVerifier(key_set, prefix=config.media_url),
             TimedTokenSigner(key_set, salt=SHARE_SALT),
         )
     return signers
 
 
-def get_link_signer() -> SecureLinkSigner:
-    """The signer for nginx links, for the keys in force now."""
+def get_link_signer() -> LinkSigner:
+    """The signer of the delivery target's links (nginx's, or a CDN's), for the keys in force now."""
     return _signers_for_current_keys().link
 
 

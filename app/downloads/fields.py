@@ -69,7 +69,7 @@ class SignedFileURLField(serializers.Field):
             getattr(instance, self.filename) if self.filename else None
         )
         try:
-            return issuer.sign(name, filename=filename or None, disposition=self.disposition)
+            return issuer.sign(name, filename=filename or None, disposition=self.disposition, name_if_possible=True)
         except LinkError as error:
             self.fail("unsafe", reason=error.message)
             raise  # unreachable: fail() raises

@@ -175,7 +175,7 @@ def keys_for_verifiers(request: HttpRequest) -> HttpResponse:
     refused = _refuse_without_fleet_token(request)
     if refused is not None:
         return refused
-    body = KeySet(_keys_now().keys).render()
+    body = KeySet(_keys_now().nginx_keys().keys).render()  # a CDN's keys are none of a verifier's business
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response

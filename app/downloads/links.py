@@ -6,9 +6,14 @@ import ipaddress
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.http import HttpRequest
+from http.cookies import Morsel
+
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.http import http_date
 
 from signing import SignedLink, new_link_id
+from signing.folder_cookie import check_cookie_value
+from signing.link_format import CookieGrant
 from signing.paths import check_signable_path, quote_path
 
 from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
@@ -49,8 +54,9 @@ def absolute_url(path_and_query: str, request: HttpRequest | None = None) -> str
 class LinkIssuer:
     """What every link signed for one request shares, looked up once: signer, TTL, base URL.
 
-    A page of 100 links is signed with one key even if the keys file changes while it
-    renders.
+    The signer is the delivery target's (``SECURE_LINK['DELIVERY']``): nginx's, or a CDN's,
+    whose links are absolute already. A page of 100 links is signed with one key even if the
+    keys file changes while it renders.
     """
 
     __slots__ = ("signer", "ttl", "media_url", "base_url")
@@ -60,12 +66,20 @@ class LinkIssuer:
         self.signer = get_link_signer()
         self.ttl = config.default_ttl if ttl is None else ttl
         self.media_url = config.media_url
-        self.base_url = absolute_url("", request)
+        self.base_url = "" if self.signer.mints_absolute_urls else absolute_url("", request)
 
     def sign(self, name: str, *, filename: str | None = None, disposition: str | None = None,
              client_ip: str | None = None, not_before: int | None = None,
-             max_downloads: int | None = None, link_id: str | None = None) -> SignedLink:
-        """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does."""
+             max_downloads: int | None = None, link_id: str | None = None,
+             name_if_possible: bool = False) -> SignedLink:
+        """An absolute link to the stored file ``name``; raises UnsafePath as ``sign_file`` does.
+
+        With ``name_if_possible``, ``filename`` and ``disposition`` are a page's presentation
+        hints: a delivery target that cannot carry them (a CDN) gets the link without them.
+        Otherwise an option the target cannot carry is a ValueError.
+        """
+        if name_if_possible and not self.signer.names_downloads:
+            filename = disposition = None
         link = self.signer.sign(self.media_url + name, ttl=self.ttl, filename=filename,
                                 disposition=disposition, client_ip=client_ip, not_before=not_before,
                                 max_downloads=max_downloads, link_id=link_id)
@@ -82,15 +96,18 @@ def sign_file(
     not_before: int | None = None,
     max_downloads: int | None = None,
     request: HttpRequest | None = None,
+    name_if_possible: bool = False,
 ) -> SignedLink:
-    """Sign the stored file ``name`` for nginx; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``.
+    """Sign the stored file ``name`` for the delivery target; ``ttl`` defaults to ``SECURE_LINK['DEFAULT_TTL']``.
 
     ``not_before`` (Unix seconds) and ``max_downloads`` are signed into the link (its id is
-    random); :func:`issue_link` also records it for the API. Raises UnsafePath for a name
-    that could leave the media root or that nginx would rewrite.
+    random); :func:`issue_link` also records it for the API. ``name_if_possible``: see
+    :meth:`LinkIssuer.sign`. Raises UnsafePath for a name that could leave the media root or
+    that nginx would rewrite, ValueError for an option the target cannot carry.
     """
     return LinkIssuer(request, ttl=ttl).sign(name, filename=filename, disposition=disposition, client_ip=client_ip,
-                                             not_before=not_before, max_downloads=max_downloads)
+                                             not_before=not_before, max_downloads=max_downloads,
+                                             name_if_possible=name_if_possible)
 
 
 def issue_link(
@@ -104,16 +121,26 @@ def issue_link(
     not_before: datetime | None = None,
     max_downloads: int | None = None,
     request: HttpRequest | None = None,
+    filename_if_possible: bool = False,
 ) -> tuple[SignedLink, Any]:
     """Sign a link to ``image`` and record it by its link id (an :class:`IssuedLink`), so that
-    its owner can look it up, follow its downloads and revoke it alone."""
+    its owner can look it up, follow its downloads and revoke it alone.
+
+    A CDN's links carry no link id: they are signed, not recorded (the record is None).
+    ``filename`` is then dropped, as a presentation hint the CDN cannot carry.
+    """
     from .models import IssuedLink
 
-    link = LinkIssuer(request, ttl=ttl).sign(
+    issuer = LinkIssuer(request, ttl=ttl)
+    recorded = issuer.signer.carries_link_ids
+    link = issuer.sign(
         image.file.name, filename=filename, disposition=disposition, client_ip=client_ip,
         not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
-        link_id=new_link_id(),  # random also with an expiry bucket: each issued link is its own
+        link_id=new_link_id() if recorded else None,  # random also with an expiry bucket: each issued link is its own
+        name_if_possible=filename_if_possible,
     )
+    if not recorded:
+        return link, None
     record = IssuedLink.objects.create(
         id=link.link_id, image=image, created_by=created_by, kid=link.kid, expires_at=link.expires_at,
         not_before=link.not_before_at, max_downloads=link.max_downloads,
@@ -138,6 +165,56 @@ def sign_directory(
         media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
     )
     return signed.with_base(absolute_url("", request))
+
+
+def sign_folder_cookie(
+    name: str,
+    *,
+    ttl: int | timedelta | None = None,
+    client_ip: str | None = None,
+) -> CookieGrant:
+    """The delivery target's cookies for every file below the stored folder ``name`` (``videos/42/``).
+
+    Our nginx checks one cookie, ``secure_link_folder``; CloudFront, Cloud CDN and Akamai
+    their own (docs/cdn.md). Set them on a response with :func:`set_folder_cookies`. Raises
+    UnsafePath for a folder a cookie cannot grant exactly (names outside ``A-Z a-z 0-9 . _ ~ -``).
+    """
+    folder = name if name.endswith("/") else name + "/"
+    return get_link_signer().sign_folder_cookie(
+        media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+    )
+
+
+def plain_url(name: str, request: HttpRequest | None = None) -> str:
+    """The stored file's URL without a token (what a folder cookie opens), for the delivery target."""
+    config = link_settings()
+    path = quote_path(media_path(name))
+    return config.delivery.base_url + path if not config.delivery.is_nginx else absolute_url(path, request)
+
+
+def set_folder_cookies(response: HttpResponseBase, grant: CookieGrant) -> HttpResponseBase:
+    """Add ``grant``'s cookies to ``response`` (for the page that embeds a player), and return it.
+
+    Each cookie has ``Path`` the folder, ``Expires`` the grant's, ``HttpOnly``,
+    ``SameSite=Lax``, ``Secure`` unless ``SECURE_LINK['COOKIE_SECURE']`` is off (a plain-HTTP
+    demo) and ``Domain`` ``SECURE_LINK['COOKIE_DOMAIN']`` when set. Values are sent as they
+    are: they hold only cookie-safe characters, which Django's cookie jar would quote.
+    """
+    config = link_settings()
+    for name, value in grant.cookies.items():
+        check_cookie_value(name, value)
+        morsel: Morsel[str] = Morsel()
+        morsel.set(name, value, value)
+        morsel["path"] = grant.path
+        morsel["expires"] = http_date(grant.expires)
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
+        if config.cookie_secure:
+            morsel["secure"] = True
+        if config.cookie_domain:
+            morsel["domain"] = config.cookie_domain
+        response.cookies[name] = morsel
+    return response
 
 
 def client_address(request: HttpRequest) -> str:

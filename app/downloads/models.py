@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from typing import Any
 
@@ -15,15 +16,22 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": 
 
 
 def image_upload_to(instance: Image, filename: str) -> str:
-    """``images/<yyyy>/<mm>/<uuid>.<ext>``: never collides, never reuses the client's name.
+    """``images/<yyyy>/<mm>/<uuid>/<uuid>.<ext>``: never collides, never reuses the client's name.
 
-    The extension comes from the image format Pillow detected (see the serializer), so
-    nginx's Content-Type follows the bytes, not the name the client chose.
+    Each image has a folder of its own, which a folder cookie can open alone (its
+    renditions would go there too). The extension comes from the image format Pillow
+    detected (see the serializer), so nginx's Content-Type follows the bytes, not the name
+    the client chose.
     """
     extension = filename.rsplit(".", 1)[-1].lower()
     if extension not in EXTENSIONS.values():
         extension = "img"
-    return f"images/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.{extension}"
+    name = uuid.uuid4().hex
+    return f"images/{timezone.now():%Y/%m}/{name}/{name}.{extension}"
+
+
+# A stored name in a folder of its own (image_upload_to); images stored before had none.
+_OWN_FOLDER = re.compile(r"(images/[0-9]{4}/[0-9]{2}/(?P<name>[0-9a-f]{32})/)(?P=name)\.[a-z]+")
 
 
 class Image(models.Model):
@@ -61,6 +69,13 @@ class Image(models.Model):
         every share token issued before it fail to verify (403).
         """
         return share_subject(self.pk, self.file.name or "")
+
+    @property
+    def folder(self) -> str | None:
+        """The folder that holds this image alone (``images/2026/12/<uuid>/``), or None for an
+        image stored before images had folders (``revoke_links`` moves it into one)."""
+        match = _OWN_FOLDER.fullmatch(self.file.name or "")
+        return match.group(1) if match else None
 
     def revoke_links(self) -> None:
         """Make every link issued for this image stop working at once; new links work.

@@ -133,10 +133,25 @@ class ShareOptionsSerializer(serializers.Serializer):
         return ttl_within_maximum(ttl)
 
 
+class CookieOptionsSerializer(ShareOptionsSerializer):
+    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the cookies.")
+
+
+class FolderCookiesSerializer(serializers.Serializer):
+    """Cookies that open every file of an image's folder; also sent as Set-Cookie headers."""
+
+    cookies = serializers.DictField(child=serializers.CharField(),
+                                    help_text="Cookie name -> value, as the delivery target checks them.")
+    path = serializers.CharField(help_text="The folder the cookies open (their Path).")
+    expires_at = serializers.DateTimeField()
+    url = serializers.URLField(help_text="The image's own URL, without a token: the cookies open it.")
+
+
 class IssuedLinkSerializer(serializers.Serializer):
     """A link just minted: the only answer that holds its URL (the token is never stored)."""
 
-    id = serializers.CharField(help_text="The link id: GET /api/links/<id>/, POST /api/links/<id>/revoke/.")
+    id = serializers.CharField(allow_null=True, help_text="The link id: GET /api/links/<id>/, POST "
+                               "/api/links/<id>/revoke/. null for a CDN's link, which is not recorded (docs/cdn.md).")
     url = serializers.URLField()
     expires_at = serializers.DateTimeField()
     kid = serializers.CharField()

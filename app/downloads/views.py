@@ -26,11 +26,21 @@ from signing.paths import nginx_uri, quote_path
 from .conf import get_link_verifier, get_share_signer, link_settings
 from .exceptions import LinkInvalid, api_exception_for, status_for
 from .download_log import downloads_of
-from .links import absolute_url, client_address, internal_redirect_target, issue_link
+from .links import (
+    absolute_url,
+    client_address,
+    internal_redirect_target,
+    issue_link,
+    plain_url,
+    set_folder_cookies,
+    sign_folder_cookie,
+)
 from .models import Image, IssuedLink
 from .responses import XAccelRedirectResponse, download_disposition, stream_file
 from .serializers import (
+    CookieOptionsSerializer,
     DownloadSerializer,
+    FolderCookiesSerializer,
     ImageSerializer,
     LinkSerializer,
     ImageTitleSerializer,
@@ -134,6 +144,7 @@ class ImageViewSet(
                 created_by=request.user,
                 ttl=given.get("ttl"),
                 filename=given.get("filename") or image.original_name,
+                filename_if_possible=not given.get("filename"),  # the image's own name: only where it fits
                 disposition=given["disposition"],
                 client_ip=client_address(request) if given["bind_ip"] else None,
                 not_before=given.get("not_before"),
@@ -162,6 +173,38 @@ class ImageViewSet(
         url = absolute_url(f"{reverse('download-image', args=[image.pk])}?token={token}", request)
         body = ShareLinkSerializer({"url": url, "expires_at": datetime.fromtimestamp(expires, tz=timezone.utc)}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Hand out folder cookies for an image",
+        description="Cookies that open every file of the image's folder until they expire (for a page that embeds "
+                    "a player, or a client that follows absolute URLs); set on this response and listed in its body. "
+                    "409 for an image stored before images had folders of their own: revoking its links moves it "
+                    "into one.",
+        request=CookieOptionsSerializer,
+        responses={200: FolderCookiesSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND,
+                   409: OpenApiResponse(description="The image has no folder of its own.")},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
+    def cookies(self, request: Request, pk: str | None = None) -> Response:
+        """The delivery target's folder cookies for the image's own folder."""
+        image = self.get_object()
+        options = CookieOptionsSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        folder = image.folder
+        if folder is None:
+            return Response({"detail": "This image was stored before images had folders of their own: "
+                                       f"POST /api/images/{image.pk}/revoke/ moves it into one."},
+                            status=status.HTTP_409_CONFLICT)
+        try:
+            grant = sign_folder_cookie(folder, ttl=options.validated_data.get("ttl"),
+                                       client_ip=client_address(request) if options.validated_data["bind_ip"] else None)
+        except ValueError as error:  # an option the delivery target cannot carry
+            raise ValidationError({"detail": str(error)}, code="invalid") from None
+        body = FolderCookiesSerializer({**grant.as_json(), "expires_at": grant.expires_at,
+                                        "url": plain_url(image.file.name, request)}).data
+        response = Response(body)
+        set_folder_cookies(response, grant)
+        return response
 
     @extend_schema(summary="Revoke every link to an image", request=None,
                    responses={200: ImageSerializer, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})

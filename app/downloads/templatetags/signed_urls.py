@@ -18,7 +18,9 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def signed_url(context: dict[str, Any], file: FieldFile | str, ttl: int | None = None,
                filename: str | None = None, disposition: str | None = None, directory: bool = False) -> str:
-    """A signed nginx URL for a stored file (absolute when the request or BASE_URL is known).
+    """A signed URL for a stored file, for the delivery target (absolute when the request or BASE_URL is known).
+
+    ``filename`` and ``disposition`` are dropped for a CDN, which cannot carry them.
 
     With ``directory=True``, ``file`` names a folder and the URL (ending in ``/``) opens every file below it.
     """
@@ -28,4 +30,4 @@ def signed_url(context: dict[str, Any], file: FieldFile | str, ttl: int | None =
     if directory:
         return sign_directory(name, ttl=ttl, request=context.get("request")).url
     return sign_file(name, ttl=ttl, filename=filename or None, disposition=disposition,
-                     request=context.get("request")).url
+                     request=context.get("request"), name_if_possible=True).url

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from PIL import Image as PillowImage
 
-from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, operator_base_url
+from app.downloads.conf import INTERNAL_MEDIA_PREFIX, get_link_signer, get_share_signer, link_settings, operator_base_url
 from app.downloads.fleet import Answer, http_get
 from app.downloads.links import media_path
 from app.downloads.models import Image
@@ -65,6 +65,10 @@ class Command(BaseCommand):
                             help="also probe this edge (nginx/edge.conf) in front of the origin; repeatable")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        delivery = link_settings().delivery
+        if not delivery.is_nginx:
+            raise CommandError(f"SECURE_LINK_DELIVERY is {delivery}: this command probes our nginx, and "
+                               f"{delivery.name} checks the links; try one from `manage.py sign_url` (docs/cdn.md)")
         base_url = (options["base_url"] or operator_base_url()[0]).rstrip("/")
         self.timeout = options["timeout"]
         parts = urlsplit(base_url)

@@ -28,7 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from app.downloads.conf import link_settings
 from app.downloads.fleet import fleet, wait_for
 from signing import KeySet, KeySetError, KeyState
-from signing.algorithms import ALGORITHMS, MD5
+from signing.algorithms import ALGORITHMS, MD5, CDNKeyAlgorithm
 from signing.encoding import utc_iso
 from signing.keys import nginx_includes_directory
 
@@ -54,7 +54,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true",
                             help="retire: do not wait for the verifiers to refuse the key (reload them by hand)")
         parser.add_argument("--algorithm", choices=list(ALGORITHMS), default=MD5.name,
-                            help="for add: md5 (nginx's stock module, the default) or hmac-sha256 (njs)")
+                            help="for add: md5 (nginx's stock module, the default), hmac-sha256 (njs), or a CDN's "
+                                 "key: cloudfront, cloudcdn, akamai (docs/cdn.md)")
+        parser.add_argument("--secret-file", type=Path,
+                            help="for add, a Cloud CDN (base64url) or Akamai (hex) key: the file holding it")
+        parser.add_argument("--private-key", type=Path, help="for add --algorithm cloudfront: the RSA private key (PEM)")
+        parser.add_argument("--key-pair-id", help="for add --algorithm cloudfront: the public key's id in CloudFront")
 
     def handle(self, *args: Any, **options: Any) -> None:
         keys_file: Path | None = options["keys_file"] or link_settings().keys_file
@@ -77,7 +82,7 @@ class Command(BaseCommand):
         if nginx_folder is not None:
             written = changed.write_nginx_includes(nginx_folder)
             self.stdout.write(f"rewrote {' and '.join(map(str, written))}; now reload nginx")
-        if action == "retire" and not options["no_wait"]:
+        if action == "retire" and not options["no_wait"] and not isinstance(key_set[kid].algorithm, CDNKeyAlgorithm):
             self.confirm_retired(key_set, kid)
 
     def read(self, keys_file: Path, *, creating: bool) -> KeySet:
@@ -104,7 +109,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"{label}: {state.value}")
 
     def add(self, key_set: KeySet, kid: str | None, options: dict[str, Any]) -> KeySet:
-        changed, key = key_set.add(kid, algorithm=ALGORITHMS[options["algorithm"]], now=now())
+        algorithm = ALGORITHMS[options["algorithm"]]
+        changed, key = key_set.add(kid, algorithm=algorithm, now=now(), secret=self.given_secret(algorithm, options))
+        if isinstance(algorithm, CDNKeyAlgorithm):
+            self.stdout.write(f"added {algorithm.name} key {key.kid}" + (" (it signs new links)" if not key_set.keys
+                              else " (not signing yet)") + f".\nNext: give {algorithm.name} the key (docs/cdn.md), "
+                              f"then: manage.py rotate_key activate {key.kid} --force")
+            return changed
         next_step = "reload nginx" if options["nginx_keys"] else \
             f"the verifiers' sync agents pull it within {link_settings().fleet_bound:g} s"
         if not key_set.keys:
@@ -117,9 +128,34 @@ class Command(BaseCommand):
                               f"Next: {next_step}, then: manage.py rotate_key activate {key.kid}")
         return changed
 
+    def given_secret(self, algorithm: Any, options: dict[str, Any]) -> str | None:
+        """A CDN key's secret, from the files named on the command line (never from the command line itself)."""
+        if not isinstance(algorithm, CDNKeyAlgorithm):
+            return None
+        try:
+            if algorithm.name == "cloudfront":
+                if not options["private_key"] or not options["key_pair_id"]:
+                    raise CommandError("a cloudfront key needs --private-key PEM and --key-pair-id ID")
+                from signing.cloudfront import cloudfront_secret
+
+                return cloudfront_secret(options["key_pair_id"], options["private_key"].read_bytes())
+            if not options["secret_file"]:
+                raise CommandError(f"a {algorithm.name} key needs --secret-file FILE holding it")
+            return str(options["secret_file"].read_text(encoding="ascii")).strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise CommandError(f"cannot read the key: {error}") from None
+
     def activate(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
         key_set.activate(kid, now=now())  # the rules first: no probing for a key that cannot be activated
+        if isinstance(key_set[kid].algorithm, CDNKeyAlgorithm):  # our verifiers never see it; nothing to probe
+            if not options["force"]:
+                raise CommandError(f"{kid} is a {key_set[kid].algorithm.name} key, which only the CDN checks: make "
+                                   "sure the CDN has it (docs/cdn.md), then pass --force")
+            return self.activated(key_set, kid)
         self.gate(key_set, kid, force=options["force"])
+        return self.activated(key_set, kid)
+
+    def activated(self, key_set: KeySet, kid: str) -> KeySet:
         changed = key_set.activate(kid, now=now())  # "since" is when it really starts signing
         self.stdout.write(
             f"{kid} signs new links from {utc_iso(now())}; running app servers follow within "

@@ -13,9 +13,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings, operator_base_url
-from app.downloads.links import media_path, sign_directory, sign_file
+from app.downloads.links import media_path, sign_directory, sign_file, sign_folder_cookie
 from signing import LinkError, SignedLink
 from signing.directory import directory_prefix_bytes
+from signing.folder_cookie import cookie_folder_bytes
 from signing.paths import check_signable_path
 
 def storage_name(path: str, media_url: str) -> str | None:
@@ -44,6 +45,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print {url, id, expires_at, kid} as JSON")
         parser.add_argument("--directory", action="store_true",
                             help="sign a folder (videos/42/): one token for every file below it, e.g. an HLS stream")
+        parser.add_argument("--cookie", action="store_true",
+                            help="with --directory: print the folder's cookies (Name=Value lines; with --json "
+                                 "{cookies, path, expires_at}) instead of a link, for players that follow absolute URLs")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = link_settings()
@@ -52,8 +56,12 @@ class Command(BaseCommand):
             raise CommandError(f"{options['path']!r} is neither relative to MEDIA_ROOT nor under {config.media_url}")
         if options["ttl"] is not None and not 0 < options["ttl"] <= config.max_ttl:
             raise CommandError(f"--ttl must be between 1 and SECURE_LINK_MAX_TTL={config.max_ttl} seconds")
+        if options["cookie"] and not options["directory"]:
+            raise CommandError("--cookie grants a folder: pass --directory too")
         try:  # a path that can never be signed is refused before anything else
-            if options["directory"]:
+            if options["cookie"]:
+                cookie_folder_bytes(media_path(name if name.endswith("/") else name + "/"), config.media_url)
+            elif options["directory"]:
                 directory_prefix_bytes(media_path(name if name.endswith("/") else name + "/"), config.media_url)
             else:
                 check_signable_path(media_path(name), prefix=config.media_url)
@@ -64,6 +72,9 @@ class Command(BaseCommand):
         if not options["allow_missing"] and not exists:
             kind = "folder" if options["directory"] else "file"
             raise CommandError(f"no {kind} {file_path} (pass --allow-missing to sign anyway)")
+        if options["cookie"]:
+            self.print_cookies(name, options)
+            return
         try:
             link = self.sign(name, options)
         except (LinkError, ValueError) as error:
@@ -80,6 +91,18 @@ class Command(BaseCommand):
                                           "not_before": link.not_before_iso, "max_downloads": link.max_downloads}))
         else:
             self.stdout.write(url)
+
+    def print_cookies(self, name: str, options: dict[str, Any]) -> None:
+        if options["filename"] or options["inline"] or options["max_downloads"] or options["not_before"]:
+            raise CommandError("--filename, --inline, --max-downloads and --not-before apply to files, not to --cookie")
+        try:
+            grant = sign_folder_cookie(name, ttl=options["ttl"], client_ip=options["bind_ip"])
+        except (LinkError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(grant.as_json()))
+        else:
+            self.stdout.write("\n".join(f"{cookie}={value}" for cookie, value in grant.cookies.items()))
 
     def sign(self, name: str, options: dict[str, Any]) -> SignedLink:
         if options["directory"]:
