@@ -8,7 +8,7 @@ from app.api_docs import local_assets_only
 from app.downloads.conf import link_settings
 from app.downloads.fleet import keys_for_verifiers, revocations_for_verifiers
 from signing.keysync import KEYS_PATH, REVOCATIONS_PATH
-from app.downloads.views import ImageDownloadView, ImageViewSet, LinkViewSet, serve_signed_media
+from app.downloads.views import ImageDownloadView, ImageViewSet, LinkViewSet, image_page, serve_signed_media
 
 router = DefaultRouter()
 router.register("images", ImageViewSet, basename="image")
@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
     path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
+    # A page showing an image through folder cookies (docs/api.md#folder-cookies).
+    path("images/<int:image_id>/", image_page, name="image-page"),
     # The verifiers' sync agents pull the key set here, with the fleet token (docs/fleet.md).
     path(KEYS_PATH.lstrip("/"), keys_for_verifiers, name="secure-link-keys"),
     # ... and the revoked link ids, which they keep as files for nginx (docs/fleet.md).

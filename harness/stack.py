@@ -47,6 +47,8 @@ def django_environment(var_dir: Path, *, database_url: str | None = None, **over
         SECURE_LINK_KEYS_FILE=str(var_dir / KEYS_FILE_NAME),
         DJANGO_SECRET_KEY_FILE=str(var_dir / "django_secret_key"),
         SECURE_LINK_FLEET_TOKEN_FILE=str(var_dir / FLEET_TOKEN_FILE_NAME),
+        # The demo and the tests serve plain HTTP on loopback: a Secure cookie would not be set.
+        SECURE_LINK_COOKIE_SECURE="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -217,6 +218,25 @@ class ImageViewSet(
         except (Image.DoesNotExist, FileNotFoundError):  # deleted meanwhile
             raise Http404("no such image") from None
         return Response(self.get_serializer(image).data)
+
+
+def image_page(request: HttpRequest, image_id: int) -> HttpResponse:
+    """``GET /images/<id>/``: a page that shows the image by its plain URL, with the folder cookies
+    that open it set on the page (what a page embedding a player does). The owner or staff only
+    (log in first); 404 otherwise, 409 for an image without a folder of its own."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    image = get_object_or_404(visible_images(request), pk=image_id)
+    folder = image.folder
+    if folder is None:
+        return HttpResponse("This image has no folder of its own: revoke its links to move it into one.\n",
+                            status=409, content_type="text/plain; charset=utf-8")
+    grant = sign_folder_cookie(folder)
+    response = render(request, "downloads/image_page.html",
+                      {"image": image, "url": plain_url(image.file.name, request), "grant": grant})
+    response["Cache-Control"] = "private, no-store"
+    set_folder_cookies(response, grant)
+    return response
 
 
 NO_SUCH_LINK = OpenApiResponse(description="No such link, or not a link to one of your images (never a hint which).")
