@@ -19,7 +19,7 @@ from typing import Any, Union
 from urllib.parse import urlsplit
 
 from .algorithms import DELIVERY_TARGETS
-from .encoding import ttl_seconds
+from .encoding import LinkClock
 from .exc import KeySetError
 from .folder_cookie import cookie_folder_bytes
 from .keys import Key, KeySet
@@ -80,7 +80,7 @@ class DeliveryTarget:
         return self.name if self.is_nginx else f"{self.name} {self.base_url}"
 
 
-class CDNLinkSigner:
+class CDNLinkSigner(LinkClock):
     """Signs a CDN's links with the key set's keys of that CDN (the active one unless ``kid``).
 
     The same calls as :class:`~signing.SecureLinkSigner`: ``sign(path, ttl=...)`` gives an
@@ -124,15 +124,6 @@ class CDNLinkSigner:
 
     def __repr__(self) -> str:
         return f"<CDNLinkSigner target={self.target.name} kids={list(self._signers)} active_kid={self.active_kid!r}>"
-
-    def get_timestamp(self) -> int:
-        return int(self.clock())
-
-    def expires_for(self, ttl: int | timedelta) -> int:
-        """The ``expires`` of a link that must live at least ``ttl`` seconds from now (bucketed as nginx's)."""
-        expires = self.get_timestamp() + ttl_seconds(ttl)
-        bucket = self.expiry_bucket
-        return expires if bucket <= 1 else -(-expires // bucket) * bucket
 
     def sign(
         self,

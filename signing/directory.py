@@ -9,6 +9,7 @@ applied, as nginx does, to the normalised ``$uri``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .exc import UnsafePath
@@ -16,6 +17,7 @@ from .paths import check_signable_path
 
 SEPARATOR = "-"  # the path segment between the prefix and the token segment
 
+@functools.lru_cache(maxsize=16)
 def directory_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a directory link under ``media_prefix`` (as in the nginx configs)."""
     return (
@@ -25,18 +27,22 @@ def directory_pattern(media_prefix: str) -> str:
     )
 
 
-_PATTERNS: dict[str, re.Pattern[bytes]] = {}
-
-
 def parse_directory_uri(uri: bytes, media_prefix: str) -> dict[str, bytes] | None:
     """The parts of a directory link's ``$uri`` (``ip`` is b"" when absent), or None for a file link."""
-    pattern = _PATTERNS.get(media_prefix)
-    if pattern is None:
-        pattern = _PATTERNS[media_prefix] = re.compile(directory_pattern(media_prefix).encode())
-    match = pattern.match(uri)
+    return match_parts(directory_pattern(media_prefix), uri)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(pattern: str) -> re.Pattern[bytes]:
+    return re.compile(pattern.encode())
+
+
+def match_parts(pattern: str, value: bytes) -> dict[str, bytes] | None:
+    """The named groups of ``pattern`` matched at the start of ``value`` (b"" for an absent one), or None."""
+    match = _compiled(pattern).match(value)
     if match is None:
         return None
-    return {name: value or b"" for name, value in match.groupdict().items()}
+    return {name: part or b"" for name, part in match.groupdict().items()}
 
 
 def directory_prefix_bytes(prefix: str, media_prefix: str) -> bytes:

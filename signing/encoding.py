@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 # nginx's ngx_decode_base64url accepts exactly this alphabet; '=' ends the input.
@@ -45,3 +46,21 @@ def utc_iso(moment: int) -> str:
     Cached, since every link minted in one second shares its expiry.
     """
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+class LinkClock:
+    """When a signer's links expire: ``clock`` read in whole seconds, plus a TTL rounded up to
+    a multiple of ``expiry_bucket`` (0 or 1: not rounded). Shared by every target's signer."""
+
+    clock: Callable[[], float]
+    expiry_bucket: int
+
+    def get_timestamp(self) -> int:
+        """Now, in whole Unix seconds: the one place a signer reads the time."""
+        return int(self.clock())
+
+    def expires_for(self, ttl: int | timedelta) -> int:
+        """The ``expires`` value for a link that must live at least ``ttl`` seconds from now."""
+        expires = self.get_timestamp() + ttl_seconds(ttl)
+        bucket = self.expiry_bucket
+        return expires if bucket <= 1 else -(-expires // bucket) * bucket

@@ -15,9 +15,11 @@ nothing in it can widen the grant. The request's normalised ``$uri`` must start 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
+from .directory import match_parts
 from .exc import UnsafePath
 
 COOKIE_NAME = "secure_link_folder"
@@ -28,6 +30,7 @@ _SEGMENT = r"(?!\.\.?/)[A-Za-z0-9._~-]+/"
 _COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 
 
+@functools.lru_cache(maxsize=16)
 def folder_cookie_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a folder cookie's value under ``media_prefix`` (as in rules.conf)."""
     return (
@@ -36,18 +39,9 @@ def folder_cookie_pattern(media_prefix: str) -> str:
     )
 
 
-_PATTERNS: dict[str, re.Pattern[bytes]] = {}
-
-
 def parse_folder_cookie(value: bytes, media_prefix: str) -> dict[str, bytes] | None:
     """The parts of a folder cookie's value (``ip`` is b"" when absent), or None if it is not one."""
-    pattern = _PATTERNS.get(media_prefix)
-    if pattern is None:
-        pattern = _PATTERNS[media_prefix] = re.compile(folder_cookie_pattern(media_prefix).encode())
-    match = pattern.match(value)
-    if match is None:
-        return None
-    return {name: part or b"" for name, part in match.groupdict().items()}
+    return match_parts(folder_cookie_pattern(media_prefix), value)
 
 
 def cookie_folder_bytes(folder: str, media_prefix: str) -> bytes:

@@ -20,7 +20,7 @@ from typing import TypeVar
 from .directory import directory_prefix_bytes, directory_url
 from .disposition import DISPOSITIONS, filename_field
 from .folder_cookie import COOKIE_NAME, FOLDER_KIND, cookie_folder_bytes, folder_cookie_value
-from .encoding import ttl_seconds
+from .encoding import LinkClock
 from .exc import KeySetError
 from .keys import Key, KeySet
 from .link_format import (
@@ -76,7 +76,7 @@ def canonical_client_address(address: str) -> str:
     return str(parsed)
 
 
-class SecureLinkSigner:
+class SecureLinkSigner(LinkClock):
     """Signs links with the key set's active key (or a chosen one) for nginx to verify.
 
     ``prefix`` is the URL prefix nginx protects. ``expiry_bucket`` (seconds, 0 for none)
@@ -122,16 +122,6 @@ class SecureLinkSigner:
 
     def __repr__(self) -> str:
         return f"<SecureLinkSigner kids={list(self._keys)} active_kid={self.active_kid!r} prefix={self.prefix!r}>"
-
-    def get_timestamp(self) -> int:
-        """Now, in whole Unix seconds: the one place the signer reads the time."""
-        return int(self.clock())
-
-    def expires_for(self, ttl: int | timedelta) -> int:
-        """The ``expires`` value for a link that must live at least ``ttl`` seconds from now."""
-        expires = self.get_timestamp() + ttl_seconds(ttl)
-        bucket = self.expiry_bucket
-        return expires if bucket <= 1 else -(-expires // bucket) * bucket
 
     def sign(
         self,
@@ -198,13 +188,9 @@ class SecureLinkSigner:
         Raises UnsafePath for a prefix that cannot be signed.
         """
         kid = self.active_kid if kid is None else kid
-        key = self._key(kid)
-        prefix_bytes = directory_prefix_bytes(prefix, self.prefix)
-        expires = self.expires_for(ttl)
-        client = canonical_client_address(client_ip) if client_ip else ""
-        signed = signed_string(b"%d" % expires, key.kid, client.encode(), DIRECTORY_KIND, b"", prefix_bytes)
-        token = key.tokenize(signed + key.suffix)
-        return SignedLink(directory_url(quote_path(prefix), kid, expires, bool(client), token), prefix, expires, kid)
+        expires, bound, token = self._folder_token(
+            DIRECTORY_KIND, directory_prefix_bytes(prefix, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid)
+        return SignedLink(directory_url(quote_path(prefix), kid, expires, bound, token), prefix, expires, kid)
 
     def sign_folder_cookie(
         self, folder: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
@@ -216,14 +202,19 @@ class SecureLinkSigner:
         outside ``A-Z a-z 0-9 . _ ~ -`` (a directory link can sign those).
         """
         kid = self.active_kid if kid is None else kid
+        expires, bound, token = self._folder_token(
+            FOLDER_KIND, cookie_folder_bytes(folder, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid)
+        return CookieGrant({COOKIE_NAME: folder_cookie_value(folder, kid, expires, bound, token)}, folder, expires, kid)
+
+    def _folder_token(
+        self, kind: bytes, folder: bytes, *, ttl: int | timedelta, client_ip: str | None, kid: str
+    ) -> tuple[int, bool, str]:
+        """``(expires, bound, token)`` of a grant of every file below ``folder``: a directory link or a cookie."""
         key = self._key(kid)
-        folder_bytes = cookie_folder_bytes(folder, self.prefix)
         expires = self.expires_for(ttl)
         client = canonical_client_address(client_ip) if client_ip else ""
-        signed = signed_string(b"%d" % expires, key.kid, client.encode(), FOLDER_KIND, b"", folder_bytes)
-        token = key.tokenize(signed + key.suffix)
-        value = folder_cookie_value(folder, kid, expires, bool(client), token)
-        return CookieGrant({COOKIE_NAME: value}, folder, expires, kid)
+        signed = signed_string(b"%d" % expires, key.kid, client.encode(), kind, b"", folder)
+        return expires, bool(client), key.tokenize(signed + key.suffix)
 
     def _key(self, kid: str) -> _PreparedKey:
         key = self._keys.get(kid)

@@ -142,26 +142,25 @@ class SecureLinkVerifier:
         return self._status(valid, expires), fields
 
     def _check_directory(self, directory: dict[str, bytes], remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
-        kid, expires_text = directory["kid"], directory["expires"]
-        key = self._keys.get(kid.lower())
-        algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
-        expires = algorithm.read_expires(expires_text)
-        client = remote_addr.encode("ascii") if directory["ip"] else b""
-        signed = signed_string(expires_text, kid, client, DIRECTORY_KIND, b"", directory["prefix"])
-        valid = self._valid(key, algorithm, expires, directory["token"], signed)
-        fields = VerifiedLink(directory["prefix"] + directory["file"], expires, kid.decode(), "", "")
-        return self._status(valid, expires), fields
+        uri = directory["prefix"] + directory["file"]
+        return self._check_folder_grant(uri, DIRECTORY_KIND, directory["prefix"], directory, remote_addr)
 
     def _check_folder_cookie(self, uri: bytes, cookie: bytes, remote_addr: str) -> tuple[LinkStatus, VerifiedLink]:
         parts = parse_folder_cookie(cookie, self.prefix)
         if parts is None or not uri.startswith(parts["folder"]):  # anchored: the folder, then below it
             return LinkStatus.INVALID, VerifiedLink(uri, -1, "", "", "")
+        return self._check_folder_grant(uri, FOLDER_KIND, parts["folder"], parts, remote_addr)
+
+    def _check_folder_grant(
+        self, uri: bytes, kind: bytes, folder: bytes, parts: dict[str, bytes], remote_addr: str
+    ) -> tuple[LinkStatus, VerifiedLink]:
+        """A directory link's or a folder cookie's token (``parts``: kid, expires, ip, token) for ``folder``."""
         kid, expires_text = parts["kid"], parts["expires"]
         key = self._keys.get(kid.lower())
         algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
         expires = algorithm.read_expires(expires_text)
         client = remote_addr.encode("ascii") if parts["ip"] else b""
-        signed = signed_string(expires_text, kid, client, FOLDER_KIND, b"", parts["folder"])
+        signed = signed_string(expires_text, kid, client, kind, b"", folder)
         valid = self._valid(key, algorithm, expires, parts["token"], signed)
         return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "")
 

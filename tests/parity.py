@@ -63,12 +63,15 @@ def link_field_cases(signer_of: Callable[[Any], SecureLinkSigner], path: str) ->
     }
 
 
-def python_status(key_set: KeySet, target: str | bytes, remote_addr: str) -> int:
-    """The status the Python verifier predicts, mapped as the shipped config maps it."""
+def python_status(key_set: KeySet, target: str | bytes, remote_addr: str, cookie: str = "") -> int:
+    """The status the Python verifier predicts, mapped as the shipped config maps it.
+
+    ``cookie`` is the request's Cookie header, if it sends one."""
     raw = target if isinstance(target, bytes) else target.encode()
     raw_path, _, query = raw.partition(b"?")
     try:
-        SecureLinkVerifier(key_set).verify(raw_path=raw_path, query=query, remote_addr=remote_addr)
+        SecureLinkVerifier(key_set).verify(raw_path=raw_path, query=query, remote_addr=remote_addr,
+                                           cookies=[cookie.encode()] if cookie else [])
     except MalformedRequest:
         return 400
     except LinkExpired:
