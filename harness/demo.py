@@ -106,6 +106,7 @@ def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_lo
     link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
     share = api_post(base, f"/api/images/{image['id']}/share/", token, {"ttl": 3600})
     once = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600, "max_downloads": 1})
+    plain_url = api_post(base, f"/api/images/{image['id']}/cookies/", token, {"ttl": 3600})["url"]
     edge_link = edge.base_url + link["url"][len(base):]
     downloads = stack.var_dir / "downloads"
     downloads.mkdir(exist_ok=True)
@@ -137,6 +138,12 @@ API token for user '{demo['username']}':  {token}
    curl -fsS -H 'Authorization: Token {token}' {base}/api/links/{once['id']}/
    curl -fsS -H 'Authorization: Token {token}' {base}/api/links/{once['id']}/downloads/
    curl -fsS -H 'Authorization: Token {token}' -X POST {base}/api/links/{link['id']}/revoke/   (link 2: 403 from now on)
+
+6. Folder cookies: one cookie opens every file of the image's own folder by its plain URL, as a player following
+   absolute URLs needs (kept here in a cookie jar; in a browser, log in at /admin/, then open {base}/images/{image['id']}/):
+   curl -fsS -c {downloads}/cookies.txt -H 'Authorization: Token {token}' -X POST {base}/api/images/{image['id']}/cookies/
+   curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie.png '{plain_url}'
+   curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie-edge.png '{edge.base_url + plain_url[len(base):]}'
 
 Logs: {nginx_dir}/access.log, downloads.log and error.log (nginx), {edge_dir}/access.log and downloads.log (edge),
   {stack.var_dir}/gunicorn.log; they name links by id, never by token

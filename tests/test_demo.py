@@ -68,6 +68,12 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
         assert [(answer.status_code, answer.headers.get("X-Cache-Status")) for answer in answers] == \
             [(200, "MISS"), (200, "HIT")], [(answer.status_code, dict(answer.headers), answer.text[:200]) for answer in answers]
         assert all(line.lstrip().startswith("curl -fsS") for line in output.splitlines() if "curl " in line)
+        cookie_commands = [line.strip() for line in output.splitlines() if "cookies" in line and "curl " in line]
+        assert len(cookie_commands) == 3  # the folder cookies, then the plain URL at the origin and at the edge
+        for command in cookie_commands:  # as printed: the cookie alone opens the plain URL
+            assert subprocess.run(command, shell=True, capture_output=True, timeout=30).returncode == 0, command
+        assert (tmp_path / "var" / "downloads" / "cookie.png").read_bytes() == \
+            (tmp_path / "var" / "downloads" / "cookie-edge.png").read_bytes()
         assert f"-o {tmp_path / 'var' / 'downloads'}/signed.png" in output
 
         env = django_environment(tmp_path / "var", database_url=database_url)
