@@ -57,6 +57,7 @@ def cookie_folder_bytes(folder: str, media_prefix: str) -> bytes:
 
 
 def folder_cookie_value(folder: str, kid: str, expires: int, bound: bool, token: str) -> str:
+    """The cookie's value: ``FOLDER:KID:EXPIRES[:ip]:TOKEN``."""
     return f"{folder}:{kid}:{expires}{':ip' if bound else ''}:{token}"
 
 
@@ -69,13 +70,14 @@ def check_cookie_value(name: str, value: str) -> None:
 def nginx_cookie(cookie_headers: Sequence[bytes], name: bytes) -> bytes | None:
     """``$cookie_<name>``: the value of the first ``name=`` cookie in the Cookie headers.
 
-    Mirrors nginx 1.22's ``ngx_http_parse_multi_header_lines``: the name is compared
-    case-insensitively, spaces around ``=`` are skipped, the value runs to the next ``;``
-    (trailing spaces included), and cookies are separated by ``;`` or ``,``.
+    Mirrors nginx 1.22's ``ngx_http_parse_multi_header_lines`` on header values as nginx
+    stores them (leading and trailing spaces dropped): the name is compared
+    case-insensitively, spaces around ``=`` are skipped, the value runs to the next ``;``,
+    and cookies are separated by ``;`` or ``,``.
     """
     size = len(name)
     lowered = name.lower()
-    for header in cookie_headers:
+    for header in (value.strip(b" ") for value in cookie_headers):
         if size > len(header):
             continue
         start, end = 0, len(header)

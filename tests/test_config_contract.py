@@ -112,7 +112,7 @@ def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_the
         (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
         (["($secure_link_opens_at)"],
          [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format", "last"])]),
-        (["($secure_link_limit)"], [("rewrite", ["^/media/(.*)$",
+        (["($secure_link_limit)"], [("rewrite", ["(?s)^/media/(.*)\\z",
                                                  "/_secure_link/limited/$secure_link_id/$secure_link_limit/$arg_expires/$1",
                                                  "last"])]),
     ]
@@ -276,7 +276,8 @@ def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_loca
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [(["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
                       (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])])]
-    assert find(block, "rewrite")[0].args == ["^/_secure_link/folder/media/(.*)$", "/_secure_link/directory/$1", "last"]
+    assert find(block, "rewrite")[0].args == ["(?s)^/_secure_link/folder/media/(.*)\\z", "/_secure_link/directory/$1", "last"]
+    assert [(d.name, d.args) for d in block][-1] == ("return", ["404"])  # nothing falls through to a root
 
 
 @pytest.mark.parametrize("bound", [False, True])
