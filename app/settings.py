@@ -236,7 +236,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-LOGIN_URL = "admin:login"  # the image pages (app/downloads/views.py) log in through the admin
+LOGIN_URL = "login"  # the image pages (app/downloads/views.py) ask for a login: any user, not only staff
 
 # Everything about signed links is read in one place, app/downloads/conf.py, which also
 # holds every default: only what the environment sets is passed on from here.

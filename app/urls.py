@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -22,8 +23,10 @@ urlpatterns = [
     path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
     path("download/image/<int:image_id>", ImageDownloadView.as_view(), name="download-image"),
-    # A page showing an image through folder cookies (docs/api.md#folder-cookies).
+    # A page showing an image through folder cookies (docs/api.md#folder-cookies), and the
+    # login it asks for (owners need not be staff, so not the admin's).
     path("images/<int:image_id>/", image_page, name="image-page"),
+    path("accounts/login/", LoginView.as_view(template_name="downloads/login.html"), name="login"),
     # The verifiers' sync agents pull the key set here, with the fleet token (docs/fleet.md).
     path(KEYS_PATH.lstrip("/"), keys_for_verifiers, name="secure-link-keys"),
     # ... and the revoked link ids, which they keep as files for nginx (docs/fleet.md).

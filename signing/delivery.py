@@ -70,6 +70,8 @@ class DeliveryTarget:
         if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/") or parts.query:
             raise ValueError(f"the {self.name} target needs its base URL, scheme and host alone: "
                              f"'{self.name} https://cdn.example.com', got {self.base_url!r}")
+        if self.name == "cloudcdn" and parts.port is not None:
+            raise ValueError(f"a Cloud CDN URL prefix cannot name a port: drop ':{parts.port}' from {self.base_url!r}")
         return self if not self.base_url.endswith("/") else DeliveryTarget(self.name, self.base_url.rstrip("/"))
 
     @property
@@ -148,13 +150,11 @@ class CDNLinkSigner(LinkClock):
         expires = self.expires_for(ttl)
         if not_before is not None and not_before > expires:
             raise ValueError(f"the link would open at {not_before}, after it expires at {expires}")
-        client = canonical_client_address(client_ip) if client_ip else None
-        if self.target.name == "cloudfront":
-            signed = signer.sign_url(url, expires=expires, not_before=not_before, ip=client)
-        elif self.target.name == "akamai":
-            signed = signer.sign_url(url, expires=expires, not_before=not_before, ip=client)
-        else:
+        if self.target.name == "cloudcdn":  # an expiry alone (_refuse turned the rest away)
             signed = signer.sign_url(url, expires=expires)
+        else:
+            client = canonical_client_address(client_ip) if client_ip else None
+            signed = signer.sign_url(url, expires=expires, not_before=not_before, ip=client)
         return SignedLink(signed, path, expires, kid, None, not_before, None)
 
     def sign_folder_cookie(

@@ -133,6 +133,16 @@ def test_folder_cookies_are_the_owners_and_staffs_only(user, other_user, staff_u
     assert client_for(staff_user).post(f"/api/images/{image.pk}/cookies/").status_code == 200
 
 
+def test_an_owner_who_is_not_staff_logs_in_and_sees_the_image_page(user, make_image, client):
+    image = make_image(user)
+    login = client.get(f"/images/{image.pk}/")
+    assert login.status_code == 302 and login["Location"] == f"/accounts/login/?next=/images/{image.pk}/"
+    page = client.post("/accounts/login/", {"username": "alice", "password": "pw", "next": f"/images/{image.pk}/"},
+                       follow=True)
+    assert page.status_code == 200 and COOKIE_NAME in page.cookies
+    assert client.post("/accounts/login/", {"username": "alice", "password": "wrong"}).status_code == 200
+
+
 def test_the_image_page_sets_the_cookies_and_shows_the_file_by_its_plain_url(user, other_user, make_image, client):
     image = make_image(user)
     assert client.get(f"/images/{image.pk}/").status_code == 302  # to the login page
@@ -174,6 +184,18 @@ def test_an_active_key_for_another_target_fails_the_checks_in_one_line(settings,
     assert "nginx but the active key 'cf1' is a cloudfront key" in error.msg
 
 
+def test_keys_that_cannot_sign_for_the_target_never_replace_working_signers(cloudfront, caplog, rsa_pem):
+    import app.downloads.conf as conf
+
+    working = conf.get_link_signer()  # CloudFront's, with cf1
+    # The keys change under the running server (as a hand edit of the keys file would): an md5 key signs.
+    broken = KeySet.parse(f"{NGINX_KEYS}\ncf1=cloudfront:{cloudfront_secret('K2JCJMDEHXQW5F', rsa_pem)}\nactive: k1")
+    conf.key_source().__init__(broken)  # type: ignore[misc]
+    with caplog.at_level("ERROR", logger="app.downloads.keys"):
+        assert conf.get_link_signer() is working and conf.get_link_signer() is working
+    assert [record.getMessage().count("still signing with cf1") for record in caplog.records] == [1]
+
+
 def test_a_delivery_setting_that_cannot_work_stops_start_up_in_one_line(settings):
     settings.SECURE_LINK = {**settings.SECURE_LINK, "DELIVERY": "cloudfront"}
     with pytest.raises(ImproperlyConfigured, match="^SECURE_LINK_DELIVERY: the cloudfront target needs its base URL"):
@@ -191,6 +213,9 @@ def test_rotate_key_adds_cdn_keys_from_files_and_activates_them_only_when_told(s
     run("add", "ak1", "--algorithm", "akamai", "--secret-file", str(tmp_path / "ak.hex"))
     with pytest.raises(CommandError, match="needs --secret-file"):
         run("add", "gc1", "--algorithm", "cloudcdn")
+    with pytest.raises(CommandError, match="cf1 is a cloudfront key, but SECURE_LINK_DELIVERY is nginx"):
+        run("activate", "cf1", "--force")  # no app server could sign with it
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "DELIVERY": f"cloudfront {CDN}"}
     with pytest.raises(CommandError, match="only the CDN checks"):
         run("activate", "cf1")
     run("activate", "cf1", "--force")
@@ -206,3 +231,17 @@ def test_the_verifiers_key_sync_never_carries_a_cdns_key(cloudfront, settings, c
     answer = client.get("/_secure_link/keys", HTTP_AUTHORIZATION="Bearer " + "t" * 43)
     assert answer.status_code == 200
     assert KeySet.parse(answer.content.decode()).kids == ("k1", "k2")
+
+
+def test_revoking_and_deleting_leave_no_empty_image_folder(user, make_image, client_for,
+                                                          django_capture_on_commit_callbacks):
+    image = make_image(user)
+    first_folder = Path(image.file.storage.path(image.folder))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(user).post(f"/api/images/{image.pk}/revoke/").status_code == 200
+    image.refresh_from_db()
+    assert not first_folder.exists() and Path(image.file.path).is_file()
+    second_folder = Path(image.file.storage.path(image.folder))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(user).delete(f"/api/images/{image.pk}/").status_code == 204
+    assert not second_folder.exists() and second_folder.parent.is_dir()

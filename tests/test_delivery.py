@@ -116,6 +116,7 @@ def test_a_delivery_target_reads_from_one_line(text, expected):
 @pytest.mark.parametrize("text, message", [
     ("fastly https://x", "not one of"), ("cloudfront", "base URL"), ("cloudcdn ftp://x", "base URL"),
     ("akamai https://x/media/", "base URL"), ("nginx https://x", "SITE_BASE_URL"),
+    ("cloudcdn https://cdn.example.com:8443", "cannot name a port"),
 ])
 def test_a_delivery_target_that_cannot_work_says_what_to_write(text, message):
     with pytest.raises(ValueError, match=message):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from signing import KeySet, LinkState, SecureLinkVerifier, TimedTokenSigner
+from signing import KeySet, KeySetError, LinkState, SecureLinkVerifier, TimedTokenSigner
 from signing.delivery import DeliveryTarget, LinkSigner, link_signer
 
 from .keyring import KeysFileWatcher, StaticKeys
+
+logger = logging.getLogger("app.downloads.keys")
 
 SHARE_SALT = "app.downloads.share-image"
 DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the addresses of its servers
@@ -205,20 +208,35 @@ class _Signers(NamedTuple):
 
 
 _signers: _Signers | None = None  # for the last key set seen; replaced whole, never edited
+_refused: KeySet | None = None  # a key set the delivery target cannot sign with (logged once)
 
 
 def _signers_for_current_keys() -> _Signers:
-    global _signers
+    """The signers of the keys in force; a key set that cannot sign for the delivery target
+    (its active key is another target's) never replaces working signers: one error line, and
+    the last good keys keep signing, as the keys-file watcher does for an unreadable file."""
+    global _signers, _refused
     key_set = current_key_set()
     signers = _signers
     if signers is None or signers.key_set is not key_set:
+        if signers is not None and key_set is _refused:
+            return signers
         config = link_settings()
-        signers = _signers = _Signers(
-            key_set,
-            link_signer(key_set, config.delivery, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
-            SecureLinkVerifier(key_set, prefix=config.media_url),
-            TimedTokenSigner(key_set, salt=SHARE_SALT),
-        )
+        try:
+            signers = _Signers(
+                key_set,
+                link_signer(key_set, config.delivery, prefix=config.media_url, expiry_bucket=config.expiry_bucket),
+                SecureLinkVerifier(key_set, prefix=config.media_url),
+                TimedTokenSigner(key_set, salt=SHARE_SALT),
+            )
+        except KeySetError as error:
+            if signers is None:
+                raise
+            _refused = key_set
+            logger.error("cannot sign for SECURE_LINK_DELIVERY=%s with the new keys: %s; still signing with %s",
+                         config.delivery, error, signers.key_set.active.kid)
+            return signers
+        _signers = signers
     return signers
 
 
@@ -240,7 +258,7 @@ def get_share_signer() -> TimedTokenSigner:
 @receiver(setting_changed)
 def _forget_cached_settings(*, setting: str, **kwargs: Any) -> None:
     if setting in ("SECURE_LINK", "MEDIA_URL", "DEBUG", "BASE_DIR"):
-        global _signers
+        global _signers, _refused
         link_settings.cache_clear()
         key_source.cache_clear()
-        _signers = None
+        _signers = _refused = None

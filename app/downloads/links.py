@@ -121,13 +121,11 @@ def issue_link(
     not_before: datetime | None = None,
     max_downloads: int | None = None,
     request: HttpRequest | None = None,
-    filename_if_possible: bool = False,
 ) -> tuple[SignedLink, Any]:
     """Sign a link to ``image`` and record it by its link id (an :class:`IssuedLink`), so that
     its owner can look it up, follow its downloads and revoke it alone.
 
     A CDN's links carry no link id: they are signed, not recorded (the record is None).
-    ``filename`` is then dropped, as a presentation hint the CDN cannot carry.
     """
     from .models import IssuedLink
 
@@ -137,7 +135,6 @@ def issue_link(
         image.file.name, filename=filename, disposition=disposition, client_ip=client_ip,
         not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
         link_id=new_link_id() if recorded else None,  # random also with an expiry bucket: each issued link is its own
-        name_if_possible=filename_if_possible,
     )
     if not recorded:
         return link, None

@@ -93,7 +93,7 @@ class Image(models.Model):
                 new_name = image_upload_to(image, old_name)
                 _copy_stored_file(storage, old_name, new_name)
                 Image.objects.filter(pk=image.pk).update(file=new_name)
-                transaction.on_commit(lambda: storage.delete(old_name), robust=True)
+                transaction.on_commit(lambda: delete_stored_file(storage, old_name), robust=True)
         except BaseException:
             if new_name:
                 self.file.storage.delete(new_name)
@@ -111,7 +111,7 @@ class Image(models.Model):
             name = Image.objects.select_for_update().filter(pk=self.pk).values_list("file", flat=True).first()
             result = super().delete(*args, **kwargs)
             if name:
-                transaction.on_commit(lambda: storage.delete(name), robust=True)
+                transaction.on_commit(lambda: delete_stored_file(storage, name), robust=True)
         return result
 
 
@@ -119,6 +119,17 @@ def share_subject(image_id: int, stored_name: str) -> str:
     """The subject of a share token: the image id and a digest of its stored file name."""
     digest = hashlib.blake2b(stored_name.encode(), digest_size=8).hexdigest()
     return f"image:{image_id}:{digest}"
+
+
+def delete_stored_file(storage: Any, name: str) -> None:
+    """Delete a stored file, and its image's own folder once it is empty (images/…/<uuid>/)."""
+    storage.delete(name)
+    folder = _OWN_FOLDER.fullmatch(name)
+    if folder is not None:
+        try:
+            os.rmdir(storage.path(folder.group(1)))
+        except (OSError, NotImplementedError):  # not empty, gone already, or a storage without paths
+            pass
 
 
 def _copy_stored_file(storage: Any, old_name: str, new_name: str) -> None:

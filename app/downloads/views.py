@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from signing import DownloadsUsedUp, LinkError, LinkRevoked
 from signing.paths import nginx_uri, quote_path
 
-from .conf import get_link_verifier, get_share_signer, link_settings
+from .conf import get_link_signer, get_link_verifier, get_share_signer, link_settings
 from .exceptions import LinkInvalid, api_exception_for, status_for
 from .download_log import downloads_of
 from .links import (
@@ -128,7 +128,8 @@ class ImageViewSet(
                    responses={200: LinkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, FormParser])
     def links(self, request: Request, pk: str | None = None) -> Response:
-        """Mint a signed nginx link (ttl, filename, disposition, bind_ip, max_downloads, not_before); GET lists them."""
+        """Mint a link for the delivery target (ttl, filename, disposition, bind_ip, max_downloads, not_before);
+        GET lists the recorded ones."""
         image = self.get_object()
         if request.method == "GET":
             alive = image.issued_links.alive()
@@ -139,14 +140,17 @@ class ImageViewSet(
         options = LinkOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         given = options.validated_data
+        # The image's own name (and the default disposition) only where the target can carry them;
+        # what the caller asked for explicitly, the target carries or refuses (400).
+        names_downloads = get_link_signer().names_downloads
+        explicit_disposition = "disposition" in request.data
         try:
             link, _ = issue_link(
                 image,
                 created_by=request.user,
                 ttl=given.get("ttl"),
-                filename=given.get("filename") or image.original_name,
-                filename_if_possible=not given.get("filename"),  # the image's own name: only where it fits
-                disposition=given["disposition"],
+                filename=given.get("filename") or (image.original_name if names_downloads else None),
+                disposition=given["disposition"] if names_downloads or explicit_disposition else None,
                 client_ip=client_address(request) if given["bind_ip"] else None,
                 not_before=given.get("not_before"),
                 max_downloads=given.get("max_downloads"),
@@ -231,7 +235,11 @@ def image_page(request: HttpRequest, image_id: int) -> HttpResponse:
     if folder is None:
         return HttpResponse("This image has no folder of its own: revoke its links to move it into one.\n",
                             status=409, content_type="text/plain; charset=utf-8")
-    grant = sign_folder_cookie(folder)
+    try:
+        grant = sign_folder_cookie(folder)
+    except ValueError as error:  # a folder or a target the cookies cannot serve: say so, never a 500
+        return HttpResponse(f"This image cannot be opened by folder cookies: {error}\n", status=409,
+                            content_type="text/plain; charset=utf-8")
     response = render(request, "downloads/image_page.html",
                       {"image": image, "url": plain_url(image.file.name, request), "grant": grant})
     response["Cache-Control"] = "private, no-store"

@@ -147,6 +147,13 @@ class Command(BaseCommand):
 
     def activate(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
         key_set.activate(kid, now=now())  # the rules first: no probing for a key that cannot be activated
+        algorithm, target = key_set[kid].algorithm, link_settings().delivery
+        if algorithm.delivery_target != target.name:  # the app servers could not sign with it (E010)
+            raise CommandError(
+                f"{kid} is a {algorithm.name} key, but SECURE_LINK_DELIVERY is {target.name}: no app server could sign "
+                f"with it. To move to {algorithm.delivery_target}, set SECURE_LINK_DELIVERY and "
+                f"SECURE_LINK_ACTIVE_KID={kid} together on every app server, then run this again (docs/cdn.md)"
+            )
         if isinstance(key_set[kid].algorithm, CDNKeyAlgorithm):  # our verifiers never see it; nothing to probe
             if not options["force"]:
                 raise CommandError(f"{kid} is a {key_set[kid].algorithm.name} key, which only the CDN checks: make "
