@@ -8,10 +8,11 @@ to pytest's temporary folder.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 NAME = "你好 世界 a+b.png"
 ADMIN_PASSWORD = "browser-test-password-1"
+OWNER_PASSWORD = "browser-test-password-2"
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +61,33 @@ def page(browser, tmp_path: Path) -> Iterator[object]:
         context.close()
 
 
-@pytest.fixture(scope="module")
-def uploaded(stack: Stack) -> dict:
-    token = seed(stack.env, "--no-images", "--username", "viewer")["token"]
+def upload(stack: Stack, token: str) -> dict:
+    """POST a 12x8 PNG named NAME through the API as the token's user; the API's answer and the bytes."""
     buffer = io.BytesIO()
     PillowImage.new("RGB", (12, 8), (0, 90, 200)).save(buffer, format="PNG")
     response = requests.post(f"{stack.base_url}/api/images/", files={"file": (NAME, buffer.getvalue(), "image/png")},
                              headers={"Authorization": f"Token {token}"}, timeout=10)
     assert response.status_code == 201, response.text
     return {**response.json(), "bytes": buffer.getvalue(), "token": token}
+
+
+@pytest.fixture(scope="module")
+def uploaded(stack: Stack) -> dict:
+    return upload(stack, seed(stack.env, "--no-images", "--username", "viewer")["token"])
+
+
+@pytest.fixture(scope="module")
+def owned(stack: Stack) -> dict:
+    """An image uploaded by its owner, a user with a password who is not staff."""
+    seeded = seed(stack.env, "--no-images", "--username", "owner", "--password", OWNER_PASSWORD)
+    return upload(stack, seeded["token"])
+
+
+def log_in(page, username: str, password: str) -> None:
+    """Fill in and send the login form the page shows (Django's fields: the admin's or the site's)."""
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("[type=submit]")
 
 
 def requests_seen(page) -> tuple[list[str], dict[str, str]]:
@@ -114,9 +134,7 @@ def test_an_expired_link_shows_the_friendly_page(stack, page, uploaded):
 def test_the_admin_lists_images_with_working_links(stack, page, uploaded):
     seed(stack.env, "--no-images", "--username", "admin", "--staff", "--password", ADMIN_PASSWORD)
     page.goto(stack.base_url + "/admin/login/?next=/admin/downloads/image/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, "admin", ADMIN_PASSWORD)
     page.wait_for_url("**/admin/downloads/image/")
     links = page.locator("td.field-download a")
     assert links.count() >= 1
@@ -124,3 +142,27 @@ def test_the_admin_lists_images_with_working_links(stack, page, uploaded):
     assert href is not None and "md5=" in href
     fetched = page.request.get(href if "://" in href else stack.base_url + href)
     assert fetched.status == 200 and fetched.body() == uploaded["bytes"]
+
+
+def test_the_image_page_shows_the_image_by_its_plain_url_through_the_folder_cookie(stack, page, owned):
+    page_path = f"/images/{owned['id']}/"
+    answers = []
+    page.on("response", lambda answer: answers.append(answer))
+    page.goto(stack.base_url + page_path)
+    assert parse_qs(urlsplit(page.url).query)["next"] == [page_path]  # not logged in: the login, then back
+    log_in(page, "owner", OWNER_PASSWORD)
+    page.wait_for_url("**" + page_path)
+    page.wait_for_function("() => document.getElementById('image').complete")
+    assert page.eval_on_selector("#image", "image => image.naturalWidth") == 12
+    source = page.eval_on_selector("#image", "image => image.src")
+    assert "md5=" not in source and "hmac=" not in source
+    assert [answer.status for answer in answers if answer.url == source] == [200]
+
+    folder = urlsplit(source).path.rsplit("/", 1)[0] + "/"
+    assert re.fullmatch(r"/media/images/\d{4}/\d{2}/[0-9a-f-]+/", folder), folder
+    cookie, = [cookie for cookie in page.context.cookies() if cookie["name"] == "secure_link_folder"]
+    assert (cookie["path"], cookie["httpOnly"], cookie["sameSite"]) == (folder, True, "Lax")
+    assert cookie["value"].startswith(folder + ":")
+
+    page.context.clear_cookies()
+    assert page.goto(source).status == 403
