@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,6 +291,23 @@ def start_edge(
         also_listen=(), site_directives=site, edges=(), workers=workers, access_log=access_log,
         download_log=download_log, state_root=None, snippets=snippets, main_conf=MAIN_CONF,
     )
+
+
+@contextmanager
+def running_origin_and_edge(base: Path, *, media_root: Path, key_set: KeySet, edge_address: str,
+                            access_log: bool = True) -> Iterator[tuple[NginxServer, NginxServer]]:
+    """An origin nginx and one edge in front of it (at ``edge_address``), both stopped by pid on exit."""
+    origin = start_nginx(base / "origin", media_root=media_root, key_set=key_set, edges=(edge_address,),
+                         access_log=access_log)
+    try:
+        edge = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", key_set=key_set,
+                          bind_address=edge_address, access_log=access_log)
+        try:
+            yield origin, edge
+        finally:
+            edge.stop()
+    finally:
+        origin.stop()
 
 
 def _start(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.nginx import NginxServer, start_edge, start_nginx
+from harness.nginx import NginxServer, running_origin_and_edge, start_edge
 from signing import HMAC_SHA256, Key, KeySet, generate_secret
 from signing.folder_cookie import COOKIE_NAME
 from tests.client import Response, fetch
@@ -53,18 +53,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeSite]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(folder.encode() + content)
     key_set = KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)))
-    origin = start_nginx(base / "origin", media_root=media, key_set=key_set, edges=(EDGE_ADDRESS,), access_log=True)
-    try:
-        server = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", key_set=key_set,
-                            bind_address=EDGE_ADDRESS, access_log=True)
-    except BaseException:
-        origin.stop()
-        raise
-    try:
+    with running_origin_and_edge(base, media_root=media, key_set=key_set, edge_address=EDGE_ADDRESS) as (origin, server):
         yield EdgeSite(server, media, key_set, origin)
-    finally:
-        server.stop()
-        origin.stop()
 
 
 def get(site: NginxSite, target: str, cookie: str = "") -> Response:

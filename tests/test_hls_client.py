@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.nginx import NginxServer, start_edge, start_nginx
+from harness.nginx import NginxServer, running_origin_and_edge
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from signing.folder_cookie import COOKIE_NAME
 from tests.client import fetch
@@ -84,18 +84,8 @@ def hls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlsSite]:
     copy_with_absolute_uris(media / "videos" / "42", media / "videos" / "43", ABSOLUTE_STREAM)
     (media / "videos" / "4").mkdir()
     key_set = KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)))
-    origin = start_nginx(base / "origin", media_root=media, key_set=key_set, edges=(EDGE_ADDRESS,), access_log=True)
-    try:
-        edge = start_edge(base / "edge", origin_address=f"127.0.0.1:{origin.port}", key_set=key_set,
-                          bind_address=EDGE_ADDRESS, access_log=True)
-    except BaseException:
-        origin.stop()
-        raise
-    try:
+    with running_origin_and_edge(base, media_root=media, key_set=key_set, edge_address=EDGE_ADDRESS) as (origin, edge):
         yield HlsSite(origin, edge, key_set, files)
-    finally:
-        edge.stop()
-        origin.stop()
 
 
 def play(url: str, output: Path, *input_options: str) -> subprocess.CompletedProcess[str]:
