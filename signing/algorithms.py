@@ -33,6 +33,7 @@ _HMAC_EXPIRES = re.compile(rb"[0-9]{1,15}")
 HMAC_TOKEN_LENGTH = 43  # 32 bytes in unpadded base64url
 
 Tokenizer = Callable[[bytes], str]
+NGINX_TARGET = "nginx"  # the delivery target of the MD5 and HMAC-SHA256 keys: our own nginx
 
 
 class SigningAlgorithm:
@@ -41,7 +42,7 @@ class SigningAlgorithm:
     name: str  # as written in a keys file: ``kid=NAME:SECRET``
     token_argument: str  # the query argument that carries the token
     nginx_include: str  # the keys include nginx's map for this algorithm reads
-    delivery_target = "nginx"  # who checks its links: our nginx, or a CDN (CDNKeyAlgorithm)
+    delivery_target = NGINX_TARGET  # who checks its links: our nginx, or a CDN (CDNKeyAlgorithm)
 
     def message_suffix(self, secret: bytes) -> bytes:
         """What follows the signed string in the hashed message."""
@@ -174,4 +175,4 @@ NGINX_ALGORITHMS: tuple[SigningAlgorithm, ...] = (MD5, HMAC_SHA256)
 ALGORITHMS: dict[str, SigningAlgorithm] = {
     algorithm.name: algorithm for algorithm in (MD5, HMAC_SHA256, CLOUDFRONT, CLOUD_CDN, AKAMAI)
 }
-DELIVERY_TARGETS = ("nginx", CLOUDFRONT.name, CLOUD_CDN.name, AKAMAI.name)
+DELIVERY_TARGETS = (NGINX_TARGET, CLOUDFRONT.name, CLOUD_CDN.name, AKAMAI.name)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import re
@@ -152,8 +153,12 @@ def cloudfront_secret_problem(secret: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=32)
 def signer_from_secret(secret: str) -> CloudFrontSigner:
-    """The signer of a keys file's ``KEYPAIRID:BASE64_OF_PKCS8_DER`` secret."""
+    """The signer of a keys file's ``KEYPAIRID:BASE64_OF_PKCS8_DER`` secret.
+
+    Cached: a key set is checked and its signers built several times per change of the keys,
+    and parsing an RSA key is the costly part (the secret is held by the key set anyway)."""
     key_pair_id, der = parse_cloudfront_secret(secret)
     return CloudFrontSigner(key_pair_id, der)
 

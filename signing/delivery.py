@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-from .algorithms import DELIVERY_TARGETS
+from .algorithms import DELIVERY_TARGETS, NGINX_TARGET
 from .encoding import LinkClock
 from .exc import KeySetError
 from .folder_cookie import cookie_folder_bytes
@@ -27,7 +27,6 @@ from .link_format import CookieGrant, SignedLink
 from .paths import prepare_path
 from .secure_link import SecureLinkSigner, canonical_client_address
 
-NGINX = "nginx"
 
 # What each CDN's links can carry besides an expiry (docs/cdn.md).
 _CAN_CARRY = {
@@ -50,7 +49,7 @@ class DeliveryTarget:
     """Who checks the links: ``name`` (nginx, cloudfront, cloudcdn or akamai) and, for a CDN,
     the ``base_url`` its links start with (``https://d111111abcdef8.cloudfront.net``)."""
 
-    name: str = NGINX
+    name: str = NGINX_TARGET
     base_url: str = ""
 
     @classmethod
@@ -62,7 +61,7 @@ class DeliveryTarget:
     def check(self) -> DeliveryTarget:
         if self.name not in DELIVERY_TARGETS:
             raise ValueError(f"delivery target {self.name!r} is not one of {', '.join(DELIVERY_TARGETS)}")
-        if self.name == NGINX:
+        if self.name == NGINX_TARGET:
             if self.base_url:
                 raise ValueError("the nginx target takes no base URL here: set SITE_BASE_URL (SECURE_LINK['BASE_URL'])")
             return self
@@ -76,7 +75,11 @@ class DeliveryTarget:
 
     @property
     def is_nginx(self) -> bool:
-        return self.name == NGINX
+        return self.name == NGINX_TARGET
+
+    def signs_with(self, key: Key) -> bool:
+        """Whether links signed with ``key`` are this target's (an nginx key for nginx, a CDN's own for it)."""
+        return key.algorithm.delivery_target == self.name
 
     def __str__(self) -> str:
         return self.name if self.is_nginx else f"{self.name} {self.base_url}"
@@ -104,12 +107,12 @@ class CDNLinkSigner(LinkClock):
         expiry_bucket: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        target.check()
+        target = target.check()
         if target.is_nginx:
             raise ValueError("the nginx target is signed by SecureLinkSigner")
         key_set.check()
         active = key_set.active
-        if active.algorithm.name != target.name:
+        if not target.signs_with(active):
             raise KeySetError(
                 f"the delivery target is {target.name} but the active key {active.kid!r} is a {active.algorithm.name} "
                 f"key: add a {target.name} key and activate it (docs/cdn.md)"
@@ -122,7 +125,7 @@ class CDNLinkSigner(LinkClock):
         self.prefix = prefix
         self.expiry_bucket = expiry_bucket
         self.clock = clock
-        self._signers = {key.kid: _cdn_signer(key) for key in key_set if key.algorithm.name == target.name}
+        self._signers = {key.kid: _cdn_signer(key) for key in key_set if target.signs_with(key)}
 
     def __repr__(self) -> str:
         return f"<CDNLinkSigner target={self.target.name} kids={list(self._signers)} active_kid={self.active_kid!r}>"

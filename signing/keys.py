@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .algorithms import ALGORITHMS, MD5, NGINX_ALGORITHMS, CDNKeyAlgorithm, SigningAlgorithm
+from .algorithms import ALGORITHMS, MD5, NGINX_ALGORITHMS, NGINX_TARGET, CDNKeyAlgorithm, SigningAlgorithm
 from .encoding import utc_iso
 from .exc import KeySetError
 
@@ -208,7 +208,7 @@ class KeySet:
 
     def nginx_keys(self) -> KeySet:
         """The keys nginx verifies (MD5 and HMAC-SHA256), with the same active key when it is one of them."""
-        keys = tuple(key for key in self.keys if key.algorithm in NGINX_ALGORITHMS)
+        keys = tuple(key for key in self.keys if key.algorithm.delivery_target == NGINX_TARGET)
         if len(keys) == len(self.keys):
             return self
         active = self.active_kid if any(key.kid == self.active_kid for key in keys) else None

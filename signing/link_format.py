@@ -10,9 +10,11 @@ import re
 import secrets
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from http.cookies import Morsel
 from typing import NamedTuple
 
 from .encoding import utc_iso
+from .folder_cookie import check_cookie_value
 from .paths import quote_path
 
 DIRECTORY_KIND = b"directory"  # the disposition slot of a directory link; never a file link's
@@ -136,10 +138,39 @@ class CookieGrant(NamedTuple):
         """``{"cookies": {name: value}, "path": ..., "expires_at": ISO 8601}``."""
         return {"cookies": dict(self.cookies), "path": self.path, "expires_at": self.expires_iso}
 
+    def attributes(self, *, secure: bool = True, domain: str | None = None) -> list[tuple[str, str | bool]]:
+        """The cookies' attributes, as the CDNs recommend: ``Path`` the folder, ``Expires`` the
+        grant's, ``Domain`` when given, ``Secure`` unless told otherwise (plain-HTTP demos),
+        ``HttpOnly`` and ``SameSite=Lax``; a flag's value is True."""
+        attributes: list[tuple[str, str | bool]] = [("Path", self.path),
+                                                     ("Expires", format_datetime(self.expires_at, usegmt=True))]
+        if domain:
+            attributes.append(("Domain", domain))
+        if secure:
+            attributes.append(("Secure", True))
+        return attributes + [("HttpOnly", True), ("SameSite", "Lax")]
+
+    def morsels(self, *, secure: bool = True, domain: str | None = None) -> dict[str, Morsel[str]]:
+        """The cookies as :mod:`http.cookies` morsels (Django's ``response.cookies``), with
+        :meth:`attributes`; values are sent as they are (ValueError for one a Set-Cookie header
+        cannot carry unquoted)."""
+        attributes = self.attributes(secure=secure, domain=domain)
+        morsels: dict[str, Morsel[str]] = {}
+        for name, value in self.cookies.items():
+            check_cookie_value(name, value)
+            morsel: Morsel[str] = Morsel()
+            morsel.set(name, value, value)
+            for attribute, setting in attributes:
+                morsel[attribute.lower()] = setting  # a flag's True sets it
+            morsels[name] = morsel
+        return morsels
+
     def set_cookie_headers(self, *, secure: bool = True, domain: str | None = None) -> list[str]:
-        """One ``Set-Cookie`` value per cookie: ``Path`` the folder, ``Expires`` the link's,
-        ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` unless told otherwise (plain-HTTP demos)."""
-        expires = format_datetime(self.expires_at, usegmt=True)
-        attributes = f"; Path={self.path}; Expires={expires}" + (f"; Domain={domain}" if domain else "")
-        attributes += ("; Secure" if secure else "") + "; HttpOnly; SameSite=Lax"
-        return [f"{name}={value}{attributes}" for name, value in self.cookies.items()]
+        """One ``Set-Cookie`` value per cookie, with :meth:`attributes` in their order."""
+        rendered = "".join(f"; {attribute}" if setting is True else f"; {attribute}={setting}"
+                           for attribute, setting in self.attributes(secure=secure, domain=domain))
+        headers = []
+        for name, value in self.cookies.items():
+            check_cookie_value(name, value)
+            headers.append(f"{name}={value}{rendered}")
+        return headers

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
+from .algorithms import NGINX_TARGET
 from .directory import directory_prefix_bytes, directory_url
 from .disposition import DISPOSITIONS, filename_field
 from .folder_cookie import COOKIE_NAME, FOLDER_KIND, cookie_folder_bytes, folder_cookie_value
@@ -98,7 +99,7 @@ class SecureLinkSigner(LinkClock):
     ) -> None:
         key_set.check()
         active = key_set.active
-        if active.algorithm.delivery_target != "nginx":
+        if active.algorithm.delivery_target != NGINX_TARGET:
             raise KeySetError(
                 f"the active key {active.kid!r} is a {active.algorithm.name} key, which signs {active.algorithm.name} "
                 f"links: sign those with signing.delivery.CDNLinkSigner (SECURE_LINK['DELIVERY'] = "
@@ -109,7 +110,7 @@ class SecureLinkSigner(LinkClock):
         if expiry_bucket < 0:
             raise ValueError(f"expiry_bucket must be 0 or more seconds, got {expiry_bucket}")
         self.key_set = key_set
-        self.active_kid = key_set.active.kid
+        self.active_kid = active.kid
         self.prefix = prefix
         self.expiry_bucket = expiry_bucket
         self.clock = clock

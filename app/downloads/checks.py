@@ -61,7 +61,7 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
 def _delivery_errors(delivery: DeliveryTarget, key_set: KeySet) -> list[checks.CheckMessage]:
     """The active key signs the delivery target's links: an nginx key for nginx, that CDN's key for a CDN."""
     active = key_set.active
-    if active.algorithm.delivery_target == delivery.name:
+    if delivery.signs_with(active):
         return []
     wanted = "an md5 or hmac-sha256 key" if delivery.is_nginx else f"a {delivery.name} key"
     return [checks.Error(

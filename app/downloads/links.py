@@ -6,17 +6,18 @@ import ipaddress
 from datetime import datetime, timedelta
 from typing import Any
 
-from http.cookies import Morsel
-
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.http import http_date
 
 from signing import SignedLink, new_link_id
-from signing.folder_cookie import check_cookie_value
 from signing.link_format import CookieGrant
 from signing.paths import check_signable_path, quote_path
 
 from .conf import INTERNAL_MEDIA_PREFIX, get_link_signer, link_settings
+
+
+def media_folder(name: str) -> str:
+    """The decoded URL path of a stored folder, ending with ``/`` (``videos/42`` -> ``/media/videos/42/``)."""
+    return media_path(name if name.endswith("/") else name + "/")
 
 
 def media_path(name: str) -> str:
@@ -157,9 +158,8 @@ def sign_directory(
     ``url`` ends with ``/``: append a file's path below the folder (``720p/seg001.ts``),
     or let a player resolve a playlist's relative URLs against it.
     """
-    folder = name if name.endswith("/") else name + "/"
     signed = get_link_signer().sign_directory(
-        media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
     )
     return signed.with_base(absolute_url("", request))
 
@@ -176,10 +176,24 @@ def sign_folder_cookie(
     their own (docs/cdn.md). Set them on a response with :func:`set_folder_cookies`. Raises
     UnsafePath for a folder a cookie cannot grant exactly (names outside ``A-Z a-z 0-9 . _ ~ -``).
     """
-    folder = name if name.endswith("/") else name + "/"
     return get_link_signer().sign_folder_cookie(
-        media_path(folder), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
     )
+
+
+class NoFolderOfItsOwn(ValueError):
+    """An image stored before images had folders of their own: no cookie can grant it alone."""
+
+
+def image_folder_cookies(image: Any, *, ttl: int | timedelta | None = None,
+                         client_ip: str | None = None) -> CookieGrant:
+    """The folder cookies of ``image``'s own folder; NoFolderOfItsOwn for an image without one,
+    ValueError (UnsafePath) for an option or a folder the delivery target cannot carry."""
+    folder = image.folder
+    if folder is None:
+        raise NoFolderOfItsOwn(f"This image was stored before images had folders of their own: "
+                               f"POST /api/images/{image.pk}/revoke/ moves it into one.")
+    return sign_folder_cookie(folder, ttl=ttl, client_ip=client_ip)
 
 
 def plain_url(name: str, request: HttpRequest | None = None) -> str:
@@ -198,18 +212,7 @@ def set_folder_cookies(response: HttpResponseBase, grant: CookieGrant) -> HttpRe
     are: they hold only cookie-safe characters, which Django's cookie jar would quote.
     """
     config = link_settings()
-    for name, value in grant.cookies.items():
-        check_cookie_value(name, value)
-        morsel: Morsel[str] = Morsel()
-        morsel.set(name, value, value)
-        morsel["path"] = grant.path
-        morsel["expires"] = http_date(grant.expires)
-        morsel["httponly"] = True
-        morsel["samesite"] = "Lax"
-        if config.cookie_secure:
-            morsel["secure"] = True
-        if config.cookie_domain:
-            morsel["domain"] = config.cookie_domain
+    for name, morsel in grant.morsels(secure=config.cookie_secure, domain=config.cookie_domain).items():
         response.cookies[name] = morsel
     return response
 

@@ -31,10 +31,11 @@ from .links import (
     absolute_url,
     client_address,
     internal_redirect_target,
+    NoFolderOfItsOwn,
+    image_folder_cookies,
     issue_link,
     plain_url,
     set_folder_cookies,
-    sign_folder_cookie,
 )
 from .models import Image, IssuedLink
 from .responses import XAccelRedirectResponse, download_disposition, stream_file
@@ -195,14 +196,11 @@ class ImageViewSet(
         image = self.get_object()
         options = CookieOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        folder = image.folder
-        if folder is None:
-            return Response({"detail": "This image was stored before images had folders of their own: "
-                                       f"POST /api/images/{image.pk}/revoke/ moves it into one."},
-                            status=status.HTTP_409_CONFLICT)
         try:
-            grant = sign_folder_cookie(folder, ttl=options.validated_data.get("ttl"),
-                                       client_ip=client_address(request) if options.validated_data["bind_ip"] else None)
+            grant = image_folder_cookies(image, ttl=options.validated_data.get("ttl"),
+                                         client_ip=client_address(request) if options.validated_data["bind_ip"] else None)
+        except NoFolderOfItsOwn as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         except ValueError as error:  # an option the delivery target cannot carry
             raise ValidationError({"detail": str(error)}, code="invalid") from None
         body = FolderCookiesSerializer({**grant.as_json(), "expires_at": grant.expires_at,
@@ -231,14 +229,10 @@ def image_page(request: HttpRequest, image_id: int) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     image = get_object_or_404(visible_images(request), pk=image_id)
-    folder = image.folder
-    if folder is None:
-        return HttpResponse("This image has no folder of its own: revoke its links to move it into one.\n",
-                            status=409, content_type="text/plain; charset=utf-8")
     try:
-        grant = sign_folder_cookie(folder)
-    except ValueError as error:  # a folder or a target the cookies cannot serve: say so, never a 500
-        return HttpResponse(f"This image cannot be opened by folder cookies: {error}\n", status=409,
+        grant = image_folder_cookies(image)
+    except ValueError as error:  # no folder of its own, or one the target's cookies cannot serve: never a 500
+        return HttpResponse(f"{error}\n", status=409,
                             content_type="text/plain; charset=utf-8")
     response = render(request, "downloads/image_page.html",
                       {"image": image, "url": plain_url(image.file.name, request), "grant": grant})

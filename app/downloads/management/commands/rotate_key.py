@@ -148,7 +148,7 @@ class Command(BaseCommand):
     def activate(self, key_set: KeySet, kid: str, options: dict[str, Any]) -> KeySet:
         key_set.activate(kid, now=now())  # the rules first: no probing for a key that cannot be activated
         algorithm, target = key_set[kid].algorithm, link_settings().delivery
-        if algorithm.delivery_target != target.name:  # the app servers could not sign with it (E010)
+        if not target.signs_with(key_set[kid]):  # the app servers could not sign with it (E010)
             raise CommandError(
                 f"{kid} is a {algorithm.name} key, but SECURE_LINK_DELIVERY is {target.name}: no app server could sign "
                 f"with it. To move to {algorithm.delivery_target}, set SECURE_LINK_DELIVERY and "

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.downloads.conf import link_settings, operator_base_url
-from app.downloads.links import media_path, sign_directory, sign_file, sign_folder_cookie
+from app.downloads.links import media_folder, media_path, sign_directory, sign_file, sign_folder_cookie
 from signing import LinkError, SignedLink
 from signing.directory import directory_prefix_bytes
 from signing.folder_cookie import cookie_folder_bytes
@@ -60,9 +60,9 @@ class Command(BaseCommand):
             raise CommandError("--cookie grants a folder: pass --directory too")
         try:  # a path that can never be signed is refused before anything else
             if options["cookie"]:
-                cookie_folder_bytes(media_path(name if name.endswith("/") else name + "/"), config.media_url)
+                cookie_folder_bytes(media_folder(name), config.media_url)
             elif options["directory"]:
-                directory_prefix_bytes(media_path(name if name.endswith("/") else name + "/"), config.media_url)
+                directory_prefix_bytes(media_folder(name), config.media_url)
             else:
                 check_signable_path(media_path(name), prefix=config.media_url)
         except LinkError as error:
