@@ -32,7 +32,6 @@ MAIN_CONF = NGINX_DIR / "nginx.conf"
 SNIPPETS_DIR = NGINX_DIR / "secure_link"  # the folder an operator copies whole
 SECURE_LINK_CONF = NGINX_DIR / "secure_link.conf"
 EDGE_CONF = NGINX_DIR / "edge.conf"
-NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"  # Debian's libnginx-mod-http-js
 LUA_MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"  # Debian's libnginx-mod-http-lua
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
 
@@ -42,8 +41,6 @@ def nginx_binary() -> str:
     binary = shutil.which("nginx", path=_SEARCH_PATH)
     if binary is None:
         raise RuntimeError("nginx is not installed: run `make nginx` (Debian's package 'nginx')")
-    if not Path(NJS_MODULE).exists():
-        raise RuntimeError("nginx's njs module is not installed: run `make nginx` (Debian's 'libnginx-mod-http-js')")
     if not Path(LUA_MODULE).exists():
         raise RuntimeError("nginx's lua module is not installed: run `make nginx` (Debian's 'libnginx-mod-http-lua')")
     return binary
@@ -169,16 +166,17 @@ def write_config(
 ) -> None:
     """Lay out ``run_dir``: the shipped main config and snippets, and the generated includes.
 
-    ``snippets`` replaces a shipped file of ``secure_link/`` by another (only tests that run
-    a deliberately broken copy, and benchmarks that compare variants, use it). ``edges``
+    ``snippets`` replaces a shipped file of ``secure_link/`` by another, or adds one (only
+    tests that run a deliberately broken copy, and benchmarks that compare variants, use it). ``edges``
     are the addresses the origin trusts; ``state_root`` the per-link state folder.
     """
     for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
     _link(run_dir / "nginx.conf", main_conf)
     (run_dir / "secure_link").mkdir(exist_ok=True)
-    for shipped in SNIPPETS_DIR.iterdir():
-        _link(run_dir / "secure_link" / shipped.name, (snippets or {}).get(shipped.name, shipped))
+    files = {shipped.name: shipped for shipped in SNIPPETS_DIR.iterdir()} | dict(snippets or {})
+    for name, path in files.items():
+        _link(run_dir / "secure_link" / name, path)
     instance = run_dir / "instance"
     instance.mkdir(exist_ok=True)
     user = "user root root;\n" if os.geteuid() == 0 else ""

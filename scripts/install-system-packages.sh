@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install Debian's nginx (with http_secure_link_module), its njs module (HMAC-SHA256
-# links) and its lua module (the counters of download-limited links); with --test also PostgreSQL's server (the tests start a throwaway cluster of their
-# own), ffmpeg (a real HLS client) and Chromium (a real browser); with --bench also wrk and perf.
+# Install Debian's nginx (with http_secure_link_module) and its lua module (HMAC-SHA256 links,
+# not-before times, the counters of download-limited links); with --test also PostgreSQL's
+# server (the tests start a throwaway cluster of their own), ffmpeg (a real HLS client) and
+# Chromium (a real browser); with --bench also wrk, perf, and the njs and set-misc modules
+# (the benchmark's comparison of HMAC engines; never loaded by the shipped config).
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
 
@@ -22,11 +24,8 @@ elif ! "$nginx_bin" -V 2>&1 | grep -q -- --with-http_secure_link_module; then
   echo "error: $nginx_bin lacks http_secure_link_module; install Debian's 'nginx' package" >&2
   exit 1
 fi
-if [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
-  packages+=(libnginx-mod-http-js)
-fi
 if [ ! -e /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
-  packages+=(libnginx-mod-http-lua)  # download-limited links' counters (brings ndk and lua-resty-core)
+  packages+=(libnginx-mod-http-lua)  # brings ndk and lua-resty-core
 fi
 if [ -n "$for_tests" ] && ! command -v ffmpeg >/dev/null; then
   packages+=(ffmpeg)
@@ -42,6 +41,12 @@ if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgr
 fi
 if [ -n "$for_bench" ] && ! command -v wrk >/dev/null; then
   packages+=(wrk)
+fi
+if [ -n "$for_bench" ] && [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
+  packages+=(libnginx-mod-http-js)
+fi
+if [ -n "$for_bench" ] && [ ! -e /usr/lib/nginx/modules/ngx_http_set_misc_module.so ]; then
+  packages+=(libnginx-mod-http-set-misc)
 fi
 if [ -n "$for_bench" ] && ! command -v perf >/dev/null; then
   packages+=(linux-perf)  # the profile of where nginx's CPU goes

@@ -5,8 +5,8 @@ question that depends on it (the query argument, the nginx include, making and c
 token) is a method here, never a string compared elsewhere.
 
 ``md5``: nginx's stock ``secure_link_md5``, the unpadded base64url MD5 of the signed string
-followed by ``|`` and the secret. ``hmac-sha256``: checked by njs (``secure_link.js``), the
-unpadded base64url HMAC-SHA256 of the signed string, keyed by the secret. docs/link-format.md
+followed by ``|`` and the secret. ``hmac-sha256``: checked by Lua (``secure_link/hmac.lua``),
+the unpadded base64url HMAC-SHA256 of the signed string, keyed by the secret. docs/link-format.md
 is the specification. ``cloudfront``, ``cloudcdn`` and ``akamai`` keys sign those CDNs' own
 link formats (:class:`CDNKeyAlgorithm`; docs/cdn.md).
 """
@@ -28,7 +28,7 @@ _b2a_base64 = binascii.b2a_base64
 _md5 = hashlib.md5
 # nginx's secure_link refuses a token longer than this before decoding it.
 _MAX_MD5_TOKEN_LENGTH = 24
-# The expires rule of the njs check: 1 to 15 digits (exact in a JavaScript number).
+# The expires rule of the Lua check (secure_link/hmac.lua): 1 to 15 digits, exact in a double.
 _HMAC_EXPIRES = re.compile(rb"[0-9]{1,15}")
 HMAC_TOKEN_LENGTH = 43  # 32 bytes in unpadded base64url
 
@@ -92,7 +92,7 @@ class MD5Algorithm(SigningAlgorithm):
 
 
 class HMACSHA256Algorithm(SigningAlgorithm):
-    """HMAC-SHA256 keyed by the secret, checked in nginx by ``secure_link.js``."""
+    """HMAC-SHA256 keyed by the secret, checked in nginx by ``secure_link/hmac.lua``."""
 
     name = "hmac-sha256"
     token_argument = "hmac"

@@ -6,7 +6,7 @@ file format, one entry per line (or comma-separated)::
 
     # comment
     k1=SECRET                 an MD5 key (nginx's stock secure_link)
-    h1=hmac-sha256:SECRET     an HMAC-SHA256 key (njs)
+    h1=hmac-sha256:SECRET     an HMAC-SHA256 key (checked in Lua)
     cf1=cloudfront:K2JCJMDEHXQW5F:MIIEvQ...   a CloudFront key: its public key id, its RSA key
     my-key=cloudcdn:BASE64URL a Cloud CDN key (the kid is its key name)
     ak1=akamai:HEX            an Akamai EdgeAuth key

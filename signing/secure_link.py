@@ -1,4 +1,4 @@
-"""Signing links that nginx verifies by itself (the stock ``secure_link`` module, or njs for HMAC).
+"""Signing links that nginx verifies by itself (the stock ``secure_link`` module, or Lua for HMAC).
 
 A file link is the file's URL path, percent-encoded, with the token and its fields in the
 query; a directory link carries them in a path segment, so that relative URLs below it keep

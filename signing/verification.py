@@ -2,7 +2,7 @@
 
 nginx reads the request's fields with the maps of ``nginx/secure_link/rules.conf`` and
 decides with ``$secure_link``'s values: ``""`` (invalid: 403), ``"0"`` (valid but expired:
-410) or ``"1"``. A file link's ``hmac`` argument selects the HMAC-SHA256 check (njs), else
+410) or ``"1"``. A file link's ``hmac`` argument selects the HMAC-SHA256 check (Lua), else
 the stock MD5 check; a directory link's key decides. A request that names no MD5 key in its
 query and carries a folder cookie is checked by its cookie (``signing.folder_cookie``).
 Either way a link verifies only in its key's own algorithm. The parity tests run both
@@ -126,7 +126,7 @@ class SecureLinkVerifier:
                     return self._check_folder_cookie(uri, cookie, remote_addr)
         disposition = _DISPOSITION_FIELD.get((nginx_arg(query, b"disposition") or b"").lower(), _UNSIGNABLE)
         filename = _filename_field(query)
-        if hmac_token:  # an "hmac" argument selects the njs check, whatever else is there
+        if hmac_token:  # an "hmac" argument selects the Lua check, whatever else is there
             algorithm: SigningAlgorithm = HMAC_SHA256
             token, expires_text = hmac_token, nginx_arg(query, b"expires") or b""
         else:

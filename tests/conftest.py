@@ -34,7 +34,8 @@ OUTSIDE_SECRET = b"this file lies outside the media root"
 class NginxSite:
     """A running nginx plus what it serves: media root, keys and a signer for them.
 
-    Keys k1 and k2 are MD5 keys, h1 and h2 HMAC-SHA256 keys.
+    Keys k1 and k2 are MD5 keys, h1, h2 and h3 HMAC-SHA256 keys (h3's is longer than
+    SHA-256's 64-byte block, which HMAC hashes first).
     """
 
     server: NginxServer
@@ -53,7 +54,8 @@ class NginxSite:
 @pytest.fixture(scope="session")
 def signing_keys() -> KeySet:
     return KeySet((Key("k1", generate_secret()), Key("k2", generate_secret()),
-                   Key("h1", generate_secret(), HMAC_SHA256), Key("h2", generate_secret(), HMAC_SHA256)), active_kid="k1")
+                   Key("h1", generate_secret(), HMAC_SHA256), Key("h2", generate_secret(), HMAC_SHA256),
+                   Key("h3", generate_secret() * 3, HMAC_SHA256)), active_kid="k1")
 
 
 @pytest.fixture(scope="session")

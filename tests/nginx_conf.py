@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signing import KeySet
+from signing.folder_cookie import nginx_cookie
 from signing.nginx import nginx_arg
 
 _TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
@@ -86,6 +87,7 @@ class Evaluator:
     remote_addr: str
     expires: bytes
     captures: dict[str, bytes] = field(default_factory=dict)
+    cookie_headers: tuple[bytes, ...] = ()
 
     def expand(self, template: str) -> bytes:
         out = b""
@@ -99,6 +101,8 @@ class Evaluator:
     def variable(self, name: str) -> bytes:
         if name.startswith("arg_"):
             return nginx_arg(self.query, name[4:].encode()) or b""
+        if name.startswith("cookie_"):
+            return nginx_cookie(list(self.cookie_headers), name[7:].encode()) or b""
         builtins = {"uri": self.uri, "remote_addr": self.remote_addr.encode(), "secure_link_expires": self.expires}
         if name in builtins:
             return builtins[name]

@@ -106,16 +106,37 @@ def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_the
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
+        (["($secure_link_algorithm", "=", "hmac", ")"], [("set_by_lua_file", HMAC_CHECK)]),
         (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
         (["($secure_link_status", "=", "cookie", ")"], [("rewrite", ["^", "/_secure_link/folder$uri", "last"])]),
         (["($secure_link_status", "=", "0", ")"], [("return", ["410"])]),
         (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
+        (["($secure_link_nb)"], [("set_by_lua_file", ["$secure_link_opens_at", "secure_link/not_before.lua",
+                                                      "$secure_link_nb"])]),
         (["($secure_link_opens_at)"],
          [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format", "last"])]),
         (["($secure_link_limit)"], [("rewrite", ["(?s)^/media/(.*)\\z",
                                                  "/_secure_link/limited/$secure_link_id/$secure_link_limit/$arg_expires/$1",
                                                  "last"])]),
     ]
+
+
+HMAC_CHECK = ["$secure_link_hmac", "secure_link/hmac_status.lua",
+              "$secure_link_hmac_secret|$arg_hmac&$secure_link_hmac_head$uri"]
+
+
+def lua_check(block, status_variable: str) -> str:
+    """The "SECRET|TOKEN&MESSAGE" argument a location hands secure_link/hmac.lua for ``status_variable``."""
+    (found,) = [d for d in find(block, "set_by_lua_file") if d.args[0] == status_variable]
+    assert found.args[1] == "secure_link/hmac_status.lua"
+    return found.args[2]
+
+
+def split_lua_check(value: bytes) -> tuple[bytes, bytes, bytes]:
+    """As secure_link/hmac.lua reads it: the secret up to the first "|", the token up to the next "&"."""
+    secret, _, rest = value.partition(b"|")
+    token, _, message = rest.partition(b"&")
+    return secret, token, message
 
 
 def test_the_link_fields_map_reads_what_the_verifier_reads():
@@ -146,7 +167,8 @@ def map_entries(variable: str) -> dict[str, list[str]]:
 
 
 def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
-    assert map_entries("$secure_link_status") == {"": ["$secure_link_md5_status"], "default": ["$secure_link_hmac"]}
+    assert map_entries("$secure_link_algorithm") == {"": ["md5"], "default": ["hmac"]}
+    assert map_entries("$secure_link_status") == {"md5": ["$secure_link_md5_status"], "hmac": ["$secure_link_hmac"]}
     # No MD5 key in the query: a folder cookie, if there is one, decides (secure_link/folder.conf).
     assert map_entries("$secure_link_md5_status") == {"": ["$secure_link_cookie_route"], "default": ["$secure_link"]}
     assert map_entries("$secure_link_cookie_route") == {"": [""], "default": ["cookie"]}
@@ -219,9 +241,10 @@ def test_config_builds_the_hmac_message_the_signer_signs(kind: str):
     raw_path, _, query = link.url.encode().partition(b"?")
     remote_addr = "2001:db8::7" if "IPv6" in kind else "192.0.2.7"
     evaluator = Evaluator(CONFIG, HMAC_KEYS, nginx_uri(raw_path), query, remote_addr, b"")
-    assert evaluator.variable("secure_link_hmac_secret") == b"c" * 43 and evaluator.variable("secure_link_secret") == b""
-    message = evaluator.variable("secure_link_hmac_head") + evaluator.uri  # secure_link.js appends the path
-    assert nginx_arg(query, b"hmac") == hmac_token(b"c" * 43, message).encode()
+    assert evaluator.variable("secure_link_secret") == b""
+    secret, token, message = split_lua_check(evaluator.expand(lua_check(media_location().block, "$secure_link_hmac")))
+    assert secret == b"c" * 43 and token == nginx_arg(query, b"hmac")
+    assert token == hmac_token(secret, message).encode()
 
 
 def test_config_builds_the_directory_hmac_message_the_signer_signs():
@@ -231,8 +254,9 @@ def test_config_builds_the_directory_hmac_message_the_signer_signs():
     assert parts is not None
     evaluator = Evaluator(CONFIG, HMAC_KEYS, uri, b"", "192.0.2.7", b"")
     evaluator.captures.update({NGINX_CAPTURE_NAMES[name]: value for name, value in parts.items()})
-    message = evaluator.variable("secure_link_dir_hmac_head") + parts["prefix"]
-    assert parts["token"] == hmac_token(b"c" * 43, message).encode()
+    check = lua_check(directory_location().block, "$secure_link_dir_hmac")
+    secret, token, message = split_lua_check(evaluator.expand(check))
+    assert secret == b"c" * 43 and token == parts["token"] == hmac_token(secret, message).encode()
 
 
 COOKIE_CAPTURE_NAMES = {"folder": "secure_link_cookie_folder", "kid": "secure_link_cookie_kid",
@@ -268,13 +292,20 @@ def test_the_folder_check_is_anchored_at_the_signed_folder():
     assert map_entries("$secure_link_cookie_status") == {"": [""], "default": ["$secure_link_cookie_in_folder"]}
     assert map_entries("$secure_link_cookie_check") == {"": ["$secure_link_cookie_md5_status"],
                                                         "default": ["$secure_link_cookie_hmac"]}
+    # The HMAC key is read after the token, whose pattern sets the kid it is looked up by.
+    assert map_entries("$secure_link_cookie_hmac_key") == {"": [""], "default": ["$secure_link_cookie_hmac_secret"]}
+    (key_map,) = [m for m in find(CONFIG, "map") if m.args[1] == "$secure_link_cookie_hmac_key"]
+    assert key_map.args[0] == "$secure_link_cookie_token"
 
 
 def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_location():
     block = folder_location().block
     assert block[0].name == "internal"
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
-    assert checks == [(["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
+    assert checks == [(["($secure_link_cookie_hmac_key)"], [("set_by_lua_file", [
+                          "$secure_link_cookie_hmac", "secure_link/hmac_status.lua",
+                          "$secure_link_cookie_hmac_key|$secure_link_cookie_token&$secure_link_cookie_hmac_head$secure_link_cookie_folder"])]),
+                      (["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
                       (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])])]
     assert find(block, "rewrite")[0].args == ["(?s)^/_secure_link/folder/media/(.*)\\z", "/_secure_link/directory/$1", "last"]
     assert [(d.name, d.args) for d in block][-1] == ("return", ["404"])  # nothing falls through to a root
@@ -301,11 +332,12 @@ def test_config_builds_the_folder_cookie_hmac_message_the_signer_signs():
     grant = HMAC_SIGNER.sign_folder_cookie("/media/videos/42/", ttl=60, client_ip="192.0.2.7")
     parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), HMAC_SIGNER.prefix)
     assert parts is not None
-    evaluator = Evaluator(CONFIG, HMAC_KEYS, b"/_secure_link/folder/media/videos/42/seg.ts", b"", "192.0.2.7", b"")
-    evaluator.captures.update({COOKIE_CAPTURE_NAMES[name]: value for name, value in parts.items()})
-    assert evaluator.variable("secure_link_cookie_hmac_secret") == b"c" * 43
-    message = evaluator.variable("secure_link_cookie_hmac_head") + parts["folder"]
-    assert parts["token"] == hmac_token(b"c" * 43, message).encode()
+    cookie = f"{COOKIE_NAME}={grant.cookies[COOKIE_NAME]}".encode()
+    evaluator = Evaluator(CONFIG, HMAC_KEYS, b"/_secure_link/folder/media/videos/42/seg.ts", b"", "192.0.2.7", b"",
+                          cookie_headers=(cookie,))  # the cookie map's pattern sets the captures
+    check = lua_check(folder_location().block, "$secure_link_cookie_hmac")
+    secret, token, message = split_lua_check(evaluator.expand(check))
+    assert secret == b"c" * 43 and token == parts["token"] == hmac_token(secret, message).encode()
 
 
 def test_an_edge_never_sends_the_clients_cookies_on_nor_keys_its_cache_on_them(role):

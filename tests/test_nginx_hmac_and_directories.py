@@ -1,4 +1,4 @@
-"""HMAC-SHA256 links (njs) and directory links, against the real nginx and the Python verifier.
+"""HMAC-SHA256 links (Lua) and directory links, against the real nginx and the Python verifier.
 
 Keys k1/k2 are MD5 keys, h1/h2 HMAC-SHA256 keys (tests/conftest.py). Every case goes
 through both nginx and the verifier, which must agree with each other and with the expected
@@ -40,6 +40,13 @@ def replace_token(url: str, argument: str) -> str:
     return url.replace(token, token[:5] + ("B" if token[5] != "B" else "C") + token[6:])
 
 
+def non_canonical(url: str) -> str:
+    """The link with its token's last character changed in the 2 bits that 32 bytes leave unused."""
+    token = url.split("hmac=")[1].split("&")[0]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return url.replace(token, token[:-1] + alphabet[alphabet.index(token[-1]) | 1])
+
+
 def hmac_signer(site: NginxSite) -> SecureLinkSigner:
     return site.signer("h1")
 
@@ -56,6 +63,10 @@ HMAC_CASES = {
     "expiry of 16 digits": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires=", "&expires=000000"), 403),
     "path edited": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("blob.bin", "other.bin"), 403),
     "token edited": Case(lambda s: replace_token(hmac_signer(s).sign(BLOB, ttl=300).url, "hmac"), 403),
+    "token's last character not canonical": Case(lambda s: non_canonical(hmac_signer(s).sign(BLOB, ttl=300).url), 403),
+    "a key longer than SHA-256's block": Case(lambda s: s.signer("h3").sign(BLOB, ttl=300).url, 200),
+    "a key longer than SHA-256's block, token edited": Case(
+        lambda s: replace_token(s.signer("h3").sign(BLOB, ttl=300).url, "hmac"), 403),
     "token padded": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires", "=&expires"), 403),
     "token truncated": Case(lambda s: re.sub(r"(hmac=[^&]+)[^&]&", r"\1&", hmac_signer(s).sign(BLOB, ttl=300).url), 403),
     "an MD5 token under an HMAC key's id": Case(

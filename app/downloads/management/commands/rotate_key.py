@@ -54,7 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true",
                             help="retire: do not wait for the verifiers to refuse the key (reload them by hand)")
         parser.add_argument("--algorithm", choices=list(ALGORITHMS), default=MD5.name,
-                            help="for add: md5 (nginx's stock module, the default), hmac-sha256 (njs), or a CDN's "
+                            help="for add: md5 (nginx's stock module, the default), hmac-sha256 (checked in Lua), or a CDN's "
                                  "key: cloudfront, cloudcdn, akamai (docs/cdn.md)")
         parser.add_argument("--secret-file", type=Path,
                             help="for add, a Cloud CDN (base64url) or Akamai (hex) key: the file holding it")
