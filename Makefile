@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test bench nginx test-packages typecheck clean
+.PHONY: run test bench bench-quick nginx test-packages typecheck clean
 
 $(INSTALLED): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; exit 1; }
@@ -34,9 +34,15 @@ $(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 	@touch $@
 
+# The whole benchmark (about 10 minutes; rewrites benchmarks/results.md and results.png), or a
+# two-minute smoke run of every section (var/bench-quick/, no verdicts).
 bench: $(BENCH_INSTALLED)
 	@bash scripts/install-system-packages.sh --bench
 	$(PY) -m benchmarks
+
+bench-quick: $(BENCH_INSTALLED)
+	@bash scripts/install-system-packages.sh --bench
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache

@@ -1,7 +1,9 @@
-"""``python -m benchmarks``: every benchmark in one run, side by side; about 17 minutes.
+"""``python -m benchmarks``: every benchmark in one run, side by side; about 10 minutes.
 
 Prints a table of rates and ratios with their targets, writes benchmarks/results.md and
-benchmarks/results.png. Load goes to loopback only; every process started is stopped.
+benchmarks/results.png. ``--quick`` is a smoke run of every section in about two minutes
+(``make bench-quick``): it writes to var/bench-quick/ and gives no verdicts. Load goes to
+loopback only; every process started is stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from harness.ports import stop_like_ctrl_c_on_sigterm
 
 from . import api_bench, downloads_bench, edge_bench, gain_bench, links_bench, signing_bench
+from .budget import BUDGET
 from .machine import describe
 from .results import Report
 from .setup import prepare_bench
@@ -27,11 +30,17 @@ SECTIONS = ("signing", "api", "downloads", "edge", "links", "gain")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=Path, default=HERE, help="folder for results.md and results.png")
+    parser.add_argument("--output", type=Path, help="folder for results.md and results.png "
+                        "(default: benchmarks/, or var/bench-quick/ with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run of every section, runs of a second, no verdicts (make bench-quick)")
     parser.add_argument("--only", choices=list(SECTIONS), action="append",
                         help="run only these sections (repeatable); the default is every section")
     options = parser.parse_args(argv)
     wanted = options.only or list(SECTIONS)
+    BUDGET.quick = options.quick
+    output: Path = options.output or (HERE.parent / "var" / "bench-quick" if options.quick else HERE)
+    output.mkdir(parents=True, exist_ok=True)
     stop_like_ctrl_c_on_sigterm()  # every started process is stopped on the way out
     started = time.monotonic()
 
@@ -61,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         if "gain" in wanted:
             gain_bench.run(report, data, progress)
     markdown = report.markdown()
-    (options.output / "results.md").write_text(markdown)
-    written = [options.output / "results.md"]
-    if report.targets:  # --only edge and --only links measure no target: no chart
-        report.chart(options.output / "results.png")
-        written.append(options.output / "results.png")
+    (output / "results.md").write_text(markdown)
+    written = [output / "results.md"]
+    if report.targets:  # a section without targets has no chart
+        report.chart(output / "results.png")
+        written.append(output / "results.png")
     print()
     print(markdown)
     print(f"Wrote {' and '.join(map(str, written))} in {time.monotonic() - started:.0f} s.")

@@ -20,13 +20,14 @@ from harness.ports import free_port, stop_process
 from harness.stack import start_gunicorn
 
 from .downloads_bench import start_download_stack
+from .budget import BUDGET
 from .results import Report
 from .setup import BenchData
 
 SLOW_CLIENTS = 32
 RATE = 2 * 1024 * 1024  # bytes a second, per slow client
 API_CLIENTS = 4
-SECONDS = 8.0
+SECONDS = 5.0
 REPEATS = 3
 
 
@@ -47,10 +48,10 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
             "Django FileResponse, same workers": (direct_base, f"{direct_base}/download/image/{image_id}"),
         }
         section = (f"API latency (GET /api/images/?page_size=20, {API_CLIENTS} clients) while {SLOW_CLIENTS} clients "
-                   f"download a 100 MB file at 2 MB/s each ({SECONDS:.0f} s a run)")
+                   f"download a 100 MB file at 2 MB/s each ({BUDGET.seconds(SECONDS):.0f} s a run)")
         p99: dict[str, list[float]] = {scenario: [] for scenario in scenarios}
         # Idle and signed link alternate REPEATS times: the target holds across repeats.
-        order = [*[s for _ in range(REPEATS) for s in list(scenarios)[:2]], *list(scenarios)[2:]]
+        order = [*[s for _ in range(BUDGET.count(REPEATS, 1)) for s in list(scenarios)[:2]], *list(scenarios)[2:]]
         for scenario in order:
             api_base, download_url = scenarios[scenario]
             progress(f"gain: {scenario} ({len(p99[scenario]) + 1})")
@@ -59,11 +60,11 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
                 p50 = statistics.median(latencies)
                 p99[scenario].append(statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0])
                 report.add(section, f"{scenario}: p99 (run {len(p99[scenario])})", p99[scenario][-1] * 1000, "ms",
-                           f"p50 {p50 * 1000:.1f} ms; {answered} answers, {timeouts} without an answer in 8 s")
+                           f"p50 {p50 * 1000:.1f} ms; {answered} answers, {timeouts} without an answer in {BUDGET.seconds(SECONDS):.0f} s")
             else:
                 p99[scenario].append(SECONDS)
                 report.add(section, f"{scenario}: no API answer at all", SECONDS * 1000, "ms",
-                           f"{timeouts} requests without an answer in 8 s")
+                           f"{timeouts} requests without an answer in {BUDGET.seconds(SECONDS):.0f} s")
         ratios = [signed / idle for signed, idle in zip(p99["signed link (nginx)"], p99["idle (no downloads)"], strict=True)]
         report.target("API p99 while 32 slow clients download by signed link / idle (worst of the repeats)", max(ratios),
                       1.5, higher_is_better=False, note="repeats " + ", ".join(f"{ratio:.2f}x" for ratio in ratios))
@@ -77,7 +78,7 @@ def api_latency_under_load(api_base: str, download_url: str | None,
                            headers: dict[str, str]) -> tuple[list[float], int, int]:
     """(latencies in s, answers, requests without an answer) of API calls while slow clients download."""
     stop = threading.Event()
-    deadline = time.monotonic() + SECONDS
+    deadline = time.monotonic() + BUDGET.seconds(SECONDS)
     downloaders = [threading.Thread(target=slow_download, args=(download_url, headers, stop))
                    for _ in range(SLOW_CLIENTS if download_url else 0)]
     for thread in downloaders:

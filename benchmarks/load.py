@@ -8,7 +8,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-WRK_SECONDS = 4
+from .budget import BUDGET
+
+WRK_SECONDS = 3
 CONNECTIONS = 16
 
 
@@ -28,10 +30,12 @@ class WrkResult:
         return self.cpu_seconds / self.seconds if self.seconds else 0.0
 
 
-def wrk(url: str, *, seconds: int = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
+def wrk(url: str, *, seconds: float = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
         script: Path | None = None) -> WrkResult:
-    """One bounded wrk run against a loopback URL (``script``: a wrk Lua script choosing the requests)."""
+    """One bounded wrk run against a loopback URL (``script``: a wrk Lua script choosing the requests);
+    a smoke run (:data:`benchmarks.budget.BUDGET`) makes it one second long."""
     assert url.startswith(("http://127.", "http://[::1]")), "load goes to loopback only"
+    seconds = int(BUDGET.seconds(seconds))
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     if script is not None:
         command += ["-s", str(script)]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .budget import BUDGET
+
 
 @dataclass
 class Rate:
@@ -41,7 +43,7 @@ class Target:
 
     @property
     def measured_text(self) -> str:
-        return f"{self.ratio:.2f}{self.unit}" if self.unit == "x" else f"{self.ratio:g}{self.unit}"
+        return f"{self.ratio:.2f}{self.unit}" if self.unit == "x" or not self.ratio.is_integer() else f"{self.ratio:g}{self.unit}"
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Report:
 
     def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x",
                note: str = "", rejected: str = "") -> Target:
+        if BUDGET.quick:
+            rejected = "smoke run (make bench-quick): no verdict"
         target = Target(name, ratio, goal, higher_is_better, unit, f"run rejected: {rejected}; {note}" if rejected else note,
                         rejected)
         self.targets.append(target)
