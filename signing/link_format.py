@@ -6,8 +6,9 @@ share one; :func:`signed_string` is the one place that joins its fields.
 
 from __future__ import annotations
 
+import base64
+import os
 import re
-import secrets
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.cookies import Morsel
@@ -24,12 +25,25 @@ LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_DOWNLOADS_LIMIT = 1000  # the most downloads a limited link may allow (rules.conf reads up to 4 digits)
 
 
+_ID_BATCH = 256  # ids drawn from the OS at once: one getrandom(2) per 256 links, not one per link
+_fresh_ids: list[str] = []
+os.register_at_fork(after_in_child=_fresh_ids.clear)  # a forked worker never hands out its parent's ids
+
+
 def new_link_id() -> str:
-    """A fresh random link id: 16 URL-safe characters (96 bits), never starting with ``-``
-    (a command line would take it for an option)."""
-    while (link_id := secrets.token_urlsafe(12)).startswith("-"):
-        pass
-    return link_id
+    """A fresh random link id: 16 URL-safe characters (96 bits from ``os.urandom``), never
+    starting with ``-`` (a command line would take it for an option).
+
+    Ids are drawn in batches; ``list.pop`` is atomic, so threads never share one, and a
+    forked process starts with an empty batch.
+    """
+    while True:
+        try:
+            return _fresh_ids.pop()
+        except IndexError:
+            text = base64.urlsafe_b64encode(os.urandom(12 * _ID_BATCH)).decode("ascii")
+            _fresh_ids.extend(link_id for index in range(0, len(text), 16)
+                              if not (link_id := text[index:index + 16]).startswith("-"))
 
 
 def check_link_fields(link_id: str, not_before: int | None, max_downloads: int | None) -> None:

@@ -390,3 +390,35 @@ def test_remembered_link_parts_are_bounded_and_stay_correct(monkeypatch):
 def test_a_link_that_would_open_after_it_expires_is_refused():
     with pytest.raises(ValueError, match="after it expires"):
         make_signer().sign("/media/a.jpg", ttl=60, not_before=1_800_000_061)
+
+
+def test_link_ids_are_unique_across_threads_and_never_shared_with_a_forked_child():
+    import os
+    import threading
+
+    from signing import link_format
+    from signing.link_format import LINK_ID_PATTERN, new_link_id
+
+    drawn: list[list[str]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda out: out.extend(new_link_id() for _ in range(5000)), args=(out,))
+               for out in drawn]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [link_id for out in drawn for link_id in out]
+    assert len(set(ids)) == len(ids) == 20000
+    assert all(LINK_ID_PATTERN.fullmatch(link_id) and not link_id.startswith("-") for link_id in ids)
+    new_link_id()
+    buffered = set(link_format._fresh_ids)
+    assert buffered  # the parent holds ids drawn but not handed out ...
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # ... which the child never hands out
+        os.write(write_end, ",".join(new_link_id() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        child_ids = set(pipe.read().split(","))
+    assert len(child_ids) == 300 and not child_ids & buffered
