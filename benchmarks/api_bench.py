@@ -14,7 +14,7 @@ from .budget import BUDGET
 from .results import Report
 from .setup import BenchData
 
-ROUNDS = 40
+ROUNDS = 200
 
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:

@@ -36,7 +36,7 @@ def available() -> bool:
     return shutil.which("perf") is not None
 
 
-def user_cpu_by_symbol(server: NginxServer, url: str, seconds: int = 4) -> dict[str, float]:
+def user_cpu_by_symbol(server: NginxServer, url: str, seconds: int = 3) -> dict[str, float]:
     """µs of worker user CPU per request, by symbol, while wrk fetches ``url``."""
     with tempfile.TemporaryDirectory(prefix="perf-") as folder, pinned(server) as pids:
         data = Path(folder) / "perf.data"

@@ -28,7 +28,7 @@ SLICE = 1024 * 1024
 BIG_FILE = 256 * SLICE
 RANGES = 100
 DISTINCT_LINKS = 1000
-BIG_PAIRS = 3  # 10 MB hits have no target: fewer pairs
+BIG_PAIRS = 2  # 10 MB hits have no target: fewer pairs
 
 
 def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> None:
@@ -105,7 +105,7 @@ def _cost_of_a_hit(report: Report, origin: NginxServer, signer: SecureLinkSigner
         try:
             fetch(edge.base_url, link)
             progress(f"edge: 20KB hit, {variant}")
-            paired = measure_pairs(edge, {"static": f"/unprotected/{data.names['20KB']}", "hit": link}, pairs=3, seconds=2)
+            paired = measure_pairs(edge, {"static": f"/unprotected/{data.names['20KB']}", "hit": link}, pairs=2, seconds=2)
         finally:
             edge.stop()
         extra = statistics.median(paired.user_us["hit"]) - statistics.median(paired.user_us["static"])

@@ -27,7 +27,7 @@ from .setup import BenchData
 SLOW_CLIENTS = 32
 RATE = 2 * 1024 * 1024  # bytes a second, per slow client
 API_CLIENTS = 4
-SECONDS = 5.0
+SECONDS = 4.0
 REPEATS = 3
 
 

@@ -27,7 +27,7 @@ from .load import wrk
 from .results import Report
 
 PAIRS = 6  # six back-to-back pairs ...
-SECONDS = 3  # ... of three seconds each (100,000+ requests at 20 KB), for every figure that has a target
+SECONDS = 2  # ... of two seconds each (60,000+ requests at 20 KB), for every figure that has a target
 CONTROL_TOLERANCE = 0.03  # the A/A control may be this far from 1.00
 CONTROL = "unprotected static again (A/A control)"
 STATIC = "unprotected static"
