@@ -107,7 +107,7 @@ def _hmac_engines(report: Report, data: BenchData, key_set: KeySet, progress: Ca
     site = (CANDIDATES / "locations.conf").read_text().replace("MEDIA_ROOT", str(root))
     server = start_nginx(data.var_dir / "links-hmac-candidates", media_root=media, key_set=key_set, download_log=False,
                          extra_site_directives=f"location /unprotected/ {{ alias {root}/; }}\n" + site,
-                         main_conf=main_conf, snippets={"candidate_njs.js": CANDIDATES / "candidate_njs.js"})
+                         main_conf=main_conf, snippets={"candidate_njs.js": BEFORE_IDS / "secure_link.js"})
     anywhere = SecureLinkSigner(key_set.with_active("h1"), prefix="/")
     name = data.names["20KB"]
     engines = {"njs 0.7.9 (the check before this change)": "njs", "set-misc set_hmac_sha256 (C, OpenSSL's HMAC())": "set-misc",

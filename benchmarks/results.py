@@ -85,17 +85,17 @@ class Report:
 METHOD = """\
 How these figures are measured. Every figure comes from this one run, side by side. nginx
 figures: nginx (master and worker) pinned to one core and wrk to the other; the scenarios run
-back to back in alternating order (A-B, B-A, ...), six pairs of 8 s for each figure with a
-target; the rate ratio is the median of the per-pair ratios (min-max beside it). The ratio
-by CPU is T_static / (T_static + extra user µs per request), from the worker's utime and
-stime in /proc: user time repeats within about 0.3 µs, kernel time (the network stack) is
-the noise. Each such run has an A/A control (a second, identical unprotected location) and
-is rejected when the control is more than 3% off (by rate or by CPU) or wrk used 95% or
-more of its core (the client, not nginx, then set the rate); a rejected run is measured once
-more, and a figure whose second run is rejected too gets no verdict. At 10 MB wrk saturates
-its core whatever nginx does (it copies 3 GB/s out of its sockets), so that figure is judged
-by CPU alone and only its control by CPU can reject it. The load average before every run is
-recorded. Sections without a target use fewer, shorter pairs."""
+back to back in alternating order (A-B, B-A, ...), six pairs of 2 s for each figure with a
+target; the rate ratio is the median of the per-pair ratios (min-max beside it). Every target
+is judged by CPU: T_base / (T_base + extra user µs per request), from the worker's utime and
+stime in /proc; user time repeats within a few tenths of a µs, kernel time (the network
+stack) is the noise. Each such run has an A/A control (a second, identical unprotected
+location) and is rejected when the control is more than 3% off by CPU; a rejected run is
+measured once more, and a figure whose second run is rejected too gets no verdict
+(REJECTED). CPU per request does not depend on who set the rate, so a saturated wrk (at 10 MB
+it copies 3 GB/s out of its sockets) and the control's rate ratio are reported, not judged.
+The load average before every run is recorded. Sections without a target use fewer pairs.
+A smoke run (make bench-quick) gives no verdicts."""
 
 
 def format_value(value: float) -> str:
