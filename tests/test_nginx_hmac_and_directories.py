@@ -40,6 +40,16 @@ def replace_token(url: str, argument: str) -> str:
     return url.replace(token, token[:5] + ("B" if token[5] != "B" else "C") + token[6:])
 
 
+def shifted_expiry(signer: SecureLinkSigner) -> str:
+    """A token that is right for the signed string nginx would build if `expires` could hold a "|"."""
+    from signing.algorithms import hmac_token
+
+    expires = signer.get_timestamp() + 300
+    key = signer.key_set.active
+    token = hmac_token(key.secret.encode(), f"{expires}|x|{key.kid}||||{BLOB}".encode())
+    return f"{BLOB}?hmac={token}&expires={expires}|x&kid={key.kid}"
+
+
 def non_canonical(url: str) -> str:
     """The link with its token's last character changed in the 2 bits that 32 bytes leave unused."""
     token = url.split("hmac=")[1].split("&")[0]
@@ -60,6 +70,7 @@ HMAC_CASES = {
     **link_field_cases(lambda s: hmac_signer(s), BLOB),
     "expired": Case(lambda s: past(hmac_signer(s)).sign(BLOB, ttl=60).url, 410),
     "expiry edited": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires=", "&expires=1"), 403),
+    "expiry holding a '|' that moves the signed fields": Case(lambda s: shifted_expiry(hmac_signer(s)), 403),
     "expiry of 16 digits": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("&expires=", "&expires=000000"), 403),
     "path edited": Case(lambda s: hmac_signer(s).sign(BLOB, ttl=300).url.replace("blob.bin", "other.bin"), 403),
     "token edited": Case(lambda s: replace_token(hmac_signer(s).sign(BLOB, ttl=300).url, "hmac"), 403),

@@ -19,6 +19,8 @@ local bxor = bit.bxor
 local byte, find, sub = string.byte, string.find, string.sub
 local ngx_time = ngx.time
 
+-- Declared under names of this file's own (asm labels point them at OpenSSL's symbols), so
+-- that other Lua code in the worker declaring SHA256_* or SHA256_CTX its own way does not clash.
 ffi.cdef [[
 typedef struct {
     unsigned int h[8];
@@ -26,10 +28,10 @@ typedef struct {
     unsigned int data[16];
     unsigned int num, md_len;
 } secure_link_sha256_ctx;
-int SHA256_Init(secure_link_sha256_ctx *c);
-int SHA256_Update(secure_link_sha256_ctx *c, const void *data, size_t len);
-int SHA256_Final(unsigned char *md, secure_link_sha256_ctx *c);
-int CRYPTO_memcmp(const void *a, const void *b, size_t len);
+int secure_link_SHA256_Init(secure_link_sha256_ctx *c) asm("SHA256_Init");
+int secure_link_SHA256_Update(secure_link_sha256_ctx *c, const void *data, size_t len) asm("SHA256_Update");
+int secure_link_SHA256_Final(unsigned char *md, secure_link_sha256_ctx *c) asm("SHA256_Final");
+int secure_link_CRYPTO_memcmp(const void *a, const void *b, size_t len) asm("CRYPTO_memcmp");
 ]]
 
 local CTX = ffi.typeof("secure_link_sha256_ctx")
@@ -46,9 +48,9 @@ local pads = {}  -- secret -> {inner state, outer state}
 local function keyed(secret)
     local key = secret
     if #key > BLOCK then  -- a long key is hashed first
-        C.SHA256_Init(scratch)
-        C.SHA256_Update(scratch, key, #key)
-        C.SHA256_Final(digest, scratch)
+        C.secure_link_SHA256_Init(scratch)
+        C.secure_link_SHA256_Update(scratch, key, #key)
+        C.secure_link_SHA256_Final(digest, scratch)
         key = ffi.string(digest, 32)
     end
     local inner_pad, outer_pad = ffi.new("unsigned char[64]"), ffi.new("unsigned char[64]")
@@ -57,10 +59,10 @@ local function keyed(secret)
         inner_pad[i], outer_pad[i] = bxor(b, 0x36), bxor(b, 0x5c)
     end
     local inner, outer = CTX(), CTX()
-    C.SHA256_Init(inner)
-    C.SHA256_Update(inner, inner_pad, BLOCK)
-    C.SHA256_Init(outer)
-    C.SHA256_Update(outer, outer_pad, BLOCK)
+    C.secure_link_SHA256_Init(inner)
+    C.secure_link_SHA256_Update(inner, inner_pad, BLOCK)
+    C.secure_link_SHA256_Init(outer)
+    C.secure_link_SHA256_Update(outer, outer_pad, BLOCK)
     local found = {inner, outer}
     pads[secret] = found
     return found
@@ -106,18 +108,18 @@ function _M.status(check)
     local secret = sub(check, 1, bar - 1)
     local pad = pads[secret] or keyed(secret)
     ffi.copy(scratch, pad[1], CTX_SIZE)
-    C.SHA256_Update(scratch, message, message_length)
-    C.SHA256_Final(digest, scratch)
+    C.secure_link_SHA256_Update(scratch, message, message_length)
+    C.secure_link_SHA256_Final(digest, scratch)
     ffi.copy(scratch, pad[2], CTX_SIZE)
-    C.SHA256_Update(scratch, digest, 32)
-    C.SHA256_Final(digest, scratch)
+    C.secure_link_SHA256_Update(scratch, digest, 32)
+    C.secure_link_SHA256_Final(digest, scratch)
     -- The token the link should carry, in canonical unpadded base64url (so a token in any
     -- other form cannot match), compared by OpenSSL's constant-time CRYPTO_memcmp: how long
     -- the comparison takes tells nothing about how much of a forged token is right. The
     -- expected token never becomes a Lua string (LuaJIT would intern it, comparing it with
     -- strings of the same hash).
     C.ngx_encode_base64url(encoded_str, digest_str)
-    if C.CRYPTO_memcmp(encoded, bytes + bar, TOKEN_LENGTH) ~= 0 then
+    if C.secure_link_CRYPTO_memcmp(encoded, bytes + bar, TOKEN_LENGTH) ~= 0 then
         return ""
     end
     return expires < ngx_time() and "0" or "1"
