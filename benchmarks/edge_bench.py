@@ -204,7 +204,7 @@ def body_bytes(line: str) -> int:
     return int(line.split('" ', 1)[1].split()[1])
 
 
-# The variables check.conf declares (its Lua results), which rules.conf's maps name: declared
+# The variables check.conf declares (its Lua results), which rules.conf's maps and the error pages name: declared
 # where no request goes in a copy without the check.
 CHECK_VARIABLES = 'location = /_never {\n    set $secure_link_hmac "";\n    set $secure_link_opens_at "";\n    return 404;\n}\n'
 

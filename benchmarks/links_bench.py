@@ -20,6 +20,7 @@ from signing.algorithms import md5_token
 from tests.client import fetch
 
 from .budget import BUDGET
+from .edge_bench import CHECK_VARIABLES
 from .load import rotating_script
 from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
 from .results import Report
@@ -142,8 +143,7 @@ WITHOUT = {
     "folder cookies (the cookie route)": ("check.conf", ('if ($secure_link_status = "cookie") {\n',), ""),
     "download limits (the limit check)": ("check.conf", ("if ($secure_link_limit) {\n",), ""),
     "start times (the nb check)": ("check.conf", ("if ($secure_link_nb) {\n", "if ($secure_link_opens_at) {\n"),
-                                   # the error pages still name the variable: declared where no link goes
-                                   'location = /_never {\n    set $secure_link_opens_at "";\n    return 404;\n}\n'),
+                                   CHECK_VARIABLES),  # the error pages still name $secure_link_opens_at
 }
 FEATURE_PAIRS = 3  # eleven scenarios
 FLEET_KEYS = 5  # of each algorithm, in the fleet copy's includes: more than a rotation holds at once
@@ -184,23 +184,27 @@ def _feature_costs(report: Report, data: BenchData, key_set: KeySet, progress: C
     path = f"/media/{name}"
     targets[today] = SecureLinkSigner(key_set).sign(path, ttl=3600).url
     targets[whole] = f"{path}?md5={md5_token(f'{expires}|{key.kid}||||{path}|{key.secret}'.encode())}&expires={expires}&kid={key.kid}"
-    servers: dict[str, NginxServer] = {}
+    servers: dict[str, NginxServer] = {}  # the scenarios that another nginx than the shipped one answers
+    started: list[NginxServer] = []
     try:
         shipped = start_nginx(data.var_dir / "cost-shipped", media_root=media, key_set=key_set, download_log=False,
                               extra_site_directives=site, snippets=snippets)
+        started.append(shipped)
         servers[fleet] = start_nginx(data.var_dir / "cost-fleet", media_root=media, key_set=fleet_keys, download_log=False,
                                      extra_site_directives=site, snippets=snippets,
                                      edges=[f"127.0.1.{index}" for index in range(FLEET_EDGES)])
+        started.append(servers[fleet])
         servers[whole] = start_nginx(data.var_dir / "cost-before-ids", media_root=media, key_set=key_set, download_log=False,
                                      snippets={n: BEFORE_IDS / n for n in ("rules.conf", "check.conf", "errors.conf",
                                                                            "directory.conf", "secure_link.js")},
                                      secure_link_conf=BEFORE_IDS / "secure_link.conf", main_conf=BEFORE_IDS / "nginx.conf")
+        started.append(servers[whole])
         for scenario, target in targets.items():
             _check_all(servers.get(scenario, shipped).base_url, {scenario: str(target)})
         progress(f"links: what each feature costs today's link, {FEATURE_PAIRS} pairs of {SHORT_SECONDS} s")
         paired = measure_pairs(shipped, targets, pairs=FEATURE_PAIRS, seconds=SHORT_SECONDS, servers=servers)
     finally:
-        for server in [*servers.values(), *([shipped] if "shipped" in locals() else [])]:
+        for server in started:
             server.stop()
     section = (f"What each feature costs an ordinary link, 20 KB (locations of one nginx with copies of check.conf "
                f"without it; pinned, {FEATURE_PAIRS} alternating pairs of {SHORT_SECONDS} s)")

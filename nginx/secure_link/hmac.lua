@@ -7,8 +7,8 @@
 -- pad and that digest. The two pads' SHA-256 states are computed once per key and worker
 -- (a worker's keys change only with a reload, which starts new workers), so a check hashes
 -- the message and 32 bytes: no allocation, no OpenSSL provider lookup per request (the
--- one-shot HMAC() of OpenSSL 3, which set-misc's set_hmac_sha256 calls, costs three times
--- as much: benchmarks/README.md).
+-- one-shot HMAC() of OpenSSL 3, which set-misc's set_hmac_sha256 calls, looks its algorithm
+-- up on every call: the engines side by side are in benchmarks/README.md).
 
 local ffi = require("ffi")
 local bit = require("bit")
