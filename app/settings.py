@@ -1,23 +1,26 @@
-"""Django settings, read from the environment with working defaults for the demo.
+"""The demo project's Django settings, read from the environment with working defaults.
 
-Every variable below is documented in docs/configuration.md.
+It uses the ``signing.django`` app as any project would (INSTALLED_APPS, STORAGES, SECURE_LINK);
+every variable is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from signing import KeySet, KeySetError
+import signing
+from signing.django.conf import settings_from_environment
 from signing.keys import KEYS_FILE_NAME
-from signing.keysync import FLEET_TOKEN_FILE_NAME
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
+DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the addresses of its servers
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -41,50 +44,6 @@ def _env_number(name: str, default: float, parse: type[int] | type[float], what:
 
 def parse_bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def parse_list(value: str) -> list[str]:
-    return value.split(",")
-
-
-def parse_verifiers(value: str) -> list[tuple[str, str]]:
-    """``origin=https://origin.example,edge-eu=https://eu.example`` to (name, URL) pairs."""
-    pairs = []
-    for entry in value.split(","):
-        name, separator, url = entry.strip().partition("=")
-        if not separator or not url.startswith(("http://", "https://")):
-            raise ValueError(entry)
-        pairs.append((name.strip(), url.strip()))
-    return pairs
-
-
-def parse_download_logs(value: str) -> list[tuple[str, str]]:
-    """``origin=/var/log/nginx/downloads.log,edge-eu=/srv/logs/eu.log`` to (verifier, path) pairs."""
-    pairs = []
-    for entry in value.split(","):
-        name, separator, path = entry.strip().partition("=")
-        if not separator or not name.strip() or not path.strip():
-            raise ValueError(entry)
-        pairs.append((name.strip(), path.strip()))
-    return pairs
-
-
-def env_overrides(variables: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
-    """``{setting: parse(value)}`` for each variable that is set; the defaults live in app/downloads/conf.py."""
-    overrides: dict[str, object] = {}
-    for setting, (name, parse) in variables.items():
-        value = os.environ.get(name, "")
-        if not value.strip():
-            continue
-        try:
-            overrides[setting] = parse(value)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}={value!r} is not {_WHAT.get(parse, 'valid')}") from None
-    return overrides
-
-
-_WHAT: dict[object, str] = {int: "a whole number", float: "a number",
-                             parse_verifiers: "a list of name=http(s)://address entries"}
 
 
 def sqlite_database(path: Path | str) -> dict[str, object]:
@@ -124,12 +83,15 @@ def database_from_url(url: str) -> dict[str, object]:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgres:// or sqlite://")
 
 
-def signing_keys_from_environment() -> KeySet:
-    """Keys given in $SECURE_LINK_KEYS; empty when they come from the keys file (watched at run time)."""
+def running_demo(var_dir: Path) -> dict[str, Any]:
+    """What a running ``make run`` recorded in ``var/demo.json`` for the management commands (the
+    origin's address and every verifier), as SECURE_LINK entries; empty when no demo runs."""
     try:
-        return KeySet.from_environment()
-    except KeySetError as error:
-        raise ImproperlyConfigured(str(error)) from None
+        record = json.loads((var_dir / DEMO_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    verifiers = [(str(entry["name"]), str(entry["url"])) for entry in record.get("verifiers", [])]
+    return {"ORIGIN_URL": str(record.get("base_url", "")), "VERIFIERS": verifiers}
 
 
 def secret_key_from_environment() -> str:
@@ -159,6 +121,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "signing.django",
     "app.downloads",
 ]
 
@@ -210,7 +173,7 @@ MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # FileField.url is a signed nginx link everywhere (templates, admin, DRF file fields).
 STORAGES = {
-    "default": {"BACKEND": "app.downloads.storage.SignedURLStorage"},
+    "default": {"BACKEND": "signing.django.storage.SignedURLStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -228,7 +191,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Signed downloads API",
     "DESCRIPTION": "Images with expiring download links that nginx verifies by itself.",
-    "VERSION": "1.0.0",
+    "VERSION": signing.__version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -238,36 +201,14 @@ SPECTACULAR_SETTINGS = {
 
 LOGIN_URL = "login"  # the image pages (app/downloads/views.py) ask for a login: any user, not only staff
 
-# Everything about signed links is read in one place, app/downloads/conf.py, which also
-# holds every default: only what the environment sets is passed on from here.
+# Signed links: signing.django reads this (its defaults live in signing/django/conf.py). The
+# keys file's folder also holds the per-link state and the fleet token; the SECURE_LINK_*
+# variables override any entry; a running demo's record names the verifiers for the commands.
 SECURE_LINK = {
-    # $SECURE_LINK_KEYS; when it is empty the keys come from KEYS_FILE, which running servers
-    # re-read when it changes.
-    "KEYS": (_KEY_SET := signing_keys_from_environment()),
-    "KEYS_FILE": None if _KEY_SET.keys else Path(os.environ.get("SECURE_LINK_KEYS_FILE") or VAR_DIR / KEYS_FILE_NAME),
-    **env_overrides({
-        "KEYS_CHECK_INTERVAL": ("SECURE_LINK_KEYS_CHECK_INTERVAL", float),
-        "ACTIVE_KID": ("SECURE_LINK_ACTIVE_KID", str),  # pins the key that signs
-        "DEFAULT_TTL": ("SECURE_LINK_DEFAULT_TTL", int),
-        "MAX_TTL": ("SECURE_LINK_MAX_TTL", int),
-        "EXPIRY_BUCKET": ("SECURE_LINK_EXPIRY_BUCKET", int),
-        "SHARE_TTL": ("SECURE_LINK_SHARE_TTL", int),
-        "BASE_URL": ("SITE_BASE_URL", str),
-        "SERVE_WITH_DJANGO": ("SECURE_LINK_SERVE_WITH_DJANGO", parse_bool),
-        "TRUSTED_PROXIES": ("SECURE_LINK_TRUSTED_PROXIES", parse_list),
-        "VERIFIERS": ("SECURE_LINK_VERIFIERS", parse_verifiers),
-        "FLEET_BOUND": ("SECURE_LINK_FLEET_BOUND", float),
-        "PROBE_TIMEOUT": ("SECURE_LINK_PROBE_TIMEOUT", float),
-        "DOWNLOAD_LOGS": ("SECURE_LINK_DOWNLOAD_LOGS", parse_download_logs),
-        "DELIVERY": ("SECURE_LINK_DELIVERY", str),  # "nginx" or "cloudfront https://d1.cloudfront.net" (docs/cdn.md)
-        "COOKIE_SECURE": ("SECURE_LINK_COOKIE_SECURE", parse_bool),
-        "COOKIE_DOMAIN": ("SECURE_LINK_COOKIE_DOMAIN", str),
-    }),
-    # Per-link state (revocations, download counts), shared with the origin nginx's
-    # $secure_link_state_root (docs/operations.md).
-    "STATE_DIR": Path(os.environ.get("SECURE_LINK_STATE_DIR") or VAR_DIR / "state"),
-    # The verifiers' sync agents pull the keys with this token (docs/fleet.md); no file, no pulling.
-    "FLEET_TOKEN_FILE": Path(os.environ.get("SECURE_LINK_FLEET_TOKEN_FILE") or VAR_DIR / FLEET_TOKEN_FILE_NAME),
+    **running_demo(VAR_DIR),
+    "KEYS_FILE": VAR_DIR / KEYS_FILE_NAME,
+    "CHECK_PROBES": "app.downloads.probes.compatibility_view_probes",  # check_secure_link probes the image view too
+    **settings_from_environment(),
 }
 IMAGE_MAX_UPLOAD_BYTES = env_int("IMAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Width x height: a few bytes of PNG can declare a picture that needs gigabytes to decode.

@@ -6,6 +6,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-from app.downloads.checks import application_or_exit  # noqa: E402
+from signing.django.checks import application_or_exit  # noqa: E402
 
 application = application_or_exit(get_wsgi_application)

@@ -39,7 +39,7 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
         class Meta(UnsignedImageSerializer.Meta):
             fields = [*UnsignedImageSerializer.Meta.fields, "download_url", "expires_at"]
 
-    from app.downloads.fields import SignedFileURLField
+    from signing.django.fields import SignedFileURLField
     from signing import SignedLink
 
     fixed = SignedLink("http://testserver/media/images/2026/11/" + "0" * 32 + ".png?md5=" + "A" * 22
@@ -112,7 +112,7 @@ def _tight_loop_us(factory: object, owner: object) -> float:
     """µs per link of the page's own signing call (LinkIssuer.sign, as SignedFileURLField makes it), in a loop."""
     from rest_framework.request import Request
 
-    from app.downloads.links import LinkIssuer
+    from signing.django.links import LinkIssuer
     from app.downloads.models import Image
 
     request = Request(factory.get("/api/images/", {"page_size": 100}))  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ PEER_LOCATION = """location /peer/ {{
 }}
 """ % PEER_SECRET
 # Copies of our check that each add one feature to the peer's, for measurement only. Each
-# uses the shipped maps (secure_link/rules.conf); the last step is the shipped check itself.
+# uses the shipped maps (secure_link/http/rules.conf); the last step is the shipped check itself.
 _ABLATION_CHECK = """secure_link $arg_md5,$arg_expires;
 secure_link_md5 "{expression}";
 if ({status} = "") {{ return 403; }}
@@ -85,7 +85,7 @@ def start_download_stack(data: BenchData) -> tuple[Stack, subprocess.Popen[bytes
         f"location /unprotected/ {{ alias {root}/; }}\n"
         f"location /unprotected-again/ {{ alias {root}/; }}\n"  # the A/A control
         f"location /cached/unprotected/ {{ {OPEN_FILE_CACHE} alias {root}/; }}\n"
-        f"location /cached/media/ {{ include secure_link/check.conf; {OPEN_FILE_CACHE} alias {root}/; }}\n"
+        f"location /cached/media/ {{ include secure_link/location/check.conf; {OPEN_FILE_CACHE} alias {root}/; }}\n"
         + PEER_LOCATION.format(root=root)
         + "".join(f"location /ablation/{index}/ {{\n"
                   + _ABLATION_CHECK.format(expression=expression.format(secret=secret), status=status, headers=headers)

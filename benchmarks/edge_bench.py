@@ -24,6 +24,8 @@ from .results import Report
 from .setup import BenchData
 
 EDGE_ADDRESSES = ("127.0.0.21", "127.0.0.22")
+RANGE_EDGE_ADDRESSES = ("127.0.0.23", "127.0.0.24")
+VARIANT_EDGE_ADDRESSES = ("127.0.0.40", "127.0.0.41", "127.0.0.42")  # one per variant of _cost_of_a_hit
 SLICE = 1024 * 1024
 BIG_FILE = 256 * SLICE
 RANGES = 100
@@ -35,8 +37,8 @@ def run(report: Report, data: BenchData, progress: Callable[[str], None]) -> Non
     media = data.var_dir / "media"
     key_set = KeySet.from_file(data.var_dir / KEYS_FILE_NAME)
     signer = SecureLinkSigner(key_set)
-    origin = start_nginx(data.var_dir / "edge-origin", media_root=media, key_set=key_set, edges=EDGE_ADDRESSES,
-                         access_log=True)
+    origin = start_nginx(data.var_dir / "edge-origin", media_root=media, key_set=key_set, access_log=True,
+                         edges=EDGE_ADDRESSES + RANGE_EDGE_ADDRESSES + VARIANT_EDGE_ADDRESSES)
     unprotected = (f"location /unprotected/ {{ alias {media.resolve()}/; }}\n"
                    f"location /unprotected-again/ {{ alias {media.resolve()}/; }}\n")  # the A/A control
     edges: list[NginxServer] = []
@@ -86,21 +88,19 @@ def _cost_of_a_hit(report: Report, origin: NginxServer, signer: SecureLinkSigner
     """Where a 20 KB hit's extra CPU goes: the same edge with one feature taken out at a time."""
     section = "Where a 20 KB edge hit's extra worker CPU goes (variants of edge.conf, for measurement only)"
     shipped = EDGE_CONF.read_text()
-    without_check = _variant(shipped, "include secure_link/check.conf;", "")
-    unsliced = {"edge_fetch.conf": _without_slicing(data.var_dir)}
-    variants = {
-        "shipped edge.conf": (shipped, None),
-        "without the link check": (without_check, None),
-        "without slicing": (shipped, unsliced),
+    without_check = data.var_dir / "edge-without-check.conf"
+    without_check.write_text(_variant(shipped, "include secure_link/location/check.conf;", ""))
+    unsliced = {"secure_link/location/edge_fetch.conf": _without_slicing(data.var_dir)}
+    variants: dict[str, dict[str, Path] | None] = {
+        "shipped edge.conf": None,
+        "without the link check": {"edge.conf": without_check},
+        "without slicing": unsliced,
     }
     link = signer.sign("/media/" + data.names["20KB"], ttl=3600).url
-    for index, (variant, (text, snippets)) in enumerate(variants.items()):
-        conf = data.var_dir / f"edge-variant-{index}.conf"
-        conf.write_text(text)
-        address = f"127.0.0.{40 + index}"
-        origin_with_edge(origin, address)
+    for index, (variant, snippets) in enumerate(variants.items()):
+        address = VARIANT_EDGE_ADDRESSES[index]
         edge = start_edge(data.var_dir / f"edge-variant-{index}", origin_address=f"127.0.0.1:{origin.port}",
-                          key_set=signer.key_set, bind_address=address, edge_conf=conf, snippets=snippets,
+                          key_set=signer.key_set, bind_address=address, snippets=snippets,
                           extra_site_directives=unprotected + (CHECK_VARIABLES if "without the link check" in variant else ""))
         try:
             fetch(edge.base_url, link)
@@ -149,13 +149,13 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: S
     asked = ranges * SLICE
     sent = {}
     for scenario, snippets, address in (
-        ("1 MB slices (shipped)", None, "127.0.0.23"),
-        ("without slicing (comparison)", {"edge_fetch.conf": _without_slicing(data.var_dir)}, "127.0.0.24"),
+        ("1 MB slices (shipped)", None, RANGE_EDGE_ADDRESSES[0]),
+        ("without slicing (comparison)", {"secure_link/location/edge_fetch.conf": _without_slicing(data.var_dir)},
+         RANGE_EDGE_ADDRESSES[1]),
     ):
         origin_restart_log(origin)
         edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}",
                           key_set=signer.key_set, bind_address=address, snippets=snippets)
-        origin_with_edge(origin, address)
         try:
             progress(f"edge: {ranges} random 1 MB ranges, {scenario}")
             started = time.monotonic()
@@ -187,14 +187,6 @@ def origin_restart_log(origin: NginxServer) -> None:
     (origin.run_dir / "access.log").unlink(missing_ok=True)
 
 
-def origin_with_edge(origin: NginxServer, address: str) -> None:
-    """Trust one more edge address and reload (which also reopens the access log)."""
-    edges = origin.run_dir / "secure_link_edges.conf"
-    if address not in edges.read_text():
-        edges.write_text(edges.read_text() + f"set_real_ip_from {address};\n")
-    origin.reload()
-
-
 def edge_fetch_lines(origin: NginxServer, path: str) -> list[str]:
     return [line for line in origin.access_log.splitlines() if f'"GET /_edge{path}' in line]
 
@@ -204,7 +196,7 @@ def body_bytes(line: str) -> int:
     return int(line.split('" ', 1)[1].split()[1])
 
 
-# The variables check.conf declares (its Lua results), which rules.conf's maps and the error pages name: declared
+# The variables check.conf declares (its Lua results), which the rules' maps and the error pages name: declared
 # where no request goes in a copy without the check.
 CHECK_VARIABLES = 'location = /_never {\n    set $secure_link_hmac "";\n    set $secure_link_opens_at "";\n    return 404;\n}\n'
 
@@ -219,5 +211,5 @@ def _variant(text: str, shipped_line: str, replacement: str) -> str:
 def _without_slicing(var_dir: Path) -> Path:
     """A copy of the edge's fetch snippet without ``slice``: each range request caches the whole file."""
     copy = var_dir / "edge_fetch-without-slice.conf"
-    copy.write_text(_variant((SNIPPETS_DIR / "edge_fetch.conf").read_text(), "slice 1m;", ""))
+    copy.write_text(_variant((SNIPPETS_DIR / "location" / "edge_fetch.conf").read_text(), "slice 1m;", ""))
     return copy

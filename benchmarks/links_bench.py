@@ -108,7 +108,7 @@ def _hmac_engines(report: Report, data: BenchData, key_set: KeySet, progress: Ca
     site = (CANDIDATES / "locations.conf").read_text().replace("MEDIA_ROOT", str(root))
     server = start_nginx(data.var_dir / "links-hmac-candidates", media_root=media, key_set=key_set, download_log=False,
                          extra_site_directives=f"location /unprotected/ {{ alias {root}/; }}\n" + site,
-                         main_conf=main_conf, snippets={"candidate_njs.js": BEFORE_IDS / "secure_link.js"})
+                         main_conf=main_conf, snippets={"secure_link/candidate_njs.js": BEFORE_IDS / "secure_link.js"})
     anywhere = SecureLinkSigner(key_set.with_active("h1"), prefix="/")
     name = data.names["20KB"]
     engines = {"njs 0.7.9 (the check before this change)": "njs", "set-misc set_hmac_sha256 (C, OpenSSL's HMAC())": "set-misc",
@@ -135,14 +135,14 @@ def _hmac_engines(report: Report, data: BenchData, key_set: KeySet, progress: Ca
                    f"by CPU {paired.cpu_ratio(engine, STATIC):.2f}x static; {paired.median(engine):,.0f} req/s")
 
 
-# Copies of the shipped config without one feature each: (a file of nginx/secure_link/, the
+# Copies of the shipped config without one feature each: (a file below nginx/secure_link/, the
 # opening lines of the blocks taken out of it, site directives the copy needs instead). Each
 # fails to build when the shipped file lost one of those blocks.
 WITHOUT = {
-    "revocation (the -f stat)": ("check.conf", ("if (-f $secure_link_revoked_file) {\n",), ""),
-    "folder cookies (the cookie route)": ("check.conf", ('if ($secure_link_status = "cookie") {\n',), ""),
-    "download limits (the limit check)": ("check.conf", ("if ($secure_link_limit) {\n",), ""),
-    "start times (the nb check)": ("check.conf", ("if ($secure_link_nb) {\n", "if ($secure_link_opens_at) {\n"),
+    "revocation (the -f stat)": ("location/check.conf", ("if (-f $secure_link_revoked_file) {\n",), ""),
+    "folder cookies (the cookie route)": ("location/check.conf", ('if ($secure_link_status = "cookie") {\n',), ""),
+    "download limits (the limit check)": ("location/check.conf", ("if ($secure_link_limit) {\n",), ""),
+    "start times (the nb check)": ("location/check.conf", ("if ($secure_link_nb) {\n", "if ($secure_link_opens_at) {\n"),
                                    CHECK_VARIABLES),  # the error pages still name $secure_link_opens_at
 }
 FEATURE_PAIRS = 3  # eleven scenarios
@@ -158,14 +158,15 @@ def _feature_costs(report: Report, data: BenchData, key_set: KeySet, progress: C
     root = media.resolve()
     name = data.names["20KB"]
     anywhere = SecureLinkSigner(key_set, prefix="/")
-    copies = {"shipped check": ("check.conf", None), "shipped check again (A/A control)": ("check.conf", None)}
+    copies = {"shipped check": ("location/check.conf", None),
+              "shipped check again (A/A control)": ("location/check.conf", None)}
     for feature, (file_name, blocks, _) in WITHOUT.items():
         copy = _without(data.var_dir / f"check-without-{len(copies)}.conf", file_name, blocks)
-        copies[f"without {feature}"] = (f"check-without-{len(copies)}.conf", copy)
+        copies[f"without {feature}"] = (f"location/check-without-{len(copies)}.conf", copy)
     site = "".join(f"location /cost/{index}/ {{ include secure_link/{file_name}; alias {root}/; }}\n"
                    for index, (file_name, _) in enumerate(copies.values()))
     site += "".join(extra for _, _, extra in WITHOUT.values())
-    snippets = {file_name: copy for file_name, copy in copies.values() if copy is not None}
+    snippets = {f"secure_link/{file_name}": copy for file_name, copy in copies.values() if copy is not None}
     fleet_keys = KeySet((*key_set, *(Key(f"f{index}", generate_secret()) for index in range(FLEET_KEYS - 1)),
                          *(Key(f"g{index}", generate_secret(), HMAC_SHA256) for index in range(FLEET_KEYS))),
                         active_kid=key_set.active.kid)
@@ -195,9 +196,9 @@ def _feature_costs(report: Report, data: BenchData, key_set: KeySet, progress: C
                                      edges=[f"127.0.1.{index}" for index in range(FLEET_EDGES)])
         started.append(servers[fleet])
         servers[whole] = start_nginx(data.var_dir / "cost-before-ids", media_root=media, key_set=key_set, download_log=False,
-                                     snippets={n: BEFORE_IDS / n for n in ("rules.conf", "check.conf", "errors.conf",
-                                                                           "directory.conf", "secure_link.js")},
-                                     secure_link_conf=BEFORE_IDS / "secure_link.conf", main_conf=BEFORE_IDS / "nginx.conf")
+                                     snippets={f"secure_link/{n}": BEFORE_IDS / n for n in (
+                                         "rules.conf", "check.conf", "errors.conf", "directory.conf", "secure_link.js")},
+                                     main_conf=BEFORE_IDS / "nginx.conf", site_template=BEFORE_IDS / "site.conf")
         started.append(servers[whole])
         for scenario, target in targets.items():
             _check_all(servers.get(scenario, shipped).base_url, {scenario: str(target)})
@@ -270,7 +271,7 @@ def _limited_downloads(report: Report, data: BenchData, key_set: KeySet, progres
 
 
 def _without(copy: Path, file_name: str, blocks: tuple[str, ...]) -> Path:
-    """A copy of a file of nginx/secure_link/ without the blocks that open with these lines
+    """A copy of a file below nginx/secure_link/ without the blocks that open with these lines
     (up to their closing brace at the start of a line); fails when the shipped file lost one."""
     text = (SNIPPETS_DIR / file_name).read_text()
     for opening in blocks:

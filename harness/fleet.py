@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from signing.keysync import FLEET_TOKEN_FILE_NAME
+from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
 
 from .nginx import NginxServer, start_edge, start_key_sync
 from .ports import stop_process

@@ -1,10 +1,11 @@
 """Start Debian's nginx with the shipped configs in ``nginx/``, unmodified.
 
 A run folder is laid out as a deployment's ``/etc/nginx`` is: the shipped main config
-(``nginx/nginx.conf``) and the ``secure_link/`` folder are linked into it, and only what
-differs per instance is generated beside them: ``instance/main.conf`` and
-``instance/http.conf`` (workers, the upstream, an edge's cache, the role file to include),
-the site include, the origin's trusted edges and the keys includes.
+(``nginx/nginx.conf``), and what the package's installer (:func:`signing.nginx.install.install`)
+writes for an operator: the ``secure_link/`` folder, the role files, the keys includes and the
+Lua path. The one file made per instance is its site, ``sites/origin.conf`` or
+``sites/edge.conf``, rendered from the shipped template; workers and the user come from
+``nginx -g``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 
 from signing import KeySet, LinkState
 from signing.keys import write_private_file
+from signing.nginx.install import install, render_template, shipped_folder
 
 from .ports import free_port, stop_process, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NGINX_DIR = REPO_ROOT / "nginx"
+NGINX_DIR = shipped_folder()
 MAIN_CONF = NGINX_DIR / "nginx.conf"
-SNIPPETS_DIR = NGINX_DIR / "secure_link"  # the folder an operator copies whole
+SNIPPETS_DIR = NGINX_DIR / "secure_link"  # the folder the installer copies whole
 SECURE_LINK_CONF = NGINX_DIR / "secure_link.conf"
 EDGE_CONF = NGINX_DIR / "edge.conf"
 LUA_MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"  # Debian's libnginx-mod-http-lua
@@ -56,6 +58,7 @@ class NginxServer:
     process: subprocess.Popen[bytes]
     key_set: KeySet
     state_root: Path
+    workers: int = 1
 
     @property
     def base_url(self) -> str:
@@ -113,17 +116,24 @@ class NginxServer:
     def restart(self) -> None:
         """Stop nginx and start it again on the same port and config (shared memory is lost)."""
         self.stop()
-        self.process = _spawn(self.run_dir)
+        self.process = _spawn(self.run_dir, self.workers)
         wait_for_port(self.host, self.port, self.process)
 
 
-def config_test_command(run_dir: Path) -> list[str]:
+def global_directives(workers: int = 1) -> str:
+    """What ``-g`` gives the shipped main config: the worker count, and root workers when run as root."""
+    user = "user root root; " if os.geteuid() == 0 else ""
+    return f"{user}worker_processes {workers};"
+
+
+def config_test_command(run_dir: Path, workers: int = 1) -> list[str]:
     """``nginx -t`` for the config in ``run_dir`` (what the harness and the sync agents run)."""
-    return [nginx_binary(), "-t", "-q", "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log"]
+    return [nginx_binary(), "-t", "-q", "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log",
+            "-g", global_directives(workers)]
 
 
 def check_config(run_dir: Path) -> None:
-    """Run ``nginx -t`` on the generated config; raise with nginx's own words if it fails."""
+    """Run ``nginx -t`` on the installed config; raise with nginx's own words if it fails."""
     result = subprocess.run(config_test_command(run_dir), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{result.stderr}")
@@ -131,21 +141,18 @@ def check_config(run_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Role:
-    """What differs between an origin and an edge in the generated includes."""
+    """What differs between an origin and an edge: the site template, its file and its upstream."""
 
-    conf: Path
-    upstream: str
-    site_file: str
-    http_extra: str = ""
+    name: str
+    upstream_placeholder: str
 
-
-def origin_role(secure_link_conf: Path = SECURE_LINK_CONF) -> Role:
-    return Role(secure_link_conf, "secure_link_app", "secure_link_site.conf")
+    @property
+    def template(self) -> Path:
+        return NGINX_DIR / "templates" / f"{self.name}-site.conf"
 
 
-def edge_role(edge_conf: Path = EDGE_CONF) -> Role:
-    cache = "proxy_cache_path cache keys_zone=secure_link_edge:10m levels=1:2 max_size=4g inactive=7d use_temp_path=off;\n"
-    return Role(edge_conf, "secure_link_origin", "secure_link_edge_site.conf", cache)
+ORIGIN = Role("origin", "APP_ADDRESS")
+EDGE = Role("edge", "ORIGIN_ADDRESS")
 
 
 def write_config(
@@ -155,72 +162,45 @@ def write_config(
     key_set: KeySet,
     listen: Sequence[tuple[str, int]],
     upstream_address: str,
+    site_values: Mapping[str, str | Sequence[str]],
     site_directives: str = "",
-    edges: Sequence[str] = (),
-    workers: int = 1,
     access_log: bool = False,
     download_log: bool = True,
     state_root: Path,
     snippets: Mapping[str, Path] | None = None,
     main_conf: Path = MAIN_CONF,
+    site_template: Path | None = None,
 ) -> None:
-    """Lay out ``run_dir``: the shipped main config and snippets, and the generated includes.
+    """Lay out ``run_dir``: the shipped main config, what the installer writes, and the site.
 
-    ``snippets`` replaces a shipped file of ``secure_link/`` by another, or adds one (only
-    tests that run a deliberately broken copy, and benchmarks that compare variants, use it). ``edges``
-    are the addresses the origin trusts; ``state_root`` the per-link state folder.
+    ``snippets`` replaces a file below the run folder by another, or adds one
+    (``{"secure_link/location/check.conf": copy}``; only tests that run a deliberately broken
+    copy, and benchmarks that compare variants, use it, with their own ``main_conf`` and
+    ``site_template`` where a variant needs one). ``site_values`` fill the role's own
+    placeholders; ``state_root`` is the per-link state folder.
     """
     for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
     _link(run_dir / "nginx.conf", main_conf)
-    (run_dir / "secure_link").mkdir(exist_ok=True)
-    files = {shipped.name: shipped for shipped in SNIPPETS_DIR.iterdir()} | dict(snippets or {})
-    for name, path in files.items():
-        _link(run_dir / "secure_link" / name, path)
-    instance = run_dir / "instance"
-    instance.mkdir(exist_ok=True)
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    (instance / "main.conf").write_text(f"# Generated by harness/nginx.py.\n{user}worker_processes {workers};\n")
-    logs = "access_log access.log secure_link;\n" if access_log else ""
+    install(run_dir, key_set, replacing=snippets)
+    logs = ["access_log access.log secure_link;"] if access_log else []
     if download_log:
-        logs += "access_log downloads.log secure_link_downloads if=$secure_link_id;\n"
+        logs.append("access_log downloads.log secure_link_downloads if=$secure_link_id;")
     LinkState(state_root).ensure()
-    (instance / "http.conf").write_text(
-        "# Generated by harness/nginx.py: this instance's upstream, role and logs (in the role's formats).\n"
-        f"{role.http_extra}"
-        f"upstream {role.upstream} {{\n    server {upstream_address};\n    keepalive 32;\n}}\n"
-        f"include {role.conf};\n"
-        f"{logs or 'access_log off;' + chr(10)}"
-    )
-    listen_lines = "".join(
-        f"listen {'[' + host + ']' if ':' in host else host}:{port};\n" for host, port in listen
-    )
+    listen_lines = [f"listen {'[' + host + ']' if ':' in host else host}:{port};" for host, port in listen]
+    template = site_template or role.template
+    site = render_template(template, {
+        role.upstream_placeholder: upstream_address, "LISTEN": listen_lines, "ACCESS_LOGS": logs or ["access_log off;"],
+        "STATE_ROOT": str(state_root.resolve()), "EXTRA": site_directives.splitlines(), **site_values,
+    })
+    (run_dir / "sites").mkdir(exist_ok=True)
     # 0600: a benchmark's site directives may hold a secret (its copies of the check).
-    write_private_file(run_dir / role.site_file,
-                       f"# Generated by harness/nginx.py.\n{listen_lines}server_name _;\n"
-                       f"{path_directive('secure_link_state_root', state_root)}{site_directives}")
-    (run_dir / "secure_link_edges.conf").write_text(
-        "# Generated by harness/nginx.py: the edges this origin trusts.\n"
-        + "".join(f"set_real_ip_from {address};\n" for address in edges)
-    )
-    key_set.write_nginx_includes(run_dir)
+    write_private_file(run_dir / "sites" / f"{role.name}.conf", f"# Rendered by harness/nginx.py from {template}.\n{site}")
 
 
 def _link(link: Path, target: Path) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to(target)
-
-
-def path_directive(variable: str, folder: Path) -> str:
-    """``set $variable "/absolute/folder";``, refusing a path nginx's config cannot hold."""
-    path = str(Path(folder).resolve())
-    if any(char in path for char in '"$;{}\\') or any(char.isspace() for char in path):
-        raise ValueError(f"{variable} {path!r} has a character nginx's config cannot hold")
-    return f'set ${variable} "{path}";\n'
-
-
-def media_root_directive(media_root: Path) -> str:
-    return path_directive("secure_link_media_root", media_root)
 
 
 def start_nginx(
@@ -238,22 +218,23 @@ def start_nginx(
     access_log: bool = False,
     download_log: bool = True,
     state_root: Path | None = None,
-    secure_link_conf: Path = SECURE_LINK_CONF,
     snippets: Mapping[str, Path] | None = None,
     main_conf: Path = MAIN_CONF,
+    site_template: Path | None = None,
 ) -> NginxServer:
     """Start an origin (``nginx/secure_link.conf``) and wait until it accepts.
 
     ``also_listen`` adds hosts (such as ``::1``) on the same port; ``edges`` are the
     addresses of edges it trusts. ``state_root`` is the per-link state folder, shared with
-    the app (default ``run_dir/state``). ``secure_link_conf`` and ``snippets`` are the
-    shipped files unless a test deliberately runs a broken copy.
+    the app (default ``run_dir/state``). ``snippets``, ``main_conf`` and ``site_template`` are
+    the shipped files unless a test deliberately runs a broken copy or a benchmark a variant.
     """
+    site = {"MEDIA_ROOT": str(Path(media_root).resolve()), "EDGES": [f"set_real_ip_from {edge};" for edge in edges]}
     return _start(
-        run_dir, role=origin_role(secure_link_conf), key_set=key_set, upstream_address=app_address, host=host,
-        port=port, also_listen=also_listen, site_directives=media_root_directive(media_root) + extra_site_directives,
-        edges=edges, workers=workers, access_log=access_log, download_log=download_log, state_root=state_root,
-        snippets=snippets, main_conf=main_conf,
+        run_dir, role=ORIGIN, key_set=key_set, upstream_address=app_address, host=host, port=port,
+        also_listen=also_listen, site_values=site, site_directives=extra_site_directives, workers=workers,
+        access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
+        main_conf=main_conf, site_template=site_template,
     )
 
 
@@ -270,24 +251,23 @@ def start_edge(
     workers: int = 1,
     access_log: bool = False,
     download_log: bool = True,
-    edge_conf: Path = EDGE_CONF,
     snippets: Mapping[str, Path] | None = None,
 ) -> NginxServer:
     """Start an edge (``nginx/edge.conf``) in front of ``origin_address``; wait until it accepts.
 
     The edge connects to the origin from ``bind_address`` (the address the origin must
     trust); ``freshness`` (an nginx time such as ``"2s"``) overrides the shipped 60 s.
-    ``edge_conf`` and ``snippets`` are the shipped files unless a benchmark runs a
-    variant for comparison.
+    ``snippets`` are the shipped files unless a benchmark runs a variant for comparison.
     """
     site = f"proxy_bind {bind_address};\n"
     if freshness:
         site += f"proxy_cache_valid 200 206 {freshness};\n"
     site += extra_site_directives
     return _start(
-        run_dir, role=edge_role(edge_conf), key_set=key_set, upstream_address=origin_address, host=host, port=port,
-        also_listen=(), site_directives=site, edges=(), workers=workers, access_log=access_log,
-        download_log=download_log, state_root=None, snippets=snippets, main_conf=MAIN_CONF,
+        run_dir, role=EDGE, key_set=key_set, upstream_address=origin_address, host=host, port=port,
+        also_listen=(), site_values={"CACHE_DIR": str((run_dir / "cache").resolve())}, site_directives=site,
+        workers=workers, access_log=access_log, download_log=download_log, state_root=None, snippets=snippets,
+        main_conf=MAIN_CONF, site_template=None,
     )
 
 
@@ -317,14 +297,15 @@ def _start(
     host: str,
     port: int | None,
     also_listen: Sequence[str],
+    site_values: Mapping[str, str | Sequence[str]],
     site_directives: str,
-    edges: Sequence[str],
     workers: int,
     access_log: bool,
     download_log: bool,
     state_root: Path | None,
     snippets: Mapping[str, Path] | None,
     main_conf: Path,
+    site_template: Path | None,
 ) -> NginxServer:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_root = (state_root or run_dir / "state").resolve()
@@ -334,13 +315,13 @@ def _start(
         chosen_port = port or free_port(host)
         write_config(
             run_dir, role=role, key_set=key_set, listen=[(address, chosen_port) for address in (host, *also_listen)],
-            upstream_address=upstream_address, site_directives=site_directives, edges=edges, workers=workers,
+            upstream_address=upstream_address, site_values=site_values, site_directives=site_directives,
             access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
-            main_conf=main_conf,
+            main_conf=main_conf, site_template=site_template,
         )
         check_config(run_dir)
-        process = _spawn(run_dir)
-        server = NginxServer(run_dir, host, chosen_port, process, key_set, state_root)
+        process = _spawn(run_dir, workers)
+        server = NginxServer(run_dir, host, chosen_port, process, key_set, state_root, workers)
         try:
             wait_for_port(host, chosen_port, process)
             return server
@@ -350,9 +331,10 @@ def _start(
                 raise RuntimeError(f"nginx did not start:\n{server.error_log}") from None
 
 
-def _spawn(run_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn(run_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [nginx_binary(), "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log", "-g", "daemon off;"],
+        [nginx_binary(), "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log",
+         "-g", f"daemon off; {global_directives(workers)}"],
         stdin=subprocess.DEVNULL,
     )
 
@@ -365,7 +347,7 @@ def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interv
     state folder; the origin's shares its folder with the app, which writes them itself.
     Its log is ``sync-keys.log`` in the server's run folder; stop it by its own pid.
     """
-    test_command = shlex.join(config_test_command(server.run_dir))
+    test_command = shlex.join(config_test_command(server.run_dir, server.workers))
     log = open(server.run_dir / "sync-keys.log", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "signing", "sync-keys", "--from", source, "--token-file", str(token_file),

@@ -18,7 +18,7 @@ from typing import Any
 
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
 from signing.keys import KEYS_FILE_NAME, write_private_file
-from signing.keysync import FLEET_TOKEN_FILE_NAME
+from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
 

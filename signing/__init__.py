@@ -1,13 +1,23 @@
-"""Sign and check download links: nginx ``secure_link`` links and itsdangerous timed tokens.
+"""Sign and check download links: nginx ``secure_link`` links, the CDNs' formats, timed tokens.
 
-Pure Python, no Django. Keys travel as one value, a :class:`KeySet`; docs/link-format.md
-specifies the links.
+The core is pure Python with no Django: keys travel as one value, a :class:`KeySet`;
+:class:`SecureLinkSigner` and :class:`SecureLinkVerifier` make and check the links nginx
+checks by itself (docs/link-format.md specifies them). The subpackages group the rest by
+what a reader looks for:
+
+- :mod:`signing.nginx`: nginx's links, their check in Python, the per-link state, and the
+  shipped nginx folder with its installer;
+- :mod:`signing.cdn`: CloudFront, Cloud CDN and Akamai links from the same keys;
+- :mod:`signing.fleet`: the sync agent that keeps every verifier's keys in step (network I/O);
+- :mod:`signing.django`: the Django app (``pip install 'signed-downloads[django]'``), imported
+  only by a Django project.
 """
+
+__version__ = "0.9.0"
 
 from .algorithms import HMAC_SHA256 as HMAC_SHA256
 from .algorithms import MD5 as MD5
 from .algorithms import SigningAlgorithm as SigningAlgorithm
-from .disposition import content_disposition as content_disposition
 from .exc import BadSignature as BadSignature
 from .exc import DownloadsUsedUp as DownloadsUsedUp
 from .exc import KeySetError as KeySetError
@@ -21,13 +31,15 @@ from .keys import generate_secret as generate_secret
 from .keys import Key as Key
 from .keys import KeySet as KeySet
 from .keys import KeyState as KeyState
-from .link_format import SignedLink as SignedLink
-from .link_format import new_link_id as new_link_id
-from .link_state import LinkState as LinkState
-from .nginx import nginx_arg as nginx_arg
+from .links import CookieGrant as CookieGrant
+from .links import SignedLink as SignedLink
+from .nginx.disposition import content_disposition as content_disposition
+from .nginx.link_state import LinkState as LinkState
+from .nginx.query import nginx_arg as nginx_arg
+from .nginx.signed_string import new_link_id as new_link_id
+from .nginx.signer import SecureLinkSigner as SecureLinkSigner
+from .nginx.verifier import SecureLinkVerifier as SecureLinkVerifier
+from .nginx.verifier import TokenStatus as TokenStatus
+from .nginx.verifier import VerifiedLink as VerifiedLink
 from .paths import nginx_uri as nginx_uri
-from .secure_link import SecureLinkSigner as SecureLinkSigner
 from .timed import TimedTokenSigner as TimedTokenSigner
-from .verification import LinkStatus as LinkStatus
-from .verification import SecureLinkVerifier as SecureLinkVerifier
-from .verification import VerifiedLink as VerifiedLink

@@ -20,8 +20,7 @@ import importlib
 import re
 from collections.abc import Callable
 
-from .encoding import nginx_base64url_decode
-from .nginx import nginx_atotm
+from .encoding import nginx_atotm, nginx_base64url_decode
 
 _TO_BASE64URL = bytes.maketrans(b"+/", b"-_")
 _b2a_base64 = binascii.b2a_base64
@@ -142,7 +141,7 @@ class _HMACTokenizer:
 class CDNKeyAlgorithm(SigningAlgorithm):
     """A CDN's key (CloudFront, Cloud CDN, Akamai): it signs that CDN's links, and nginx never sees it.
 
-    Its secret is checked by its module (``signing.cloudfront`` and the others, imported
+    Its secret is checked by its module (``signing.cdn.cloudfront`` and the others, imported
     only when such a key is used); nginx's keys includes and the verifiers' key sync leave
     it out. A key set rotates it as any other key: the CDN accepts every key it was given
     (a CloudFront key group, a Cloud CDN backend's keys, Akamai's transition key).
@@ -160,7 +159,7 @@ class CDNKeyAlgorithm(SigningAlgorithm):
         """One line saying what is wrong with this key (never showing its secret), or None."""
         if self._kid_rule and not self._kid_rule[0].fullmatch(kid):
             return f"key {kid!r}: {self._kid_rule[1]}"
-        module = importlib.import_module(f"signing.{self.name}")
+        module = importlib.import_module(f"signing.cdn.{self.name}")
         problem: str | None = getattr(module, f"{self.name}_secret_problem")(secret)
         return None if problem is None else f"key {kid!r} ({self.name}, {self.secret_format}): {problem}"
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the signers: base64url as nginx reads it, lifetimes in seconds, UTC times."""
+"""Helpers shared by the signers: base64url and numbers as nginx reads them, lifetimes in seconds, UTC times."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from datetime import timedelta
 
 # nginx's ngx_decode_base64url accepts exactly this alphabet; '=' ends the input.
 _BASE64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+# nginx's ngx_atotm refuses values above the largest 64-bit time_t.
+_MAX_TIME_T = 2**63 - 1
 
 
 def nginx_base64url_decode(token: bytes) -> bytes | None:
@@ -29,6 +31,14 @@ def nginx_base64url_decode(token: bytes) -> bytes | None:
         return base64.urlsafe_b64decode(padded)
     except binascii.Error:  # pragma: no cover - the checks above exclude every failure
         return None
+
+
+def nginx_atotm(text: bytes) -> int:
+    """nginx's ``ngx_atotm``: decimal digits to an int, or -1 when empty, not digits or too big."""
+    if not text or not text.isdigit() or not text.isascii():
+        return -1
+    value = int(text)
+    return value if value <= _MAX_TIME_T else -1
 
 
 def ttl_seconds(ttl: int | timedelta) -> int:

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PillowImage
 from rest_framework.test import APIClient
 
-from app.downloads.conf import get_link_verifier
+from signing.django.conf import get_link_verifier
 from app.downloads.models import Image
 from app.downloads.serializers import ImageSerializer
 from signing import VerifiedLink

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signing import KeySet
-from signing.folder_cookie import nginx_cookie
-from signing.nginx import nginx_arg
+from signing.nginx.install import render_template, shipped_folder
+from signing.nginx.folder_cookie import nginx_cookie
+from signing.nginx.query import nginx_arg
 
-_TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)')
+_TOKEN = re.compile(r'\s+|#[^\n]*|"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|([{};])|([^\s{};"\']+)')
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -30,12 +31,13 @@ def parse(text: str) -> list[Directive]:
     """Parse nginx config text into nested directives."""
     tokens: list[tuple[str, bool]] = []  # (text, is_punctuation)
     for match in _TOKEN.finditer(text):
-        if match.group(1) is not None:
-            tokens.append((_unescape(match.group(1)), False))
-        elif match.group(2):
-            tokens.append((match.group(2), True))
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        if quoted is not None:
+            tokens.append((_unescape(quoted), False))
         elif match.group(3):
-            tokens.append((_unescape(match.group(3)), False))
+            tokens.append((match.group(3), True))
+        elif match.group(4):
+            tokens.append((_unescape(match.group(4)), False))
     directives, rest = _parse_block(tokens)
     assert not rest, "unbalanced braces"
     return directives
@@ -135,6 +137,20 @@ class Evaluator:
                 self.captures.update({k: v for k, v in match.groupdict().items() if v is not None})
                 return self.expand(result)
         return default
+
+
+def load_site(role: str) -> list[Directive]:
+    """A role's whole site as the demo and the tests run it: its template rendered with stand-in
+    values, the shipped files it includes spliced in (the generated ones, keys and Lua path, stay)."""
+    values: dict[str, str | list[str]] = {"LISTEN": ["listen 127.0.0.1:8080;"], "ACCESS_LOGS": [], "EXTRA": [],
+                                          "STATE_ROOT": "/srv/state"}
+    if role == "origin":
+        values |= {"APP_ADDRESS": "127.0.0.1:8000", "MEDIA_ROOT": "/srv/media", "EDGES": []}
+    else:
+        values |= {"ORIGIN_ADDRESS": "127.0.0.1:8080", "CACHE_DIR": "/srv/cache"}
+    folder = shipped_folder()
+    site = render_template(folder / "templates" / f"{role}-site.conf", values)
+    return _splice_includes(parse(site), folder)
 
 
 def load(path: Path, conf_dir: Path | None = None) -> list[Directive]:

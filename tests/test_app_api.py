@@ -244,16 +244,16 @@ def test_interactive_docs_use_local_assets_only(client_for, user, page, asset):
 
 def test_a_listed_page_carries_the_links_sign_file_makes(user, client_for, make_image, monkeypatch):
     """The list binds signer, TTL and base URL once per page; its links are sign_file's, byte for byte."""
-    from app.downloads import conf
-    from app.downloads.links import sign_file
+    from signing.django import conf
+    from signing.django.links import sign_file
 
     images = [make_image(user, f"photo {index}.png") for index in range(3)]
     signer = conf.get_link_signer()
     monkeypatch.setattr(signer, "get_timestamp", lambda: 1_800_000_000)
-    monkeypatch.setattr("signing.secure_link.new_link_id", lambda: "AbCdEfGh12345678")  # ids are random
+    monkeypatch.setattr("signing.nginx.signer.new_link_id", lambda: "AbCdEfGh12345678")  # ids are random
     lookups = []
     real = conf.get_link_signer
-    monkeypatch.setattr("app.downloads.links.get_link_signer", lambda: lookups.append(1) or real())
+    monkeypatch.setattr("signing.django.links.get_link_signer", lambda: lookups.append(1) or real())
     listed = client_for(user).get("/api/images/").data["results"]
     assert len(lookups) == 1, "one signer lookup per page, not one per link"
     by_id = {item["id"]: item for item in listed}

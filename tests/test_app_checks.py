@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from app.downloads.checks import check_secure_link_settings, protected_locations
+from signing.django.checks import check_secure_link_settings, protected_locations
 from signing import Key, KeySet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,18 +30,18 @@ def test_good_settings_pass(settings):
 @pytest.mark.parametrize(
     "secure_link, error_id",
     [
-        ({"KEYS": KeySet()}, "downloads.E001"),
-        ({"KEYS": KeySet.parse("k1=short")}, "downloads.E002"),
-        ({"KEYS": KeySet((Key("Bad Kid", "1" * 43),))}, "downloads.E003"),
-        ({"KEYS": KeySet.parse("k1=" + "1" * 40 + "$;x")}, "downloads.E003"),
-        ({"KEYS": GOOD_KEYS, "ACTIVE_KID": "k9"}, "downloads.E004"),
-        ({"DEFAULT_TTL": 0}, "downloads.E005"),
-        ({"DEFAULT_TTL": -5}, "downloads.E005"),
-        ({"MAX_TTL": "week"}, "downloads.E005"),
-        ({"SHARE_TTL": 0}, "downloads.E005"),
-        ({"DEFAULT_TTL": 7200, "MAX_TTL": 3600}, "downloads.E006"),
-        ({"EXPIRY_BUCKET": -1}, "downloads.E007"),
-        ({"STATE_DIR": "/dev/null/state"}, "downloads.E009"),
+        ({"KEYS": KeySet()}, "secure_links.E001"),
+        ({"KEYS": KeySet.parse("k1=short")}, "secure_links.E002"),
+        ({"KEYS": KeySet((Key("Bad Kid", "1" * 43),))}, "secure_links.E003"),
+        ({"KEYS": KeySet.parse("k1=" + "1" * 40 + "$;x")}, "secure_links.E003"),
+        ({"KEYS": GOOD_KEYS, "ACTIVE_KID": "k9"}, "secure_links.E004"),
+        ({"DEFAULT_TTL": 0}, "secure_links.E005"),
+        ({"DEFAULT_TTL": -5}, "secure_links.E005"),
+        ({"MAX_TTL": "week"}, "secure_links.E005"),
+        ({"SHARE_TTL": 0}, "secure_links.E005"),
+        ({"DEFAULT_TTL": 7200, "MAX_TTL": 3600}, "secure_links.E006"),
+        ({"EXPIRY_BUCKET": -1}, "secure_links.E007"),
+        ({"STATE_DIR": "/dev/null/state"}, "secure_links.E009"),
     ],
 )
 def test_unusable_settings_are_check_errors(settings, secure_link, error_id):
@@ -51,7 +51,7 @@ def test_unusable_settings_are_check_errors(settings, secure_link, error_id):
 def test_media_url_must_be_the_prefix_nginx_protects(settings):
     settings.MEDIA_URL = "/files/"
     messages = check_secure_link_settings()
-    assert [m.id for m in messages] == ["downloads.E008"]
+    assert [m.id for m in messages] == ["secure_links.E008"]
     assert "Set MEDIA_URL to '/media/'" in messages[0].hint
 
 
@@ -61,7 +61,7 @@ def test_check_messages_never_contain_secrets(settings):
 
 
 def test_manage_py_check_fails_with_the_message(settings):
-    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": KeySet()}
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "KEYS": KeySet(), "KEYS_FILE": None}
     with pytest.raises(SystemCheckError, match="no signing keys"):
         call_command("check")
 
@@ -73,9 +73,9 @@ def test_protected_locations_reads_the_shipped_config():
 @pytest.mark.parametrize(
     "environment, message",
     [
-        ({"SECURE_LINK_KEYS": "k1=short"}, "downloads.E002"),
-        ({"SECURE_LINK_KEYS": "", "SECURE_LINK_KEYS_FILE": "/nonexistent"}, "downloads.E001"),
-        ({"SECURE_LINK_DEFAULT_TTL": "0"}, "downloads.E005"),
+        ({"SECURE_LINK_KEYS": "k1=short"}, "secure_links.E002"),
+        ({"SECURE_LINK_KEYS": "", "SECURE_LINK_KEYS_FILE": "/nonexistent"}, "secure_links.E001"),
+        ({"SECURE_LINK_DEFAULT_TTL": "0"}, "secure_links.E005"),
         ({"SECURE_LINK_DEFAULT_TTL": "ten"}, "SECURE_LINK_DEFAULT_TTL='ten' is not a whole number"),
         ({"SECURE_LINK_KEYS": "no-equals-sign"}, "expected 'kid=secret'"),
         ({"DJANGO_SECRET_KEY": ""}, "set DJANGO_SECRET_KEY"),

@@ -22,12 +22,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.template import Context, Template
 
-from app.downloads.checks import check_secure_link_settings
-from app.downloads.conf import get_link_verifier, link_settings
-from app.downloads.models import Image, IssuedLink
+from signing.django.checks import check_secure_link_settings
+from signing.django.conf import get_link_verifier, link_settings
+from app.downloads.models import Image
+from signing.django.models import IssuedLink
 from signing import KeySet
-from signing.cloudfront import cloudfront_secret
-from signing.folder_cookie import COOKIE_NAME
+from signing.cdn.cloudfront import cloudfront_secret
+from signing.nginx.folder_cookie import COOKIE_NAME
 
 CDN = "https://d111111abcdef8.cloudfront.net"
 NGINX_KEYS = "k1=" + "1" * 43 + ",k2=" + "2" * 43  # tests/settings.py's
@@ -176,22 +177,22 @@ def test_sign_url_prints_a_folders_cookies(settings):
 def test_an_active_key_for_another_target_fails_the_checks_in_one_line(settings, rsa_pem):
     cloudfront_key = f"cf1=cloudfront:{cloudfront_secret('K2JCJMDEHXQW5F', rsa_pem)}"
     settings.SECURE_LINK = {**settings.SECURE_LINK, "DELIVERY": f"cloudfront {CDN}"}  # k2 (md5) signs
-    (error,) = [e for e in check_secure_link_settings() if e.id == "downloads.E010"]
+    (error,) = [e for e in check_secure_link_settings() if e.id == "secure_links.E010"]
     assert "cloudfront but the active key 'k2' is a md5 key" in error.msg and "\n" not in error.msg
     settings.SECURE_LINK = {**settings.SECURE_LINK, "DELIVERY": "nginx",
                             "KEYS": KeySet.parse(f"{NGINX_KEYS}\n{cloudfront_key}\nactive: cf1")}
-    (error,) = [e for e in check_secure_link_settings() if e.id == "downloads.E010"]
+    (error,) = [e for e in check_secure_link_settings() if e.id == "secure_links.E010"]
     assert "nginx but the active key 'cf1' is a cloudfront key" in error.msg
 
 
 def test_keys_that_cannot_sign_for_the_target_never_replace_working_signers(cloudfront, caplog, rsa_pem):
-    import app.downloads.conf as conf
+    import signing.django.conf as conf
 
     working = conf.get_link_signer()  # CloudFront's, with cf1
     # The keys change under the running server (as a hand edit of the keys file would): an md5 key signs.
     broken = KeySet.parse(f"{NGINX_KEYS}\ncf1=cloudfront:{cloudfront_secret('K2JCJMDEHXQW5F', rsa_pem)}\nactive: k1")
     conf.key_source().__init__(broken)  # type: ignore[misc]
-    with caplog.at_level("ERROR", logger="app.downloads.keys"):
+    with caplog.at_level("ERROR", logger="signing.keys"):
         assert conf.get_link_signer() is working and conf.get_link_signer() is working
     assert [record.getMessage().count("still signing with cf1") for record in caplog.records] == [1]
 

@@ -8,7 +8,8 @@ import pytest
 from django.template import Context, Template
 from django.test import override_settings
 
-from app.downloads.conf import SHARE_SALT, get_link_signer
+from app.downloads.sharing import SHARE_SALT
+from signing.django.conf import get_link_signer
 from signing import TimedTokenSigner
 from tests.app_fixtures import verify_url
 

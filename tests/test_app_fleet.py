@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from signing import KeySet
-from signing.keysync import KEYS_PATH
+from signing.fleet.protocol import KEYS_PATH
 
 
 @pytest.fixture

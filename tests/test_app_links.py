@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.management import CommandError, call_command
 
-from app.downloads.conf import link_settings
-from app.downloads.models import IssuedLink
+from signing.django.conf import link_settings
+from signing.django.models import IssuedLink
 from signing import LinkNotYetValid
-from signing.keysync import REVOCATIONS_PATH
+from signing.fleet.protocol import REVOCATIONS_PATH
 from tests.app_fixtures import verify_url
 
 
@@ -32,7 +32,9 @@ def test_a_minted_link_is_recorded_by_the_id_signed_into_it(user, make_image, cl
     query = parse_qs(urlsplit(body["url"]).query)
     assert query["id"] == [body["id"]] and query["limit"] == ["3"] and query["nb"] == [str(int(opens.timestamp()))]
     record = IssuedLink.objects.get(pk=body["id"])
-    assert (record.image, record.created_by, record.max_downloads, record.not_before) == (image, user, 3, opens)
+    assert (record.subject, record.owner, record.created_by, record.max_downloads, record.not_before) == (
+        f"image:{image.pk}", user, user, 3, opens)
+    assert record.path == f"/media/{image.file.name}"
     with pytest.raises(LinkNotYetValid):  # nginx's answer too: 403 until it opens
         verify_url(body["url"])
     detail = client_for(user).get(f"/api/links/{body['id']}/").data

@@ -1,4 +1,4 @@
-"""signing.cdn_cli: the cloudfront, cloudcdn and akamai commands print what the library signs."""
+"""signing.cdn.cli: the cloudfront, cloudcdn and akamai commands print what the library signs."""
 
 import argparse
 import contextlib
@@ -8,10 +8,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from signing.akamai import EdgeAuthSigner
-from signing.cdn_cli import add_cdn_commands
-from signing.cloudcdn import CloudCDNSigner
-from signing.cloudfront import CloudFrontSigner
+from signing.cdn.akamai import EdgeAuthSigner
+from signing.cdn.cli import add_cdn_commands
+from signing.cdn.cloudcdn import CloudCDNSigner
+from signing.cdn.cloudfront import CloudFrontSigner
 from signing.exc import LinkError
 
 EXPIRES, NOT_BEFORE = 2_000_000_000, 1_900_000_000

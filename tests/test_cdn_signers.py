@@ -1,4 +1,4 @@
-"""signing.cloudfront, signing.cloudcdn, signing.akamai: checked against code nobody here wrote.
+"""signing.cdn.cloudfront, signing.cdn.cloudcdn, signing.cdn.akamai: checked against code nobody here wrote.
 
 CloudFront against botocore's ``CloudFrontSigner`` signing with the independent ``rsa`` package;
 Cloud CDN against Google's documented algorithm written out here and Google's own known answers;
@@ -23,14 +23,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 
-from signing.akamai import EdgeAuthSigner, akamai_secret_problem
-from signing.akamai import signer_from_secret as akamai_signer_from_secret
-from signing.cloudcdn import CloudCDNSigner, cloudcdn_secret_problem
-from signing.cloudcdn import signer_from_secret as cloudcdn_signer_from_secret
-from signing.cloudfront import (
+from signing.cdn.akamai import EdgeAuthSigner, akamai_secret_problem
+from signing.cdn.akamai import signer_from_secret as akamai_signer_from_secret
+from signing.cdn.cloudcdn import CloudCDNSigner, cloudcdn_secret_problem
+from signing.cdn.cloudcdn import signer_from_secret as cloudcdn_signer_from_secret
+from signing.cdn.cloudfront import (
     CloudFrontSigner, cloudfront_secret, cloudfront_secret_problem, parse_cloudfront_secret,
 )
-from signing.cloudfront import signer_from_secret as cloudfront_signer_from_secret
+from signing.cdn.cloudfront import signer_from_secret as cloudfront_signer_from_secret
 from signing.exc import KeySetError
 
 
@@ -58,7 +58,7 @@ def _python(code):
 
 def test_the_cdn_modules_import_neither_django_nor_cryptography():
     result = _python(
-        "import sys, signing.cloudfront, signing.cloudcdn, signing.akamai, signing.cdn_cli;"
+        "import sys, signing.cdn.cloudfront, signing.cdn.cloudcdn, signing.cdn.akamai, signing.cdn.cli;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'cryptography')))")
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
@@ -66,7 +66,7 @@ def test_the_cdn_modules_import_neither_django_nor_cryptography():
 def test_without_cryptography_a_cloudfront_signer_says_what_to_install():
     result = _python(
         "import sys; sys.modules['cryptography'] = None\n"
-        "from signing.cloudfront import CloudFrontSigner\n"
+        "from signing.cdn.cloudfront import CloudFrontSigner\n"
         "from signing.exc import KeySetError\n"
         "try: CloudFrontSigner('K2JCJMDEHXQW5F', b'')\n"
         "except KeySetError as error: print(error)")
@@ -294,7 +294,7 @@ def test_a_spoilt_keys_file_secret_gets_a_one_line_problem_that_never_quotes_it(
     assert not any(chunk in found for chunk in re.findall(r"[A-Za-z0-9+/]{16}", spoilt))
 
 
-# Cloud CDN: Google's documented algorithm, written out independently of signing.cloudcdn.
+# Cloud CDN: Google's documented algorithm, written out independently of signing.cdn.cloudcdn.
 
 GOOGLE_KEY_NAME, GOOGLE_KEY, GOOGLE_EXPIRES = "my-key", "nZtRohdNF9m3cKM24IcK4w==", 1549751401
 

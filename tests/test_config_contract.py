@@ -1,9 +1,10 @@
 """Every nginx role and the signer must hash the same bytes: config drift cannot land.
 
-The origin (nginx/secure_link.conf) and the edge (nginx/edge.conf) are read with their
-shipped includes spliced in; their maps and secure_link_md5 expression are evaluated
-(tests/nginx_conf.py) for each kind of link and must give the token the signer put in the
-link. The rules exist once: neither role file may hold a copy of them.
+The origin and the edge are read as they run, each a site of nginx/templates/ with the
+shipped files it includes spliced in (the role file, nginx/secure_link.conf or
+nginx/edge.conf, and the secure_link/ folder); their maps and secure_link_md5 expression are
+evaluated (tests/nginx_conf.py) for each kind of link and must give the token the signer put
+in the link. The rules exist once: neither role file may hold a copy of them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import pytest
 from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, content_disposition, nginx_uri
 from signing.algorithms import hmac_token, md5_token as token_for
-from signing.directory import directory_pattern, parse_directory_uri
-from signing.nginx import nginx_arg
-from tests.nginx_conf import Evaluator, find, load, parse
+from signing.nginx.directory import directory_pattern, parse_directory_uri
+from signing.nginx.query import nginx_arg
+from tests.nginx_conf import Evaluator, find, load, load_site, parse
 
 ROLES = {"origin": SECURE_LINK_CONF, "edge": EDGE_CONF}
-CONFIG = load(SECURE_LINK_CONF)
+SNIPPETS = SECURE_LINK_CONF.parent / "secure_link"
+CONFIG = load_site("origin")
 KEYS = KeySet((Key("k1", "a" * 32), Key("k2", "b" * 43)))
 SIGNER = SecureLinkSigner(KEYS, clock=lambda: 1_800_000_000)
 
@@ -28,7 +30,7 @@ SIGNER = SecureLinkSigner(KEYS, clock=lambda: 1_800_000_000)
 @pytest.fixture(params=list(ROLES), autouse=True)
 def role(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test below runs once per role, against that role's config."""
-    monkeypatch.setitem(globals(), "CONFIG", load(ROLES[request.param]))
+    monkeypatch.setitem(globals(), "CONFIG", load_site(request.param))
     return str(request.param)
 
 
@@ -50,12 +52,15 @@ def evaluate(url: str, remote_addr: str = "192.0.2.7") -> tuple[str, Evaluator]:
 def test_the_rules_exist_once_and_every_role_includes_them(role):
     own = parse(ROLES[role].read_text())  # the role file alone, without its includes
     assert find(own, "map") == [] and find(own, "secure_link_md5") == [] and find(own, "secure_link") == []
-    assert find(own, "location", "~") == []  # the directory pattern lives in secure_link/directory.conf only
-    assert [d.args for d in find(own, "include", "secure_link/rules.conf")] == [["secure_link/rules.conf"]]
-    assert [d.args for d in find(own, "include", "secure_link/directory.conf")] == [["secure_link/directory.conf"]]
-    assert [d.args for d in find(own, "include", "secure_link/folder.conf")] == [["secure_link/folder.conf"]]
+    assert find(own, "location", "~") == []  # the directory pattern lives in secure_link/server/directory.conf only
+    for shared in ("secure_link/server/common.conf", "secure_link/server/directory.conf", "secure_link/server/folder.conf"):
+        assert [d.args for d in find(own, "include", shared)] == [[shared]]
     media = find(own, "location", SIGNER.prefix)[0]
-    assert media.block[0].name == "include" and media.block[0].args == ["secure_link/check.conf"]
+    assert media.block[0].name == "include" and media.block[0].args == ["secure_link/location/check.conf"]
+    http = parse((SNIPPETS / "http" / f"{role}.conf").read_text())  # what the role's http { } includes
+    for shared in ("secure_link/http/rules.conf", "secure_link/http/lua.conf"):
+        assert [d.args for d in find(http, "include", shared)] == [[shared]]
+    assert len(find(CONFIG, "map", "$arg_kid", "$secure_link_secret")) == 1  # the whole site: the rules once
 
 
 LINKS = {
@@ -106,13 +111,12 @@ def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_the
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
-        (["($secure_link_algorithm", "=", "hmac", ")"], [("set_by_lua_file", HMAC_CHECK)]),
+        (["($secure_link_algorithm", "=", "hmac", ")"], [("set_by_lua", HMAC_CHECK)]),
         (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
         (["($secure_link_status", "=", "cookie", ")"], [("rewrite", ["^", "/_secure_link/folder$uri", "last"])]),
         (["($secure_link_status", "=", "0", ")"], [("return", ["410"])]),
         (["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
-        (["($secure_link_nb)"], [("set_by_lua_file", ["$secure_link_opens_at", "secure_link/not_before.lua",
-                                                      "$secure_link_nb"])]),
+        (["($secure_link_nb)"], [("set_by_lua", ["$secure_link_opens_at", NOT_BEFORE_CALL, "$secure_link_nb"])]),
         (["($secure_link_opens_at)"],
          [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format", "last"])]),
         (["($secure_link_limit)"], [("rewrite", ["(?s)^/media/(.*)\\z",
@@ -121,27 +125,31 @@ def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_the
     ]
 
 
-HMAC_CHECK = ["$secure_link_hmac", "secure_link/hmac_status.lua",
-              "$secure_link_hmac_secret|$arg_hmac&$secure_link_hmac_head$uri"]
+# The modules' calls: found on the lua_package_path of secure_link_lua.conf, loaded when nginx
+# reads its config (secure_link/http/lua.conf).
+HMAC_CALL = 'return (package.loaded["secure_link.lua.hmac"] or require("secure_link.lua.hmac")).status(ngx.arg[1])'
+NOT_BEFORE_CALL = ('return (package.loaded["secure_link.lua.not_before"] or require("secure_link.lua.not_before"))'
+                   '.opens_at(ngx.arg[1])')
+HMAC_CHECK = ["$secure_link_hmac", HMAC_CALL, "$secure_link_hmac_secret|$arg_hmac&$secure_link_hmac_head$uri"]
 
 
 def lua_check(block, status_variable: str) -> str:
-    """The "SECRET|TOKEN&MESSAGE" argument a location hands secure_link/hmac.lua for ``status_variable``."""
-    (found,) = [d for d in find(block, "set_by_lua_file") if d.args[0] == status_variable]
-    assert found.args[1] == "secure_link/hmac_status.lua"
+    """The "SECRET|TOKEN&MESSAGE" argument a location hands secure_link/lua/hmac.lua for ``status_variable``."""
+    (found,) = [d for d in find(block, "set_by_lua") if d.args[0] == status_variable]
+    assert found.args[1] == HMAC_CALL
     return found.args[2]
 
 
 def split_lua_check(value: bytes) -> tuple[bytes, bytes, bytes]:
-    """As secure_link/hmac.lua reads it: the secret up to the first "|", the token up to the next "&"."""
+    """As secure_link/lua/hmac.lua reads it: the secret up to the first "|", the token up to the next "&"."""
     secret, _, rest = value.partition(b"|")
     token, _, message = rest.partition(b"&")
     return secret, token, message
 
 
 def test_the_link_fields_map_reads_what_the_verifier_reads():
-    from signing.link_format import LINK_ID_PATTERN
-    from signing.verification import _LINK_FIELDS
+    from signing.nginx.signed_string import LINK_ID_PATTERN
+    from signing.nginx.verifier import _LINK_FIELDS
 
     entries = map_entries("$secure_link_fields")
     (pattern,) = [key for key in entries if key.startswith("~")]
@@ -152,7 +160,7 @@ def test_the_link_fields_map_reads_what_the_verifier_reads():
 
 
 def test_logs_name_the_link_by_id_and_never_log_the_query():
-    rules = (SECURE_LINK_CONF.parent / "secure_link" / "rules.conf").read_text()
+    rules = (SNIPPETS / "http" / "rules.conf").read_text()
     formats = dict(re.findall(r"^log_format (\w+) (.*?);$", rules, flags=re.M | re.S))
     assert set(formats) == {"secure_link", "secure_link_downloads"}
     for text in formats.values():
@@ -270,7 +278,7 @@ def folder_location():
 
 
 def test_the_folder_cookie_map_is_the_python_pattern():
-    from signing.folder_cookie import folder_cookie_pattern
+    from signing.nginx.folder_cookie import folder_cookie_pattern
 
     entries = map_entries("$secure_link_cookie_token")
     python_pattern = re.sub(r"\(\?P<(\w+)>", lambda m: f"(?<{COOKIE_CAPTURE_NAMES[m.group(1)]}>",
@@ -302,8 +310,8 @@ def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_loca
     block = folder_location().block
     assert block[0].name == "internal"
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
-    assert checks == [(["($secure_link_cookie_hmac_key)"], [("set_by_lua_file", [
-                          "$secure_link_cookie_hmac", "secure_link/hmac_status.lua",
+    assert checks == [(["($secure_link_cookie_hmac_key)"], [("set_by_lua", [
+                          "$secure_link_cookie_hmac", HMAC_CALL,
                           "$secure_link_cookie_hmac_key|$secure_link_cookie_token&$secure_link_cookie_hmac_head$secure_link_cookie_folder"])]),
                       (["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
                       (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])])]
@@ -314,7 +322,7 @@ def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_loca
 @pytest.mark.parametrize("bound", [False, True])
 @pytest.mark.parametrize("folder", ["/media/videos/42/", "/media/", "/media/a.b/c~d_e-f/"])
 def test_config_hashes_exactly_what_the_folder_cookie_signer_signs(folder: str, bound: bool):
-    from signing.folder_cookie import COOKIE_NAME, parse_folder_cookie
+    from signing.nginx.folder_cookie import COOKIE_NAME, parse_folder_cookie
 
     grant = SIGNER.sign_folder_cookie(folder, ttl=60, client_ip="192.0.2.7" if bound else None)
     parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), SIGNER.prefix)
@@ -327,7 +335,7 @@ def test_config_hashes_exactly_what_the_folder_cookie_signer_signs(folder: str, 
 
 
 def test_config_builds_the_folder_cookie_hmac_message_the_signer_signs():
-    from signing.folder_cookie import COOKIE_NAME, parse_folder_cookie
+    from signing.nginx.folder_cookie import COOKIE_NAME, parse_folder_cookie
 
     grant = HMAC_SIGNER.sign_folder_cookie("/media/videos/42/", ttl=60, client_ip="192.0.2.7")
     parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), HMAC_SIGNER.prefix)
@@ -343,7 +351,7 @@ def test_config_builds_the_folder_cookie_hmac_message_the_signer_signs():
 def test_an_edge_never_sends_the_clients_cookies_on_nor_keys_its_cache_on_them(role):
     if role != "edge":
         return
-    fetch_rules = load(EDGE_CONF.parent / "secure_link" / "edge_fetch.conf")
+    fetch_rules = load(SNIPPETS / "location" / "edge_fetch.conf", SNIPPETS.parent)
     assert [d.args for d in find(fetch_rules, "proxy_cache_key")] == [["$uri$slice_range"]]
-    origin_rules = load(EDGE_CONF.parent / "secure_link" / "edge_origin.conf")
+    origin_rules = load(SNIPPETS / "location" / "edge_origin.conf", SNIPPETS.parent)
     assert ["Cookie", ""] in [d.args for d in find(origin_rules, "proxy_set_header")]

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
 
 from signing import HMAC_SHA256, Key, KeySet, KeySetError, SecureLinkSigner, SecureLinkVerifier, UnsafePath
 from signing.algorithms import AKAMAI, CLOUD_CDN, CLOUDFRONT
-from signing.cloudfront import cloudfront_secret
-from signing.delivery import CDNLinkSigner, DeliveryTarget, link_signer
+from signing.cdn.cloudfront import cloudfront_secret
+from signing.cdn import CDNLinkSigner
+from signing.delivery import DeliveryTarget, link_signer
 
 BASE = "https://d111111abcdef8.cloudfront.net"
 NOW = 1_800_000_000

@@ -19,7 +19,7 @@ import pytest
 import requests
 from PIL import Image as PillowImage
 
-from app.downloads.conf import SHARE_SALT
+from app.downloads.sharing import SHARE_SALT
 from app.downloads.models import share_subject
 from harness.ports import free_port, stop_process
 from harness.stack import Stack, django_environment, prepare, seed, start_gunicorn, start_stack

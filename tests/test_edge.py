@@ -20,7 +20,7 @@ import pytest
 from harness.nginx import REPO_ROOT, NginxServer, start_edge, start_nginx
 from harness.stack import Stack, prepare, seed, start_stack
 from signing import Key, KeySet, SecureLinkSigner, content_disposition
-from signing.disposition import filename_field
+from signing.nginx.disposition import filename_field
 from tests.client import Response, fetch
 
 pytestmark = pytest.mark.nginx

@@ -27,10 +27,10 @@ import requests
 
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import REPO_ROOT, NginxServer, config_test_command
-from app.downloads.fleet import PROBE_NAME
+from signing.django.fleet import PROBE_NAME
 from harness.stack import seed
 from signing import SecureLinkSigner
-from signing.keysync import FLEET_TOKEN_FILE_NAME
+from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
 from tests.client import fetch
 
 pytestmark = pytest.mark.nginx

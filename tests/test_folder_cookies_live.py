@@ -21,7 +21,7 @@ import pytest
 
 from harness.nginx import NginxServer, running_origin_and_edge, start_edge
 from signing import HMAC_SHA256, Key, KeySet, generate_secret
-from signing.folder_cookie import COOKIE_NAME
+from signing.nginx.folder_cookie import COOKIE_NAME
 from tests.client import Response, fetch
 from tests.conftest import NginxSite
 from tests.parity import past

@@ -1,4 +1,4 @@
-"""signing.link_state: the per-link state nginx reads, as files (no Django, no nginx here;
+"""signing.nginx.link_state: the per-link state nginx reads, as files (no Django, no nginx here;
 tests/test_link_control_live.py proves nginx reads and writes the same layout)."""
 
 from __future__ import annotations

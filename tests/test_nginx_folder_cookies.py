@@ -17,8 +17,8 @@ import pytest
 
 from signing import UnsafePath
 from signing.algorithms import md5_token
-from signing.folder_cookie import COOKIE_NAME, FOLDER_KIND
-from signing.link_format import signed_string
+from signing.nginx.folder_cookie import COOKIE_NAME, FOLDER_KIND
+from signing.nginx.signed_string import signed_string
 from tests.client import fetch
 from tests.conftest import NginxSite
 from tests.parity import past, python_status

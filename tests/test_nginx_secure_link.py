@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from signing import KeySet, SecureLinkSigner, SecureLinkVerifier, UnsafePath, content_disposition, generate_secret
-from signing.disposition import filename_field
+from signing.nginx.disposition import filename_field
 from tests.client import fetch
 from tests.conftest import OUTSIDE_SECRET, TRICKY_NAMES, NginxSite
 from signing.algorithms import md5_token

@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from app.downloads.conf import link_settings
-from app.downloads.management.commands import rotate_key
+from signing.django.conf import link_settings
+from signing.django.management.commands import rotate_key
 from signing import HMAC_SHA256, KeySet
 from tests.app_fixtures import verify_url
 
@@ -58,8 +58,11 @@ class TestSignUrl:
         verified = verify_url(url, remote_addr="192.0.2.1")
         assert (verified.filename, verified.disposition) == ("x y.png", "inline")
 
-    def test_defaults_to_the_demo_address_without_site_base_url(self, user, make_image):
+    def test_defaults_to_the_origin_url_and_asks_for_one_without_it(self, user, make_image, settings):
         image = make_image(user)
+        with pytest.raises(CommandError, match="pass --base-url"):
+            run("sign_url", image.file.name)
+        settings.SECURE_LINK = {**settings.SECURE_LINK, "ORIGIN_URL": "http://127.0.0.1:8080"}
         assert run("sign_url", image.file.name).startswith("http://127.0.0.1:8080/media/")
 
     @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ def test_check_secure_link_passes_against_the_healthy_stack(stack):
     result = check_secure_link(stack, stack.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("ok    ") == 6 and "all 6 probes passed" in result.stdout
-    assert not list((stack.media_root / "canary").iterdir())  # the canary is cleaned up
+    assert not list((stack.media_root / "_secure_link_canary").iterdir())  # the canary is cleaned up
 
 
 def broken_nginx(stack: Stack, tmp_path: Path, **options):
@@ -60,16 +60,16 @@ def test_check_secure_link_diagnoses_a_misconfigured_nginx(stack, tmp_path, misc
         server = broken_nginx(stack, tmp_path, media_root=tmp_path / "elsewhere")
     elif misconfiguration == "internal location public":  # a deliberately broken copy of the shipped config
         text = SECURE_LINK_CONF.read_text()
-        broken = text.replace("        internal;\n", "")
+        broken = text.replace("    internal;\n", "")
         assert broken != text
         (tmp_path / "broken.conf").write_text(broken)
-        server = broken_nginx(stack, tmp_path, secure_link_conf=tmp_path / "broken.conf")
+        server = broken_nginx(stack, tmp_path, snippets={"secure_link.conf": tmp_path / "broken.conf"})
     else:  # a deliberately broken copy of the shared check
-        text = (SNIPPETS_DIR / "check.conf").read_text()
+        text = (SNIPPETS_DIR / "location" / "check.conf").read_text()
         broken = text.replace("return 410;", "return 403;")
         assert broken != text
         (tmp_path / "broken_check.conf").write_text(broken)
-        server = broken_nginx(stack, tmp_path, snippets={"check.conf": tmp_path / "broken_check.conf"})
+        server = broken_nginx(stack, tmp_path, snippets={"secure_link/location/check.conf": tmp_path / "broken_check.conf"})
     try:
         result = check_secure_link(stack, server.base_url)
     finally:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from app.downloads.fleet import RELOAD_SETTLE
+from signing.django.fleet import RELOAD_SETTLE
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import REPO_ROOT, NginxServer
 from harness.stack import Stack, manage, seed

@@ -8,13 +8,14 @@ from urllib.parse import quote
 import pytest
 
 from signing import (
-    BadSignature, Key, KeySet, LinkExpired, LinkStatus, MalformedRequest, SecureLinkSigner, SecureLinkVerifier,
+    BadSignature, Key, KeySet, LinkExpired, TokenStatus, MalformedRequest, SecureLinkSigner, SecureLinkVerifier,
     UnsafePath, nginx_uri,
 )
 from signing.algorithms import md5_token as token_for
-from signing.disposition import ASCII_NAME_SAFE
-from signing.nginx import nginx_arg, nginx_atotm
-from signing.secure_link import canonical_client_address
+from signing.nginx.disposition import ASCII_NAME_SAFE
+from signing.encoding import nginx_atotm
+from signing.nginx.query import nginx_arg
+from signing.addresses import canonical_client_address
 
 NOW = 1_800_000_000
 KEYS = KeySet((Key("k1", "s" * 32), Key("k2", "t" * 40)), active_kid="k1")
@@ -37,7 +38,7 @@ def split(url: str) -> tuple[bytes, bytes]:
     return path.encode(), query.encode()
 
 
-def status_of(signer: SecureLinkSigner, url: str, remote_addr: str = "127.0.0.1") -> LinkStatus:
+def status_of(signer: SecureLinkSigner, url: str, remote_addr: str = "127.0.0.1") -> TokenStatus:
     """nginx's verdict on ``url`` with the signer's keys, prefix and clock."""
     raw_path, query = split(url)
     verifier = SecureLinkVerifier(signer.key_set, prefix=signer.prefix, clock=signer.clock)
@@ -64,9 +65,9 @@ def test_a_link_minted_before_link_ids_still_verifies():
     signer = make_signer()
     token = token_for(b"1800000600|k1||||/media/a b.jpg|" + b"s" * 32)
     assert token == "Gy9Nz6OWcmn7MFIj1D2wAw"
-    assert status_of(signer, f"/media/a%20b.jpg?md5={token}&expires=1800000600&kid=k1") is LinkStatus.VALID
+    assert status_of(signer, f"/media/a%20b.jpg?md5={token}&expires=1800000600&kid=k1") is TokenStatus.VALID
     assert status_of(signer, f"/media/a%20b.jpg?md5={token}&expires=1800000600&kid=k1&id=AbCdEfGh12345678") \
-        is LinkStatus.INVALID  # an id added to an old link is not signed
+        is TokenStatus.INVALID  # an id added to an old link is not signed
 
 
 def test_every_link_gets_its_own_random_id():
@@ -162,8 +163,8 @@ def test_expired_link_raises_link_expired_with_its_expiry():
 
 def test_expiry_is_strict_like_nginx_expires_equal_to_now_is_valid():
     link = make_signer().sign("/media/a.jpg", ttl=60)
-    assert status_of(make_signer(now=NOW + 60), link.url) is LinkStatus.VALID
-    assert status_of(make_signer(now=NOW + 61), link.url) is LinkStatus.EXPIRED
+    assert status_of(make_signer(now=NOW + 60), link.url) is TokenStatus.VALID
+    assert status_of(make_signer(now=NOW + 61), link.url) is TokenStatus.EXPIRED
 
 
 def test_malformed_request_path_raises_malformed_request():
@@ -199,7 +200,7 @@ TAMPERED = {
 
 @pytest.mark.parametrize("case", sorted(TAMPERED))
 def test_tampered_links_are_invalid(case):
-    assert status_of(make_signer(), TAMPERED[case]) is LinkStatus.INVALID
+    assert status_of(make_signer(), TAMPERED[case]) is TokenStatus.INVALID
 
 
 def test_tampered_link_raises_bad_signature_but_not_expired():
@@ -220,16 +221,16 @@ def test_tampered_link_raises_bad_signature_but_not_expired():
     ],
 )
 def test_equivalent_requests_stay_valid_as_in_nginx(variant):
-    assert status_of(make_signer(), variant) is LinkStatus.VALID
+    assert status_of(make_signer(), variant) is TokenStatus.VALID
 
 
 def test_address_binding_accepts_only_that_address():
     signer = make_signer()
     link = signer.sign("/media/a.jpg", ttl=60, client_ip="127.0.0.1")
-    assert status_of(signer, link.url, "127.0.0.1") is LinkStatus.VALID
-    assert status_of(signer, link.url, "127.0.0.2") is LinkStatus.INVALID
-    assert status_of(signer, link.url.replace("&ip=1", ""), "127.0.0.1") is LinkStatus.INVALID
-    assert status_of(signer, link.url.replace("&ip=1", "&ip=2"), "127.0.0.1") is LinkStatus.INVALID
+    assert status_of(signer, link.url, "127.0.0.1") is TokenStatus.VALID
+    assert status_of(signer, link.url, "127.0.0.2") is TokenStatus.INVALID
+    assert status_of(signer, link.url.replace("&ip=1", ""), "127.0.0.1") is TokenStatus.INVALID
+    assert status_of(signer, link.url.replace("&ip=1", "&ip=2"), "127.0.0.1") is TokenStatus.INVALID
 
 
 @pytest.mark.parametrize(
@@ -254,7 +255,7 @@ def test_a_filename_with_a_pipe_cannot_shift_the_path_field():
     # ...replayed for /media/b.jpg with a raw filename "a|/media/x" would hash the same
     # bytes, were it not that nginx (and we) map such a filename to "!".
     forged = f"/media/b.jpg?md5={token}&expires={link.expires}&kid=k1&disposition=attachment&filename=a|/media/x"
-    assert status_of(signer, forged) is LinkStatus.INVALID
+    assert status_of(signer, forged) is TokenStatus.INVALID
 
 
 def test_empty_and_absent_optional_fields_cannot_be_confused():
@@ -360,8 +361,8 @@ def test_signing_the_same_link_again_reads_the_clock_again():
     now["t"] += 5
     second = signer.sign("/media/a.jpg", ttl=60, filename="a.jpg")
     assert (first.expires, second.expires) == (NOW + 60, NOW + 65)
-    assert status_of(make_signer(now=NOW + 62), first.url) is LinkStatus.EXPIRED
-    assert status_of(make_signer(now=NOW + 62), second.url) is LinkStatus.VALID
+    assert status_of(make_signer(now=NOW + 62), first.url) is TokenStatus.EXPIRED
+    assert status_of(make_signer(now=NOW + 62), second.url) is TokenStatus.VALID
 
 
 def test_refused_options_are_refused_every_time():
@@ -376,14 +377,14 @@ def test_refused_options_are_refused_every_time():
 
 
 def test_remembered_link_parts_are_bounded_and_stay_correct(monkeypatch):
-    import signing.secure_link as secure_link
+    import signing.nginx.signer as secure_link
 
     monkeypatch.setattr(secure_link, "_MAX_REMEMBERED_LINKS", 3)
     signer = make_signer()
     for index in range(10):
         for options in ({}, {"filename": f"{index}.jpg"}):
             link = signer.sign(f"/media/{index}.jpg", ttl=60, **options)
-            assert status_of(signer, link.url) is LinkStatus.VALID
+            assert status_of(signer, link.url) is TokenStatus.VALID
     assert len(signer._plain_parts["k1"]) <= 3 and len(signer._option_parts) <= 3
 
 
@@ -396,8 +397,8 @@ def test_link_ids_are_unique_across_threads_and_never_shared_with_a_forked_child
     import os
     import threading
 
-    from signing import link_format
-    from signing.link_format import LINK_ID_PATTERN, new_link_id
+    from signing.nginx import signed_string
+    from signing.nginx.signed_string import LINK_ID_PATTERN, new_link_id
 
     drawn: list[list[str]] = [[] for _ in range(4)]
     threads = [threading.Thread(target=lambda out: out.extend(new_link_id() for _ in range(5000)), args=(out,))
@@ -410,7 +411,7 @@ def test_link_ids_are_unique_across_threads_and_never_shared_with_a_forked_child
     assert len(set(ids)) == len(ids) == 20000
     assert all(LINK_ID_PATTERN.fullmatch(link_id) and not link_id.startswith("-") for link_id in ids)
     new_link_id()
-    buffered = set(link_format._fresh_ids)
+    buffered = set(signed_string._fresh_ids)
     assert buffered  # the parent holds ids drawn but not handed out ...
     read_end, write_end = os.pipe()
     pid = os.fork()

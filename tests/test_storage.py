@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.template import Context, Template
 from rest_framework import serializers
 
-from app.downloads.links import sign_directory
+from signing.django.links import sign_directory
 from app.downloads.models import Image
-from app.downloads.storage import SignedURLStorage
+from signing.django.storage import SignedURLStorage
 from tests.client import fetch
 from tests.conftest import TRICKY_NAMES
 

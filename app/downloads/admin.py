@@ -1,12 +1,14 @@
+"""The image service in the admin (issued links have their own page: signing.django.admin)."""
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from signing import LinkError
+from signing.django.links import sign_file
 
-from .links import sign_file
-from .models import Image, IssuedLink
+from .models import Image
 
 
 @admin.register(Image)
@@ -36,32 +38,3 @@ class ImageAdmin(admin.ModelAdmin):
         except LinkError as error:
             return f"cannot sign: {error.message}"
         return format_html('<a href="{}">download</a> (until {} UTC)', link.url, f"{link.expires_at:%Y-%m-%d %H:%M}")
-
-
-@admin.register(IssuedLink)
-class IssuedLinkAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "created_by", "created_at", "expires_at", "not_before", "max_downloads",
-                    "downloads", "status"]
-    list_filter = ["created_at", "expires_at", "revoked_at"]
-    search_fields = ["id", "image__title", "image__original_name", "created_by__username"]
-    readonly_fields = ["id", "image", "created_by", "created_at", "kid", "expires_at", "not_before", "max_downloads",
-                       "revoked_at", "downloads", "status"]
-    actions = ["revoke"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # links are minted by the API, which hands out their URL once
-
-    @admin.action(description="Revoke the selected links (only them)")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[IssuedLink]) -> None:
-        revoked = sum(1 for link in queryset if link.revoke())
-        self.message_user(request, f"Revoked {revoked} link(s): 403 at the origin now, at the edges within the "
-                                   "fleet bound.", messages.SUCCESS)
-
-    @admin.display(description="Downloads")
-    def downloads(self, link: IssuedLink) -> str:
-        taken = link.downloads()
-        return "-" if taken is None else f"{taken} / {link.max_downloads}"
-
-    @admin.display(description="Status")
-    def status(self, link: IssuedLink) -> str:
-        return str(link.status().label)

@@ -2,8 +2,7 @@ from django.apps import AppConfig
 
 
 class DownloadsConfig(AppConfig):
-    name = "app.downloads"
-    verbose_name = "Signed downloads"
+    """The demo's image service (its label, ``downloads``, names its tables since the first release)."""
 
-    def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+    name = "app.downloads"
+    verbose_name = "Images"

@@ -1,4 +1,9 @@
-"""Images owned by users; files live under MEDIA_ROOT with collision-safe names."""
+"""The image service: images owned by users, stored under collision-safe names in folders of their own.
+
+Links to an image are issued and recorded by :mod:`signing.django` like any project's: its
+:class:`~signing.django.models.IssuedLink` rows name the image as their ``subject``
+(:attr:`Image.link_subject`) and go with it when it is deleted.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
+
+from signing.django.models import IssuedLink
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 
@@ -69,6 +78,16 @@ class Image(models.Model):
         every share token issued before it fail to verify (403).
         """
         return share_subject(self.pk, self.file.name or "")
+
+    @property
+    def link_subject(self) -> str:
+        """What this image's issued links name as their subject: ``image:<id>``."""
+        return f"image:{self.pk}"
+
+    @property
+    def issued_links(self) -> models.QuerySet[IssuedLink]:
+        """The links issued for this image through the API, newest first."""
+        return IssuedLink.objects.filter(subject=self.link_subject)
 
     @property
     def folder(self) -> str | None:
@@ -144,75 +163,7 @@ def _copy_stored_file(storage: Any, old_name: str, new_name: str) -> None:
     os.link(old_path, new_path)
 
 
-class LinkStatus(models.TextChoices):
-    """What a link issued through the API answers now (nginx decides the same way)."""
-
-    ACTIVE = "active"
-    REVOKED = "revoked"
-    USED_UP = "used_up"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-
-
-class IssuedLinkQuerySet(models.QuerySet["IssuedLink"]):
-    def alive(self) -> IssuedLinkQuerySet:
-        """Links not revoked and not expired (used-up links are told apart by their count)."""
-        return self.filter(revoked_at__isnull=True, expires_at__gte=timezone.now().replace(microsecond=0))
-
-
-class IssuedLink(models.Model):
-    """One signed link handed out through the API, by its link id (signed into the URL).
-
-    nginx needs none of this to serve it: the row is for the owner (status, downloads,
-    revocation), and a revocation reaches nginx as a file (:class:`signing.LinkState`).
-    """
-
-    id = models.CharField(primary_key=True, max_length=64, editable=False)
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="issued_links")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    kid = models.CharField(max_length=64, editable=False)
-    expires_at = models.DateTimeField(editable=False)
-    not_before = models.DateTimeField(null=True, blank=True, editable=False)
-    max_downloads = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    objects = IssuedLinkQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "id"]
-        indexes = [models.Index(fields=["image", "expires_at"]), models.Index(fields=["revoked_at", "expires_at"])]
-
-    def __str__(self) -> str:
-        return f"link {self.id} to image {self.image_id}"
-
-    def downloads(self) -> int | None:
-        """Downloads taken so far, for a download-limited link (counted by the origin nginx)."""
-        from .conf import link_settings
-
-        return link_settings().link_state.downloads(self.id) if self.max_downloads else None
-
-    def status(self, *, downloads: int | None = None) -> LinkStatus:
-        """Revoked, then expired, then not yet valid, then used up, else active."""
-        now = timezone.now()
-        if self.revoked_at is not None:
-            return LinkStatus.REVOKED
-        if self.expires_at.timestamp() < int(now.timestamp()):  # nginx: expires < now is expired
-            return LinkStatus.EXPIRED
-        if self.not_before is not None and self.not_before > now:
-            return LinkStatus.NOT_YET_VALID
-        if self.max_downloads is not None:
-            taken = self.downloads() if downloads is None else downloads
-            if taken is not None and taken >= self.max_downloads:
-                return LinkStatus.USED_UP
-        return LinkStatus.ACTIVE
-
-    def revoke(self) -> bool:
-        """Refuse this link, and only it, from now on: at the origin at once, at the edges
-        within the fleet bound (their agents pull the list). False if it was already revoked."""
-        from .conf import link_settings
-
-        updated = IssuedLink.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        link_settings().link_state.revoke(self.id, expires=int(self.expires_at.timestamp()))  # again is harmless
-        self.refresh_from_db(fields=["revoked_at"])
-        return bool(updated)
+@receiver(post_delete, sender=Image)
+def _forget_issued_links(sender: type[Image], instance: Image, **kwargs: Any) -> None:
+    """An image's issued links go with it (bulk deletes too), as a foreign key's cascade would."""
+    IssuedLink.objects.filter(subject=instance.link_subject).delete()

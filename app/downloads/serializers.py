@@ -1,4 +1,8 @@
-"""API representations of images, link options and issued links."""
+"""API representations of images, share links and an image's issued links.
+
+The options and answers of links and folder cookies are the package's own
+(:mod:`signing.django.serializers`).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,12 @@ from drf_spectacular.utils import extend_schema_field
 from PIL import Image as PillowImage
 from rest_framework import serializers
 
-from signing.disposition import DISPOSITIONS
+from signing.django.fields import SignedFileURLField, SignedURLExpiresField
+from signing.django.links import absolute_url
+from signing.django.models import IssuedLink
+from signing.django.serializers import IssuedLinkSerializer
 
-from .conf import link_settings
-from .fields import SignedFileURLField, SignedURLExpiresField
-from .links import absolute_url
-from .models import EXTENSIONS, Image, IssuedLink, LinkStatus
-from signing.link_format import MAX_DOWNLOADS_LIMIT
+from .models import EXTENSIONS, Image
 
 
 class ImageSerializer(serializers.ModelSerializer):
@@ -80,120 +83,21 @@ class ImageTitleSerializer(serializers.ModelSerializer):
         fields = ["title"]
 
 
-def ttl_within_maximum(ttl: int) -> int:
-    """Refuse a TTL above ``SECURE_LINK_MAX_TTL`` with DRF's own wording."""
-    max_ttl = link_settings().max_ttl
-    if ttl > max_ttl:
-        raise serializers.ValidationError(f"Ensure this value is less than or equal to {max_ttl}.", code="max_value")
-    return ttl
-
-
-class LinkOptionsSerializer(serializers.Serializer):
-    ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
-    filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
-    disposition = serializers.ChoiceField(choices=DISPOSITIONS, default="attachment")
-    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the link.")
-    max_downloads = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_DOWNLOADS_LIMIT,
-        help_text="How many times the file may be downloaded (each 200 or 206 answer counts once).",
-    )
-    not_before = serializers.DateTimeField(
-        required=False, help_text="ISO 8601 UTC, like expires_at: the link is refused (403) until then.",
-    )
-
-    def validate_ttl(self, ttl: int) -> int:
-        return ttl_within_maximum(ttl)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        not_before = attrs.get("not_before")
-        if not_before is not None:
-            from django.utils import timezone
-
-            if not_before.timestamp() < 1:
-                raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
-                                                  code="invalid")
-            ttl = attrs.get("ttl") or link_settings().default_ttl
-            if not_before.timestamp() >= timezone.now().timestamp() + ttl:
-                raise serializers.ValidationError(
-                    {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
-                    code="invalid",
-                )
-        return attrs
-
-    def validate_filename(self, filename: str) -> str:
-        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
-            raise serializers.ValidationError("The file name must not contain control characters.", code="invalid")
-        return filename
-
-
-class ShareOptionsSerializer(serializers.Serializer):
-    ttl = serializers.IntegerField(required=False, min_value=1, help_text="Seconds; at most SECURE_LINK_MAX_TTL.")
-
-    def validate_ttl(self, ttl: int) -> int:
-        return ttl_within_maximum(ttl)
-
-
-class CookieOptionsSerializer(ShareOptionsSerializer):
-    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the cookies.")
-
-
-class FolderCookiesSerializer(serializers.Serializer):
-    """Cookies that open every file of an image's folder; also sent as Set-Cookie headers."""
-
-    cookies = serializers.DictField(child=serializers.CharField(),
-                                    help_text="Cookie name -> value, as the delivery target checks them.")
-    path = serializers.CharField(help_text="The folder the cookies open (their Path).")
-    expires_at = serializers.DateTimeField()
-    url = serializers.URLField(help_text="The image's own URL, without a token: the cookies open it.")
-
-
-class IssuedLinkSerializer(serializers.Serializer):
-    """A link just minted: the only answer that holds its URL (the token is never stored)."""
-
-    id = serializers.CharField(allow_null=True, help_text="The link id: GET /api/links/<id>/, POST "
-                               "/api/links/<id>/revoke/. null for a CDN's link, which is not recorded (docs/cdn.md).")
-    url = serializers.URLField()
-    expires_at = serializers.DateTimeField()
-    kid = serializers.CharField()
-    not_before = serializers.DateTimeField(allow_null=True)
-    max_downloads = serializers.IntegerField(allow_null=True)
-
-
-class LinkSerializer(serializers.ModelSerializer):
-    """A recorded link, by its id: what it opens, until when, how often, and what it answers now."""
-
-    image = serializers.PrimaryKeyRelatedField(read_only=True)
-    downloads = serializers.SerializerMethodField(help_text="Downloads taken so far (download-limited links).")
-    status = serializers.SerializerMethodField()
-
-    class Meta:
-        model = IssuedLink
-        fields = ["id", "image", "kid", "created_at", "expires_at", "not_before", "max_downloads", "downloads",
-                  "status", "revoked_at"]
-        read_only_fields = fields
-
-    def _downloads(self, link: IssuedLink) -> int | None:
-        cache = self.context.setdefault("_downloads", {})
-        if link.pk not in cache:
-            cache[link.pk] = link.downloads()
-        return cache[link.pk]
-
-    def get_downloads(self, link: IssuedLink) -> int | None:
-        return self._downloads(link)
-
-    @extend_schema_field(serializers.ChoiceField(choices=LinkStatus.choices))
-    def get_status(self, link: IssuedLink) -> str:
-        return str(link.status(downloads=self._downloads(link)).value)
-
-
-class DownloadSerializer(serializers.Serializer):
-    time = serializers.DateTimeField()
-    verifier = serializers.CharField(help_text="The nginx that answered (a name of SECURE_LINK_DOWNLOAD_LOGS).")
-    client = serializers.CharField()
-    status = serializers.IntegerField()
-    bytes = serializers.IntegerField()
-
-
 class ShareLinkSerializer(serializers.Serializer):
     url = serializers.URLField()
     expires_at = serializers.DateTimeField()
+
+
+class ImageLinkSerializer(IssuedLinkSerializer):
+    """A link issued for an image: the package's fields, and the image's id."""
+
+    image = serializers.SerializerMethodField(help_text="The image the link opens.")
+
+    class Meta(IssuedLinkSerializer.Meta):
+        fields = ["id", "image", *IssuedLinkSerializer.Meta.fields[1:]]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_image(self, link: IssuedLink) -> int | None:
+        kind, _, image_id = link.subject.partition(":")
+        return int(image_id) if kind == "image" and image_id.isdigit() else None

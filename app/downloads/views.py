@@ -1,4 +1,8 @@
-"""The image API, the /download/image/<id> compatibility view and the no-nginx media view."""
+"""The image API, its links API, the image page and the /download/image/<id> compatibility view.
+
+Links, folder cookies and X-Accel-Redirect come from :mod:`signing.django`, through its public
+names, as in any project that installs it.
+"""
 
 from __future__ import annotations
 
@@ -21,36 +25,31 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from signing import DownloadsUsedUp, LinkError, LinkRevoked
-from signing.paths import nginx_uri, quote_path
-
-from .conf import get_link_signer, get_link_verifier, get_share_signer, link_settings
-from .exceptions import LinkInvalid, api_exception_for, status_for
-from .download_log import downloads_of
-from .links import (
+from signing import LinkError
+from signing.django.conf import get_link_signer, link_settings
+from signing.django.exceptions import LinkInvalid, api_exception_for
+from signing.django.links import (
     absolute_url,
     client_address,
     internal_redirect_target,
-    NoFolderOfItsOwn,
-    image_folder_cookies,
     issue_link,
     plain_url,
     set_folder_cookies,
 )
-from .models import Image, IssuedLink
-from .responses import XAccelRedirectResponse, download_disposition, stream_file
-from .serializers import (
+from signing.django.models import IssuedLink
+from signing.django.responses import XAccelRedirectResponse, download_disposition, stream_file
+from signing.django.serializers import (
     CookieOptionsSerializer,
-    DownloadSerializer,
     FolderCookiesSerializer,
-    ImageSerializer,
-    LinkSerializer,
-    ImageTitleSerializer,
-    IssuedLinkSerializer,
     LinkOptionsSerializer,
-    ShareLinkSerializer,
-    ShareOptionsSerializer,
+    NewLinkSerializer,
+    TTLOptionsSerializer,
 )
+from signing.django.views import IssuedLinkViewSet
+
+from .models import Image
+from .serializers import ImageLinkSerializer, ImageSerializer, ImageTitleSerializer, ShareLinkSerializer
+from .sharing import NoFolderOfItsOwn, image_folder_cookies, share_signer
 
 
 def visible_images(request: HttpRequest | Request) -> QuerySet[Image]:
@@ -123,10 +122,10 @@ class ImageViewSet(
         serializer.save(owner=self.request.user)
 
     @extend_schema(methods=["POST"], summary="Mint a signed link with options", request=LinkOptionsSerializer,
-                   responses={201: IssuedLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
+                   responses={201: NewLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @extend_schema(methods=["GET"], summary="List an image's live links",
                    description="Links minted through this API that are neither revoked nor expired, newest first.",
-                   responses={200: LinkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
+                   responses={200: ImageLinkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, FormParser])
     def links(self, request: Request, pk: str | None = None) -> Response:
         """Mint a link for the delivery target (ttl, filename, disposition, bind_ip, max_downloads, not_before);
@@ -137,7 +136,7 @@ class ImageViewSet(
             counts = link_settings().link_state.download_counts()  # one read of the journal for the page
             context = {"request": request, "_downloads": {link.pk: counts.get(link.pk, 0) if link.max_downloads else None
                                                           for link in alive}}
-            return Response(LinkSerializer(alive, many=True, context=context).data)
+            return Response(ImageLinkSerializer(alive, many=True, context=context).data)
         options = LinkOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         given = options.validated_data
@@ -147,7 +146,9 @@ class ImageViewSet(
         explicit_disposition = "disposition" in request.data
         try:
             link, _ = issue_link(
-                image,
+                image.file.name,
+                owner=image.owner,
+                subject=image.link_subject,
                 created_by=request.user,
                 ttl=given.get("ttl"),
                 filename=given.get("filename") or (image.original_name if names_downloads else None),
@@ -159,21 +160,21 @@ class ImageViewSet(
             )
         except ValueError as error:  # an option the signer refuses (UnsafePath is one too): never a 500
             raise ValidationError({"detail": str(error)}, code="invalid") from None
-        body = IssuedLinkSerializer({
+        body = NewLinkSerializer({
             "id": link.link_id, "url": link.url, "expires_at": link.expires_at, "kid": link.kid,
             "not_before": link.not_before_at, "max_downloads": link.max_downloads,
         }).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Make a share link", request=ShareOptionsSerializer,
+    @extend_schema(summary="Make a share link", request=TTLOptionsSerializer,
                    responses={201: ShareLinkSerializer, 400: BAD_INPUT, 401: NOT_AUTHENTICATED, 404: NOT_FOUND})
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser])
     def share(self, request: Request, pk: str | None = None) -> Response:
         """A share link to /download/image/<id> that works without logging in, until it expires."""
         image = self.get_object()
-        options = ShareOptionsSerializer(data=request.data)
+        options = TTLOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        token, expires = get_share_signer().sign(
+        token, expires = share_signer().sign(
             image.share_subject, ttl=options.validated_data.get("ttl", link_settings().share_ttl)
         )
         url = absolute_url(f"{reverse('download-image', args=[image.pk])}?token={token}", request)
@@ -241,43 +242,10 @@ def image_page(request: HttpRequest, image_id: int) -> HttpResponse:
     return response
 
 
-NO_SUCH_LINK = OpenApiResponse(description="No such link, or not a link to one of your images (never a hint which).")
+class ImageLinkViewSet(IssuedLinkViewSet):
+    """``/api/links/<id>/``: the package's per-link API, each link shown with its image's id."""
 
-
-@extend_schema_view(
-    retrieve=extend_schema(summary="Get one link",
-                           description="The link's image, expiry, start, download limit, downloads so far and status "
-                                       "(`active`, `revoked`, `used_up`, `expired`, `not_yet_valid`).",
-                           responses={200: LinkSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK}),
-)
-class LinkViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Links minted through the API, by link id: the image's owner or staff only."""
-
-    serializer_class = LinkSerializer
-    permission_classes = [permissions.IsAuthenticated]
-    lookup_value_regex = r"[A-Za-z0-9_-]{8,64}"
-
-    def get_queryset(self) -> QuerySet[IssuedLink]:
-        return IssuedLink.objects.filter(image__in=visible_images(self.request)).select_related("image")
-
-    @extend_schema(summary="Revoke one link", request=None,
-                   description="This link, and only it, is refused (403): at the origin at once, at every edge "
-                               "within SECURE_LINK_FLEET_BOUND. No key rotation, no nginx reload.",
-                   responses={200: LinkSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK})
-    @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, pk: str | None = None) -> Response:
-        link = self.get_object()
-        link.revoke()
-        return Response(self.get_serializer(link).data)
-
-    @extend_schema(summary="A link's download log",
-                   description="Every request of the link the verifiers logged (SECURE_LINK_DOWNLOAD_LOGS), "
-                               "oldest first: when, through which verifier, from where, the status and the bytes.",
-                   responses={200: DownloadSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK})
-    @action(detail=True, methods=["get"])
-    def downloads(self, request: Request, pk: str | None = None) -> Response:
-        link = self.get_object()
-        return Response(DownloadSerializer(downloads_of(link.pk), many=True).data)
+    serializer_class = ImageLinkSerializer
 
 
 class ImageDownloadView(APIView):
@@ -313,7 +281,7 @@ class ImageDownloadView(APIView):
         if token is not None:
             image = Image.objects.filter(pk=image_id).first()
             try:
-                subject, _ = get_share_signer().granted(token)
+                subject, _ = share_signer().granted(token)
             except LinkError as error:
                 raise api_exception_for(error) from None
             if image is None and subject.startswith(f"image:{image_id}:"):
@@ -324,59 +292,3 @@ class ImageDownloadView(APIView):
         if not request.user.is_authenticated:
             raise NotAuthenticated()
         return get_object_or_404(visible_images(request), pk=image_id)
-
-
-def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpResponseBase:
-    """``/media/...`` without nginx: the Python verifier gives exactly nginx's answers.
-
-    The path is checked in its raw form when the server passes it on (gunicorn's
-    ``RAW_URI``, uWSGI's ``REQUEST_URI``), else as Django decoded it. With nginx in
-    front this view is never reached; it answers 404 unless SERVE_WITH_DJANGO is on.
-    """
-    if not link_settings().serve_with_django:
-        raise Http404("media is served by nginx")
-    raw_uri = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
-    raw_path = request_target_path(raw_uri).encode("latin-1") if raw_uri else quote_path(request.path).encode()
-    media_url = link_settings().media_url
-    try:
-        if not nginx_uri(raw_path).startswith(media_url.encode()):
-            raise Http404("not under the media prefix")  # nginx routes such a path elsewhere
-        verified = get_link_verifier().verify(
-            raw_path=raw_path,
-            query=request.META.get("QUERY_STRING", "").encode("latin-1"),
-            remote_addr=request.META.get("REMOTE_ADDR", ""),
-        )
-        state = link_settings().link_state
-        link_id, limit = verified.link_id, verified.max_downloads
-        if link_id is not None and state.is_revoked(link_id):
-            raise LinkRevoked(f"link {link_id} was revoked")
-        took: str | None = None  # the link whose download this request took
-        if limit is not None and link_id is not None:
-            if request.method == "HEAD":  # sends no file bytes: takes nothing
-                if state.downloads(link_id) >= limit:
-                    raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
-            elif state.take(link_id, limit, expires=verified.expires) is None:
-                raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
-            else:
-                took = link_id
-    except LinkError as error:
-        return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
-    relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
-    try:
-        response = stream_file(settings.MEDIA_ROOT, relative, request=request, disposition=verified.content_disposition)
-    except Http404:
-        response = None
-    if took and (response is None or response.status_code not in (200, 206)):
-        state.give_back(took, expires=verified.expires)  # 404, 304, 412, 416: given back, as nginx does
-    if response is None:
-        raise Http404("no such file")
-    return response
-
-
-def request_target_path(target: str) -> str:
-    """The path of a request target, also in absolute form (``http://host/path?query``)."""
-    path = target.partition("?")[0]
-    scheme, separator, rest = path.partition("://")
-    if separator and scheme.lower() in ("http", "https"):
-        return "/" + rest.partition("/")[2]
-    return path

@@ -1,0 +1,148 @@
+"""The nginx folder this package ships, and putting it where nginx reads its config.
+
+:func:`install` writes into a config folder (``/etc/nginx`` on Debian: the folder of nginx's
+main config, against which every relative ``include`` is resolved) the shipped ``secure_link/``
+folder and the role files ``secure_link.conf`` (origin) and ``edge.conf``, the keys includes
+(0600) and ``secure_link_lua.conf``, the absolute ``lua_package_path`` that finds the Lua
+modules whatever nginx's prefix. :func:`include_lines` says what to add to the operator's own
+``http`` and ``server`` blocks; :func:`render_template` fills a whole site from
+``templates/origin-site.conf`` or ``templates/edge-site.conf`` (what the demo and the tests
+run). ``nginx/README.md`` shows the folder.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..keys import KeySet
+
+_PACKAGE_COPY = Path(__file__).with_name("conf")  # where a wheel puts the repository's nginx/
+SNIPPETS = "secure_link"  # the shipped folder of snippets, copied whole
+ROLE_FILES = {"origin": "secure_link.conf", "edge": "edge.conf"}
+LUA_PATH_INCLUDE = "secure_link_lua.conf"
+TEMPLATES = {"origin": "origin-site.conf", "edge": "edge-site.conf"}
+# A value nginx's config holds between double quotes as it is: no quote, '$', ';', braces,
+# backslash or white space.
+_CONFIG_SAFE = re.compile(r'[^"$;{}\\\s]+')
+_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+_OWN_LINE = re.compile(r"(?P<indent>[ \t]*)@(?P<name>[A-Z_]+)@[ \t]*(?:#.*)?")
+
+
+def shipped_folder() -> Path:
+    """The shipped ``nginx/`` folder: inside the installed package, or the repository's own."""
+    return _PACKAGE_COPY if _PACKAGE_COPY.is_dir() else Path(__file__).resolve().parents[2] / "nginx"
+
+
+def config_value(value: str | Path, *, what: str) -> str:
+    """``value`` as nginx's config can hold it between quotes, or ValueError naming ``what``."""
+    text = str(value)
+    if not _CONFIG_SAFE.fullmatch(text):
+        raise ValueError(f"{what} {text!r} has a character nginx's config cannot hold (a quote, $, ;, braces, "
+                         "a backslash or a space): use another folder")
+    return text
+
+
+def install(config_folder: Path, key_set: KeySet, *, replacing: Mapping[str, Path] | None = None) -> list[Path]:
+    """Write the shipped folder, the role files, the keys includes and the Lua path into ``config_folder``.
+
+    ``secure_link/`` is replaced whole (a reader sees the old folder or the new one); the keys
+    includes are the nginx keys of ``key_set`` (mode 0600). ``replacing`` maps a path below the
+    folder to a file put there instead of the shipped one (a test's deliberately broken copy,
+    a benchmark's variant). Returns the files and folders written.
+    """
+    folder = Path(config_folder).resolve()
+    lua_path = config_value(folder, what="the config folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = shipped_folder()
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{SNIPPETS}."))
+    shutil.copytree(shipped / SNIPPETS, staging, dirs_exist_ok=True)
+    staging.chmod(0o755)
+    old = folder / f".{SNIPPETS}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if (folder / SNIPPETS).exists():
+        (folder / SNIPPETS).rename(old)
+    staging.rename(folder / SNIPPETS)
+    shutil.rmtree(old, ignore_errors=True)
+    written = [folder / SNIPPETS]
+    for role_file in ROLE_FILES.values():
+        shutil.copyfile(shipped / role_file, folder / role_file)
+        written.append(folder / role_file)
+    for relative, source in (replacing or {}).items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    (folder / LUA_PATH_INCLUDE).write_text(
+        f"# Written by the installer (python -m signing install-nginx): where secure_link/lua/ is.\n"
+        f'lua_package_path "{lua_path}/?.lua;;";\n'
+    )
+    written.append(folder / LUA_PATH_INCLUDE)
+    written += key_set.nginx_keys().write_nginx_includes(folder)
+    return written
+
+
+def include_lines(role: str, *, media_root: Path | None = None, state_root: Path | None = None) -> str:
+    """What the operator adds to their own config for ``role`` (``origin`` or ``edge``), with their paths."""
+    state = config_value(state_root, what="the state folder") if state_root else "/var/lib/secure_link"
+    logs = ("    access_log /var/log/nginx/access.log secure_link;  # never `combined`: it logs the token\n"
+            "    access_log /var/log/nginx/downloads.log secure_link_downloads if=$secure_link_id;\n")
+    if role == "edge":
+        return ("In http { }:\n"
+                "    proxy_cache_path /var/cache/nginx/secure_link keys_zone=secure_link_edge:50m levels=1:2 "
+                "max_size=10g inactive=7d use_temp_path=off;\n"
+                "    upstream secure_link_origin { server ORIGIN:80; keepalive 32; }\n"
+                "    include secure_link/http/edge.conf;\n"
+                "In the edge's server { }:\n" + logs +
+                f'    set $secure_link_state_root "{state}";  # its sync agent keeps the revocations here\n'
+                "    include edge.conf;\n")
+    media = config_value(media_root, what="MEDIA_ROOT") if media_root else "/srv/app/media"
+    return ("In http { } (before the server blocks):\n"
+            "    include secure_link/http/origin.conf;\n"
+            "In the server { } that fronts your Django app:\n" + logs +
+            f'    set $secure_link_media_root "{media}";\n'
+            f'    set $secure_link_state_root "{state}";\n'
+            "    set_real_ip_from EDGE_ADDRESS;  # one line per edge in front of this origin, if any\n"
+            "    include secure_link.conf;\n")
+
+
+def render_template(template: Path, values: Mapping[str, str | Sequence[str]]) -> str:
+    """A site from ``template``: each ``@NAME@`` outside a comment replaced by its value.
+
+    A placeholder alone on its line (the comment after it documents it) takes a list of lines,
+    or none; one inside a line takes a string, which must be a value nginx's config can hold.
+    A placeholder without a value and a value without a placeholder are ValueErrors, so a
+    template and its caller cannot drift apart.
+    """
+    lines: list[str] = []
+    used: set[str] = set()
+    for line in template.read_text().splitlines():
+        alone = _OWN_LINE.fullmatch(line)
+        if alone:
+            name = alone.group("name")
+            used.add(name)
+            value = _value(values, name, template)
+            if isinstance(value, str):
+                raise ValueError(f"@{name}@ stands alone on its line in {template.name}: give it a list of lines")
+            lines += [alone.group("indent") + entry for entry in value]
+            continue
+        code, hash_mark, comment = line.partition("#")
+        for name in _PLACEHOLDER.findall(code):
+            used.add(name)
+            value = _value(values, name, template)
+            if not isinstance(value, str):
+                raise ValueError(f"@{name}@ stands inside a line in {template.name}: give it one value")
+            code = code.replace(f"@{name}@", config_value(value, what=f"@{name}@"))
+        lines.append(code + hash_mark + comment)
+    unused = set(values) - used
+    if unused:
+        raise ValueError(f"{template.name} has no placeholder for {', '.join(sorted(unused))}")
+    return "\n".join(lines) + "\n"
+
+
+def _value(values: Mapping[str, str | Sequence[str]], name: str, template: Path) -> str | Sequence[str]:
+    if name not in values:
+        raise ValueError(f"{template.name} needs a value for @{name}@")
+    return values[name]
