@@ -178,7 +178,7 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: S
 
 
 def origin_media(origin: NginxServer) -> Path:
-    site = (origin.run_dir / "secure_link_site.conf").read_text()
+    site = (origin.run_dir / "sites" / "origin.conf").read_text()
     return Path(re.search(r'set \$secure_link_media_root "([^"]+)"', site).group(1))  # type: ignore[union-attr]
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m signing {genkey,sign,sign-cookie,verify,nginx-keys,sync-keys,cloudfront,cloudcdn,akamai}``.
+"""Command line: ``python -m signing {genkey,sign,sign-cookie,verify,nginx-keys,install-nginx,sync-keys,cloudfront,cloudcdn,akamai}``.
 
 Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
 (``kid=secret`` entries), never from the command line. The active key is ``--kid``,
@@ -23,6 +23,7 @@ from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetValid, MalformedRequest
 from .fleet.agent import DEFAULT_TEST_COMMAND, KeySync
 from .keys import KeySet, generate_secret, nginx_includes_directory
+from .nginx.install import ROLE_FILES, install, install_report
 from .nginx.link_state import LinkState
 from .nginx.signer import SecureLinkSigner
 from .nginx.verifier import SecureLinkVerifier
@@ -110,6 +111,14 @@ def command_nginx_keys(options: argparse.Namespace) -> int:
     return EXIT_VALID
 
 
+def command_install_nginx(options: argparse.Namespace) -> int:
+    key_set = load_keys(options).check()
+    install(options.config_folder, key_set)
+    print(install_report(options.config_folder, key_set, role=options.role, media_root=options.media_root,
+                         state_root=options.state_root), end="")
+    return EXIT_VALID
+
+
 def command_sync_keys(options: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sync-keys: %(message)s")
     sync = KeySync(source=options.source, token=options.token_file.read_text(encoding="utf-8").strip(),
@@ -174,6 +183,15 @@ def make_parser() -> argparse.ArgumentParser:
     nginx_keys.add_argument("--output", type=Path, required=True,
                             help="folder to write secure_link_keys.conf and secure_link_hmac_keys.conf into (0600)")
     nginx_keys.set_defaults(run=command_nginx_keys)
+
+    installer = with_keys(commands.add_parser(
+        "install-nginx", help="write the shipped nginx folder, the keys includes and the Lua path into nginx's config folder"))
+    installer.add_argument("--config-folder", type=Path, required=True,
+                           help="the folder of nginx's main config, e.g. /etc/nginx")
+    installer.add_argument("--role", choices=list(ROLE_FILES), default="origin", help="which lines to print (default origin)")
+    installer.add_argument("--media-root", type=Path, help="the files' folder, for the printed lines")
+    installer.add_argument("--state-root", type=Path, help="the per-link state folder, for the printed lines")
+    installer.set_defaults(run=command_install_nginx)
 
     sync = commands.add_parser("sync-keys", help="keep this nginx's keys includes in step with the app (a verifier's agent)")
     sync.add_argument("--from", dest="source", required=True, help="the app's base URL, e.g. https://origin.example")

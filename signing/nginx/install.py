@@ -76,8 +76,10 @@ def install(config_folder: Path, key_set: KeySet, *, replacing: Mapping[str, Pat
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     (folder / LUA_PATH_INCLUDE).write_text(
-        f"# Written by the installer (python -m signing install-nginx): where secure_link/lua/ is.\n"
+        "# Written by the installer (manage.py install_nginx, python -m signing install-nginx): where\n"
+        "# secure_link/lua/ is, whatever nginx's prefix. The include fails `nginx -t` when it is not there.\n"
         f'lua_package_path "{lua_path}/?.lua;;";\n'
+        f'include "{lua_path}/{SNIPPETS}/lua/package_path.conf";\n'
     )
     written.append(folder / LUA_PATH_INCLUDE)
     written += key_set.nginx_keys().write_nginx_includes(folder)
@@ -104,8 +106,20 @@ def include_lines(role: str, *, media_root: Path | None = None, state_root: Path
             "In the server { } that fronts your Django app:\n" + logs +
             f'    set $secure_link_media_root "{media}";\n'
             f'    set $secure_link_state_root "{state}";\n'
-            "    set_real_ip_from EDGE_ADDRESS;  # one line per edge in front of this origin, if any\n"
+            "    # set_real_ip_from EDGE_ADDRESS;  (one line per edge in front of this origin, if any)\n"
             "    include secure_link.conf;\n")
+
+
+def install_report(config_folder: Path, key_set: KeySet, *, role: str, media_root: Path | None = None,
+                   state_root: Path | None = None) -> str:
+    """What an install wrote and the lines to add, as both installer commands print it."""
+    kids = ", ".join(key_set.nginx_keys().kids) or "none"
+    folder = Path(config_folder).resolve()
+    return (f"installed the nginx folder into {folder}: {SNIPPETS}/, {', '.join(ROLE_FILES.values())}, "
+            f"{LUA_PATH_INCLUDE} and the keys includes (keys {kids}; mode 0600).\n"
+            f"{folder} must be the folder of nginx's main config: relative includes are found there.\n"
+            f"{include_lines(role, media_root=media_root, state_root=state_root)}"
+            "Then: nginx -t && nginx -s reload\n")
 
 
 def render_template(template: Path, values: Mapping[str, str | Sequence[str]]) -> str:
