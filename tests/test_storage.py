@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.template import Context, Template
 from rest_framework import serializers
 
-from signing.django.links import sign_directory
 from app.downloads.models import Image
+from signing.django.links import sign_directory
 from signing.django.storage import SignedURLStorage
+from tests.app_fixtures import verify_url
 from tests.client import fetch
 from tests.conftest import TRICKY_NAMES
 
@@ -35,6 +36,21 @@ def target(url: str) -> str:
 
 def test_it_is_the_default_storage():
     assert isinstance(default_storage, SignedURLStorage) and isinstance(storages["default"], SignedURLStorage)
+
+
+def test_each_storage_takes_its_own_options_like_django_storages_backends(settings, nginx_settings):
+    settings.STORAGES = {**settings.STORAGES, "thumbnails": {
+        "BACKEND": "signing.django.storage.SignedURLStorage", "OPTIONS": {"ttl": 300, "disposition": "inline"}}}
+    thumbnails, default = storages["thumbnails"], storages["default"]
+    short, usual = verify_url(thumbnails.url("files/blob.bin")), verify_url(default.url("files/blob.bin"))
+    assert usual.expires - short.expires in (3300, 3301)  # the default TTL (3600) and the storage's (300), signed a moment apart
+    assert (short.disposition, usual.disposition) == ("inline", "")
+    assert fetch(nginx_settings.base_url, target(thumbnails.url("files/blob.bin"))).headers["Content-Disposition"] == "inline"
+    assert short.expires - verify_url(thumbnails.signed_url("files/blob.bin", ttl=60).url).expires in (239, 240)
+    with pytest.raises(ValueError, match="disposition must be one of"):
+        SignedURLStorage(disposition="download")
+    with pytest.raises(ValueError, match="ttl must be a positive number"):
+        SignedURLStorage(ttl=0)
 
 
 @pytest.mark.parametrize("name", TRICKY_NAMES)
