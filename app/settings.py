@@ -6,21 +6,19 @@ every variable is documented in docs/configuration.md.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 import signing
+from app.demo_record import running_demo
 from signing.django.conf import settings_from_environment
 from signing.keys import KEYS_FILE_NAME
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", BASE_DIR / "var"))
-DEMO_RECORD = "demo.json"  # written by `make run` in the var folder: the addresses of its servers
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -81,17 +79,6 @@ def database_from_url(url: str) -> dict[str, object]:
             "CONN_MAX_AGE": 60,
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgres:// or sqlite://")
-
-
-def running_demo(var_dir: Path) -> dict[str, Any]:
-    """What a running ``make run`` recorded in ``var/demo.json`` for the management commands (the
-    origin's address and every verifier), as SECURE_LINK entries; empty when no demo runs."""
-    try:
-        record = json.loads((var_dir / DEMO_RECORD).read_text())
-    except (OSError, ValueError):
-        return {}
-    verifiers = [(str(entry["name"]), str(entry["url"])) for entry in record.get("verifiers", [])]
-    return {"ORIGIN_URL": str(record.get("base_url", "")), "VERIFIERS": verifiers}
 
 
 def secret_key_from_environment() -> str:

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from app.settings import DEMO_RECORD
+from app.demo_record import DEMO_RECORD
 from signing import generate_secret
 from signing.keys import write_private_file
 
