@@ -195,7 +195,8 @@ def write_config(
     })
     (run_dir / "sites").mkdir(exist_ok=True)
     # 0600: a benchmark's site directives may hold a secret (its copies of the check).
-    write_private_file(run_dir / "sites" / f"{role.name}.conf", f"# Rendered by harness/nginx.py from {template}.\n{site}")
+    write_private_file(run_dir / "sites" / f"{role.name}.conf",
+                       f"# Rendered by harness/nginx.py from {template}.\n{site}")
 
 
 def _link(link: Path, target: Path) -> None:

@@ -1,4 +1,7 @@
-"""Command line: ``python -m signing {genkey,sign,sign-cookie,verify,nginx-keys,install-nginx,sync-keys,cloudfront,cloudcdn,akamai}``.
+"""Command line: ``python -m signing COMMAND``.
+
+Commands: genkey, sign, sign-cookie, verify, nginx-keys, install-nginx, sync-keys, and the CDNs'
+cloudfront, cloudcdn and akamai.
 
 Secrets come from ``--keys-file`` or the ``SECURE_LINK_KEYS`` environment variable
 (``kid=secret`` entries), never from the command line. The active key is ``--kid``,
@@ -185,10 +188,12 @@ def make_parser() -> argparse.ArgumentParser:
     nginx_keys.set_defaults(run=command_nginx_keys)
 
     installer = with_keys(commands.add_parser(
-        "install-nginx", help="write the shipped nginx folder, the keys includes and the Lua path into nginx's config folder"))
+        "install-nginx", help="write the shipped nginx folder, the keys includes and the Lua path into nginx's "
+                              "config folder, and print the lines to add"))
     installer.add_argument("--config-folder", type=Path, required=True,
                            help="the folder of nginx's main config, e.g. /etc/nginx")
-    installer.add_argument("--role", choices=list(ROLE_FILES), default="origin", help="which lines to print (default origin)")
+    installer.add_argument("--role", choices=list(ROLE_FILES), default="origin",
+                           help="which lines to print (default origin)")
     installer.add_argument("--media-root", type=Path, help="the files' folder, for the printed lines")
     installer.add_argument("--state-root", type=Path, help="the per-link state folder, for the printed lines")
     installer.set_defaults(run=command_install_nginx)

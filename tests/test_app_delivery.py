@@ -12,7 +12,7 @@ import html
 import json
 from io import StringIO
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 import rsa

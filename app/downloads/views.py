@@ -36,7 +36,6 @@ from signing.django.links import (
     plain_url,
     set_folder_cookies,
 )
-from signing.django.models import IssuedLink
 from signing.django.responses import XAccelRedirectResponse, download_disposition, stream_file
 from signing.django.serializers import (
     CookieOptionsSerializer,

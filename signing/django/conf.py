@@ -239,8 +239,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SECURE_LINK_COOKIE_SECURE": ("COOKIE_SECURE", _boolean),
     "SECURE_LINK_COOKIE_DOMAIN": ("COOKIE_DOMAIN", str),
 }
-_WHAT: dict[object, str] = {int: "a whole number", float: "a number", _verifiers: "a list of name=http(s)://address entries",
-                             _download_logs: "a list of name=/path/to/downloads.log entries"}
+_WHAT: dict[object, str] = {
+    int: "a whole number", float: "a number", _verifiers: "a list of name=http(s)://address entries",
+    _download_logs: "a list of name=/path/to/downloads.log entries",
+}
 
 
 def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
