@@ -120,7 +120,7 @@ class Command(BaseCommand):
             f"the verifiers' sync agents pull it within {link_settings().fleet_bound:g} s"
         if not key_set.keys:
             first_step = "reload nginx" if options["nginx_keys"] else \
-                "start each verifier's sync agent, or write nginx's includes (manage.py secure_link_keys)"
+                "put nginx's folder and its keys in place (manage.py install_nginx), then start each verifier's sync agent"
             self.stdout.write(f"created the first key, {key.kid} ({key.algorithm.name}), which signs new links.\n"
                               f"Next: {first_step}")
         else:
