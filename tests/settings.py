@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+# A var folder of its own: a demo's var/ (its keys file, its record of a running bucket) never leaks in.
+os.environ.setdefault("APP_VAR_DIR", tempfile.mkdtemp(prefix="test-var-"))
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("SECURE_LINK_KEYS", "k1=" + "1" * 43 + ",k2=" + "2" * 43)
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="test-media-"))
