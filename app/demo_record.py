@@ -1,5 +1,6 @@
 """What a running ``make run`` records about itself in ``var/demo.json``, and what the demo's
-settings make of it: the origin's address and every verifier, for the management commands.
+settings make of it: the origin's address, every verifier and the bucket the files are in (with
+``STORAGE=s3``), for the management commands.
 
 harness/demo.py writes the record; app/settings.py reads it (no Django here, so both can).
 """
@@ -13,12 +14,24 @@ from typing import Any
 DEMO_RECORD = "demo.json"  # in the var folder
 
 
-def running_demo(var_dir: Path) -> dict[str, Any]:
-    """What a running ``make run`` recorded in ``var/demo.json`` for the management commands (the
-    origin's address and every verifier), as SECURE_LINK entries; empty when no demo runs."""
+def _record(var_dir: Path) -> dict[str, Any]:
     try:
         record = json.loads((var_dir / DEMO_RECORD).read_text())
     except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
+
+
+def running_demo(var_dir: Path) -> dict[str, Any]:
+    """The running demo's origin and verifiers, as SECURE_LINK entries; empty when no demo runs."""
+    record = _record(var_dir)
+    if not record:
+        return {}
     verifiers = [(str(entry["name"]), str(entry["url"])) for entry in record.get("verifiers", [])]
     return {"ORIGIN_URL": str(record.get("base_url", "")), "VERIFIERS": verifiers}
+
+
+def running_demo_bucket(var_dir: Path) -> str:
+    """The URL of the bucket the running demo's files are in (``STORAGE=s3``), else ""."""
+    storage = _record(var_dir).get("storage", {})
+    return str(storage.get("url", "")) if isinstance(storage, dict) else ""

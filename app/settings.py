@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 import signing
-from app.demo_record import running_demo
+from app.demo_record import running_demo, running_demo_bucket
 from signing.django.conf import settings_from_environment
 from signing.keys import KEYS_FILE_NAME
 
@@ -158,9 +158,13 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
-# FileField.url is a signed nginx link everywhere (templates, admin, DRF file fields).
+# FileField.url is a signed nginx link everywhere (templates, admin, DRF file fields). The files
+# are on disk under MEDIA_ROOT, or with STORAGE_URL=s3://BUCKET?endpoint=...&credentials=FILE in
+# a bucket (`STORAGE=s3 make run` sets it; docs/deployment.md#files-in-a-bucket).
+STORAGE_URL = os.environ.get("STORAGE_URL", "").strip() or running_demo_bucket(VAR_DIR)
 STORAGES = {
-    "default": {"BACKEND": "signing.django.storage.SignedURLStorage"},
+    "default": {"BACKEND": "signing.django.s3.SignedS3Storage", "OPTIONS": {"bucket": STORAGE_URL}} if STORAGE_URL
+    else {"BACKEND": "signing.django.storage.SignedURLStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

@@ -3,6 +3,8 @@
 Prepares var/ (keys, database, a demo user with an API token and sample images, a staff
 login), starts the servers, records their address in var/demo.json for the management
 commands, prints commands to try, restarts gunicorn if it dies, and stops everything on Ctrl-C.
+With ``STORAGE=s3`` the files live in a bucket of a SeaweedFS it starts (var/seaweedfs/):
+the app writes them there, the origin nginx fetches them from there.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from signing.keys import write_private_file
 from .fleet import download_logs_setting, start_fleet
 from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
-from .stack import Stack, prepare, seed, start_gunicorn, start_stack
+from .seaweedfs import SeaweedFS, start_seaweedfs
+from .stack import Stack, manage, prepare, seed, start_gunicorn, start_stack
 
 
 EDGE_ADDRESS = "127.0.0.2"  # the demo's edge connects to the origin from here; the origin trusts it
@@ -63,13 +66,38 @@ def main() -> int:
             return 1
     var_dir = Path(os.environ.get("APP_VAR_DIR", REPO_ROOT / "var"))
     database_url = os.environ.get("DATABASE_URL") or None
+    storage_kind = os.environ.get("STORAGE", "disk").strip().lower()
+    if storage_kind not in ("disk", "s3"):
+        print(f"error: STORAGE={storage_kind!r}: use STORAGE=s3 (files in a bucket) or leave it unset (disk)",
+              file=sys.stderr)
+        return 1
+    storage = start_storage(var_dir) if storage_kind == "s3" else None
+    try:
+        return run_demo(var_dir, database_url, storage, port, edge_port)
+    finally:
+        if storage is not None:
+            storage.stop()
+
+
+def start_storage(var_dir: Path) -> SeaweedFS:
+    """SeaweedFS in var/seaweedfs, the bucket the demo's files live in."""
+    print(f"Starting SeaweedFS in {var_dir / 'seaweedfs'} (the bucket the files live in)...", flush=True)
+    return start_seaweedfs(var_dir / "seaweedfs")
+
+
+def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None, port: int, edge_port: int) -> int:
     where = "PostgreSQL from DATABASE_URL" if database_url else f"SQLite in {var_dir}"
-    print(f"Preparing {var_dir} (keys, database: {where}, demo data)...", flush=True)
-    env = prepare(var_dir, database_url=database_url)
+    files = f"files in the bucket {storage.bucket().name} at {storage.endpoint}" if storage else f"files in {var_dir / 'media'}"
+    print(f"Preparing {var_dir} (keys, database: {where}, {files}, demo data)...", flush=True)
+    app_bucket = storage.bucket("app") if storage is not None else None
+    env = prepare(var_dir, database_url=database_url, bucket=app_bucket)
+    if storage is not None and (var_dir / "media").is_dir():  # a demo made on disk before: its files move in
+        print(manage(env, "copy_media_to_storage", "--from", str(var_dir / "media")), flush=True)
     env["SECURE_LINK_DOWNLOAD_LOGS"] = download_logs_setting(var_dir, ["edge"])  # for the links' download log
     demo = seed(env)
     admin_login = ensure_admin(env, var_dir)
-    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,))
+    stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,),
+                        bucket=storage.bucket("origin") if storage is not None else None)
     # An edge in front of the origin, and beside each nginx a sync agent that keeps its keys
     # in step with the app by itself (docs/fleet.md).
     fleet = start_fleet(stack, edges={"edge": EDGE_ADDRESS}, edge_ports=(edge_port,), access_log=True)
@@ -77,12 +105,17 @@ def main() -> int:
     record = var_dir / DEMO_RECORD
     try:
         verifiers = [{"name": name, "url": server.base_url} for name, server in fleet.verifiers.items()]
-        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url, "verifiers": verifiers}))
-        print(instructions(stack, edge, demo, admin_login), flush=True)
+        stored = {"kind": "s3", "url": str(storage.bucket("app")), "endpoint": storage.endpoint,
+                  "bucket": storage.bucket().name, "credentials_file": str(storage.credentials_file("app"))} \
+            if storage else \
+            {"kind": "disk", "media_root": str(var_dir / "media")}
+        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url, "verifiers": verifiers,
+                                      "storage": stored}))
+        print(instructions(stack, edge, demo, admin_login, storage), flush=True)
         stop_like_ctrl_c_on_sigterm()
         return supervise(stack, edge)
     except KeyboardInterrupt:
-        print("\nStopping the sync agents, the edge, nginx and gunicorn...")
+        print("\nStopping the sync agents, the edge, nginx, gunicorn" + (" and SeaweedFS" if storage else "") + "...")
         return 0
     finally:
         record.unlink(missing_ok=True)
@@ -100,7 +133,8 @@ def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
     return f"admin / {password}  (shown once; kept in {password_file})"
 
 
-def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_login: str) -> str:
+def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_login: str,
+                 storage: SeaweedFS | None) -> str:
     base, token = stack.base_url, demo["token"]
     image = demo["images"][0]
     link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
@@ -111,9 +145,13 @@ def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_lo
     downloads = stack.var_dir / "downloads"
     downloads.mkdir(exist_ok=True)
     nginx_dir, edge_dir = stack.nginx.run_dir, edge.run_dir
+    files = (f"bucket {storage.bucket().name} at {storage.endpoint} (SeaweedFS, pid {storage.process.pid}); the origin "
+             f"caches each object once and logs its fetches in {nginx_dir}/s3_fetches.log") if storage else \
+        f"{stack.media_root} (disk)"
     return f"""
 nginx  {base}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} (pid {stack.gunicorn.pid})
 edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {base}, caching each file once
+files  {files}
 
 Start page: {base}/   Admin: {base}/admin/  login {admin_login}
 API token for user '{demo['username']}':  {token}

@@ -11,11 +11,13 @@ Lua path. The one file made per instance is its site, ``sites/origin.conf`` or
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signing import KeySet, LinkState
+from signing.buckets import Bucket
 from signing.keys import write_private_file
-from signing.nginx.install import install, render_template, shipped_folder
+from signing.nginx.install import OriginBucket, install, render_template, shipped_folder
 
 from .ports import free_port, stop_process, wait_for_port
 
@@ -74,6 +77,12 @@ class NginxServer:
     def download_log_path(self) -> Path:
         """The download log (``secure_link_downloads`` format): one JSON line per link request."""
         return self.run_dir / "downloads.log"
+
+    @property
+    def fetch_log(self) -> str:
+        """An origin's log of the fetches it signed for its bucket (object key, status, bytes)."""
+        path = self.run_dir / "s3_fetches.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     @property
     def error_log(self) -> str:
@@ -152,7 +161,18 @@ class Role:
 
 
 ORIGIN = Role("origin", "APP_ADDRESS")
+ORIGIN_S3 = Role("origin-s3", "APP_ADDRESS")  # an origin whose files are in a bucket
 EDGE = Role("edge", "ORIGIN_ADDRESS")
+
+
+def origin_bucket(run_dir: Path, bucket: Bucket) -> OriginBucket:
+    """What an origin in ``run_dir`` needs to fetch from ``bucket`` (read with its credentials file):
+    its cache, its signer's socket (a short path: a unix socket's is at most 107 bytes) and fetch log."""
+    socket = run_dir.resolve() / "s3.sock"
+    if len(str(socket)) > 100:
+        socket = Path(tempfile.gettempdir()) / f"secure_link_s3_{secrets.token_hex(6)}.sock"
+    return OriginBucket(bucket, bucket.credentials(), run_dir.resolve() / "cache", socket,
+                        run_dir.resolve() / "s3_fetches.log")
 
 
 def write_config(
@@ -170,6 +190,7 @@ def write_config(
     snippets: Mapping[str, Path] | None = None,
     main_conf: Path = MAIN_CONF,
     site_template: Path | None = None,
+    bucket: OriginBucket | None = None,
 ) -> None:
     """Lay out ``run_dir``: the shipped main config, what the installer writes, and the site.
 
@@ -182,7 +203,7 @@ def write_config(
     for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
     _link(run_dir / "nginx.conf", main_conf)
-    install(run_dir, key_set, replacing=snippets)
+    install(run_dir, key_set, bucket=bucket, replacing=snippets)
     logs = ["access_log access.log secure_link;"] if access_log else []
     if download_log:
         logs.append("access_log downloads.log secure_link_downloads if=$secure_link_id;")
@@ -222,20 +243,25 @@ def start_nginx(
     snippets: Mapping[str, Path] | None = None,
     main_conf: Path = MAIN_CONF,
     site_template: Path | None = None,
+    bucket: Bucket | None = None,
 ) -> NginxServer:
-    """Start an origin (``nginx/secure_link.conf``) and wait until it accepts.
+    """Start an origin (``nginx/secure_link.conf``) and wait until it accepts; with ``bucket``,
+    an origin whose files are in that bucket (``nginx/secure_link_s3.conf``).
 
     ``also_listen`` adds hosts (such as ``::1``) on the same port; ``edges`` are the
     addresses of edges it trusts. ``state_root`` is the per-link state folder, shared with
     the app (default ``run_dir/state``). ``snippets``, ``main_conf`` and ``site_template`` are
     the shipped files unless a test deliberately runs a broken copy or a benchmark a variant.
     """
-    site = {"MEDIA_ROOT": str(Path(media_root).resolve()), "EDGES": [f"set_real_ip_from {edge};" for edge in edges]}
+    site: dict[str, str | list[str]] = {"EDGES": [f"set_real_ip_from {edge};" for edge in edges]}
+    if bucket is None:
+        site["MEDIA_ROOT"] = str(Path(media_root).resolve())
     return _start(
-        run_dir, role=ORIGIN, key_set=key_set, upstream_address=app_address, host=host, port=port,
-        also_listen=also_listen, site_values=site, site_directives=extra_site_directives, workers=workers,
-        access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
+        run_dir, role=ORIGIN if bucket is None else ORIGIN_S3, key_set=key_set, upstream_address=app_address,
+        host=host, port=port, also_listen=also_listen, site_values=site, site_directives=extra_site_directives,
+        workers=workers, access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
         main_conf=main_conf, site_template=site_template,
+        bucket=origin_bucket(run_dir, bucket) if bucket is not None else None,
     )
 
 
@@ -268,7 +294,7 @@ def start_edge(
         run_dir, role=EDGE, key_set=key_set, upstream_address=origin_address, host=host, port=port,
         also_listen=(), site_values={"CACHE_DIR": str((run_dir / "cache").resolve())}, site_directives=site,
         workers=workers, access_log=access_log, download_log=download_log, state_root=None, snippets=snippets,
-        main_conf=MAIN_CONF, site_template=None,
+        main_conf=MAIN_CONF, site_template=None, bucket=None,
     )
 
 
@@ -307,6 +333,7 @@ def _start(
     snippets: Mapping[str, Path] | None,
     main_conf: Path,
     site_template: Path | None,
+    bucket: OriginBucket | None,
 ) -> NginxServer:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_root = (state_root or run_dir / "state").resolve()
@@ -318,7 +345,7 @@ def _start(
             run_dir, role=role, key_set=key_set, listen=[(address, chosen_port) for address in (host, *also_listen)],
             upstream_address=upstream_address, site_values=site_values, site_directives=site_directives,
             access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
-            main_conf=main_conf, site_template=site_template,
+            main_conf=main_conf, site_template=site_template, bucket=bucket,
         )
         check_config(run_dir)
         process = _spawn(run_dir, workers)

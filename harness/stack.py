@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
-from signing.keys import KEYS_FILE_NAME, write_private_file
+from signing.buckets import Bucket
+from signing.django.conf import STATE_DIR_NAME  # the per-link state beside the keys file, as the app keeps it
 from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
+from signing.keys import KEYS_FILE_NAME, write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
-
-STATE_DIR_NAME = "state"  # the per-link state in a var folder, shared by the app and the origin nginx
 from .ports import free_port, stop_process, wait_for_port
+from .seaweedfs import SeaweedFS
 
 
 def ensure_private_file(path: Path, make_content: Any) -> None:
@@ -32,15 +33,20 @@ def ensure_private_file(path: Path, make_content: Any) -> None:
         write_private_file(path, make_content())
 
 
-def django_environment(var_dir: Path, *, database_url: str | None = None, **overrides: str) -> dict[str, str]:
+def django_environment(var_dir: Path, *, database_url: str | None = None, bucket: Bucket | None = None,
+                       **overrides: str) -> dict[str, str]:
     """Environment for manage.py and gunicorn: settings from ``var_dir``, nothing inherited that clashes.
 
-    The database is ``database_url`` when given, else SQLite in ``var_dir``.
+    The database is ``database_url`` when given, else SQLite in ``var_dir``; the files are in
+    ``bucket`` when given (the app's credentials file in its URL), else under ``var_dir/media``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_LINK_", "DJANGO_", "MEDIA_"))}
-    env.pop("DATABASE_URL", None)
+    for name in ("DATABASE_URL", "STORAGE_URL", "STORAGE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name, None)
     if database_url:
         env["DATABASE_URL"] = database_url
+    if bucket is not None:
+        env["STORAGE_URL"] = str(bucket)
     env.update(
         DJANGO_SETTINGS_MODULE="app.settings",
         APP_VAR_DIR=str(var_dir),
@@ -63,13 +69,13 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def prepare(var_dir: Path, *, database_url: str | None = None) -> dict[str, str]:
+def prepare(var_dir: Path, *, database_url: str | None = None, bucket: Bucket | None = None) -> dict[str, str]:
     """Create keys and a Django secret if missing, migrate and collect static files."""
     var_dir.mkdir(parents=True, exist_ok=True)
     ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: KeySet((Key("k1", generate_secret()),)).render())
     ensure_private_file(var_dir / "django_secret_key", generate_secret)
     ensure_private_file(var_dir / FLEET_TOKEN_FILE_NAME, generate_secret)  # the verifiers' sync agents pull keys with it
-    env = django_environment(var_dir, database_url=database_url)
+    env = django_environment(var_dir, database_url=database_url, bucket=bucket)
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")
     return env
@@ -137,11 +143,13 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
 
 def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
                 nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None,
-                edges: tuple[str, ...] = (), access_log: bool = False, reserved_ports: tuple[int, ...] = ()) -> Stack:
+                edges: tuple[str, ...] = (), access_log: bool = False, reserved_ports: tuple[int, ...] = (),
+                bucket: Bucket | None = None) -> Stack:
     """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run.
 
     ``edges`` are the addresses of edges the origin nginx trusts (see ``harness.nginx.start_edge``);
-    gunicorn never takes ``port`` or ``reserved_ports`` (ports the caller will bind next).
+    gunicorn never takes ``port`` or ``reserved_ports`` (ports the caller will bind next). With
+    ``bucket`` (the origin's identity in its URL) the origin fetches its files from it.
     """
     env = env or django_environment(var_dir)
     app_port = free_port(avoid=(*((port,) if port else ()), *reserved_ports))
@@ -151,7 +159,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
             var_dir / "nginx", media_root=var_dir / "media", key_set=KeySet.from_file(var_dir / KEYS_FILE_NAME),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
-            state_root=var_dir / STATE_DIR_NAME,
+            state_root=var_dir / STATE_DIR_NAME, bucket=bucket,
         )
     except BaseException:
         stop_process(gunicorn)
@@ -161,11 +169,16 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
 
 @contextmanager
 def running_stack(var_dir: Path, *, database_url: str | None = None, environment: dict[str, str] | None = None,
-                  **options: Any) -> Iterator[Stack]:
-    """Prepare ``var_dir``, start the stack (``start_stack`` options), and stop it by pid on exit."""
-    prepare(var_dir, database_url=database_url)
-    stack = start_stack(var_dir, env=django_environment(var_dir, database_url=database_url, **(environment or {})),
-                        **options)
+                  storage: SeaweedFS | None = None, **options: Any) -> Iterator[Stack]:
+    """Prepare ``var_dir``, start the stack (``start_stack`` options), and stop it by pid on exit.
+
+    With ``storage``, the files are in its bucket: the app writes with its ``app`` identity and
+    the origin reads with its ``origin`` one.
+    """
+    app_bucket = storage.bucket("app") if storage is not None else None
+    prepare(var_dir, database_url=database_url, bucket=app_bucket)
+    env = django_environment(var_dir, database_url=database_url, bucket=app_bucket, **(environment or {}))
+    stack = start_stack(var_dir, env=env, bucket=storage.bucket("origin") if storage is not None else None, **options)
     try:
         yield stack
     finally:

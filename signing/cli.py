@@ -26,7 +26,8 @@ from .encoding import utc_iso
 from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetValid, MalformedRequest
 from .fleet.agent import DEFAULT_TEST_COMMAND, KeySync
 from .keys import KeySet, generate_secret, nginx_includes_directory
-from .nginx.install import ROLE_FILES, install, install_report
+from .buckets import Bucket
+from .nginx.install import DEFAULT_ORIGIN_CACHE, DEFAULT_SIGNER_SOCKET, ROLE_FILES, OriginBucket, install, install_report
 from .nginx.link_state import LinkState
 from .nginx.signer import SecureLinkSigner
 from .nginx.verifier import SecureLinkVerifier
@@ -116,9 +117,13 @@ def command_nginx_keys(options: argparse.Namespace) -> int:
 
 def command_install_nginx(options: argparse.Namespace) -> int:
     key_set = load_keys(options).check()
-    install(options.config_folder, key_set)
+    bucket = None
+    if options.bucket:
+        found = Bucket.parse(options.bucket)
+        bucket = OriginBucket(found, found.credentials(), options.cache_folder, options.signer_socket)
+    install(options.config_folder, key_set, bucket=bucket)
     print(install_report(options.config_folder, key_set, role=options.role, media_root=options.media_root,
-                         state_root=options.state_root), end="")
+                         state_root=options.state_root, bucket=bucket), end="")
     return EXIT_VALID
 
 
@@ -196,6 +201,13 @@ def make_parser() -> argparse.ArgumentParser:
                            help="which lines to print (default origin)")
     installer.add_argument("--media-root", type=Path, help="the files' folder, for the printed lines")
     installer.add_argument("--state-root", type=Path, help="the per-link state folder, for the printed lines")
+    installer.add_argument("--bucket", metavar="URL",
+                           help="an origin whose files are in a bucket: s3://NAME?endpoint=...&credentials=FILE, "
+                                "with the origin's own read-only credentials")
+    installer.add_argument("--cache-folder", type=Path, default=DEFAULT_ORIGIN_CACHE,
+                           help=f"with --bucket: the origin's cache of objects (default {DEFAULT_ORIGIN_CACHE})")
+    installer.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
+                           help=f"with --bucket: the unix socket of the origin's signer (default {DEFAULT_SIGNER_SOCKET})")
     installer.set_defaults(run=command_install_nginx)
 
     sync = commands.add_parser("sync-keys", help="keep this nginx's keys includes in step with the app (a verifier's agent)")

@@ -146,6 +146,8 @@ def load_site(role: str) -> list[Directive]:
                                           "STATE_ROOT": "/srv/state"}
     if role == "origin":
         values |= {"APP_ADDRESS": "127.0.0.1:8000", "MEDIA_ROOT": "/srv/media", "EDGES": []}
+    elif role == "origin-s3":
+        values |= {"APP_ADDRESS": "127.0.0.1:8000", "EDGES": []}
     else:
         values |= {"ORIGIN_ADDRESS": "127.0.0.1:8080", "CACHE_DIR": "/srv/cache"}
     folder = shipped_folder()

@@ -13,14 +13,15 @@ import re
 
 import pytest
 
-from harness.nginx import EDGE_CONF, SECURE_LINK_CONF
+from harness.nginx import EDGE_CONF, NGINX_DIR, SECURE_LINK_CONF
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, content_disposition, nginx_uri
 from signing.algorithms import hmac_token, md5_token as token_for
 from signing.nginx.directory import directory_pattern, parse_directory_uri
 from signing.nginx.query import nginx_arg
 from tests.nginx_conf import Evaluator, find, load, load_site, parse
 
-ROLES = {"origin": SECURE_LINK_CONF, "edge": EDGE_CONF}
+ROLES = {"origin": SECURE_LINK_CONF, "origin-s3": NGINX_DIR / "secure_link_s3.conf", "edge": EDGE_CONF}
+HTTP_INCLUDES = {"origin": "origin.conf", "origin-s3": "origin_s3.conf", "edge": "edge.conf"}
 SNIPPETS = SECURE_LINK_CONF.parent / "secure_link"
 CONFIG = load_site("origin")
 KEYS = KeySet((Key("k1", "a" * 32), Key("k2", "b" * 43)))
@@ -57,9 +58,12 @@ def test_the_rules_exist_once_and_every_role_includes_them(role):
         assert [d.args for d in find(own, "include", shared)] == [[shared]]
     media = find(own, "location", SIGNER.prefix)[0]
     assert media.block[0].name == "include" and media.block[0].args == ["secure_link/location/check.conf"]
-    http = parse((SNIPPETS / "http" / f"{role}.conf").read_text())  # what the role's http { } includes
+    http = load(SNIPPETS / "http" / HTTP_INCLUDES[role], NGINX_DIR)  # what the role's http { } includes
     for shared in ("secure_link/http/rules.conf", "secure_link/http/lua.conf"):
-        assert [d.args for d in find(http, "include", shared)] == [[shared]]
+        assert len(parse((SNIPPETS / "http" / shared.rpartition("/")[2]).read_text())) > 0
+        assert [d.args for d in find(parse((SNIPPETS / "http" / HTTP_INCLUDES[role]).read_text()), "include", shared)] \
+            in ([[shared]], [])  # the bucket origin's includes them through http/origin.conf
+    assert len(find(http, "map", "$arg_kid", "$secure_link_secret")) == 1
     assert len(find(CONFIG, "map", "$arg_kid", "$secure_link_secret")) == 1  # the whole site: the rules once
 
 
@@ -101,10 +105,12 @@ def test_content_disposition_header_comes_from_the_signed_map(role):
     headers = find(media_location().block, "add_header", "Content-Disposition")
     if role == "origin":
         assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_content_disposition"]]
-    else:  # the edge reads it before the query (the token) is dropped from its fetch
-        assert [h.args for h in headers] == [["Content-Disposition", "$secure_link_edge_disposition"]]
-        copies = find(media_location().block, "set", "$secure_link_edge_disposition")
-        assert [c.args for c in copies] == [["$secure_link_edge_disposition", "$secure_link_content_disposition"]]
+        return
+    # The edge and the bucket origin read it before the query (the token) is dropped from their fetch.
+    copy = "$secure_link_edge_disposition" if role == "edge" else "$secure_link_fetch_disposition"
+    assert [h.args for h in headers] == [["Content-Disposition", copy]]
+    copies = find(media_location().block, "set", copy)
+    assert [c.args for c in copies] == [[copy, "$secure_link_content_disposition"]]
 
 
 def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_then_counted():
@@ -231,6 +237,10 @@ def test_internal_locations_are_internal(role):
         return
     location = find(CONFIG, "location", "/_protected/media/")
     assert len(location) == 1
+    if role == "origin-s3":  # the object of the same key, through the origin's cache
+        assert [d.name for d in location[0].block][:2] == ["internal", "rewrite"]
+        assert location[0].block[1].args == ["(?s)^/_protected/media/(.*)\\z", "/$1?", "break"]
+        return
     assert [d.name for d in location[0].block] == ["internal", "alias"]
     assert location[0].block[1].args == media_location_alias()
 
@@ -355,3 +365,19 @@ def test_an_edge_never_sends_the_clients_cookies_on_nor_keys_its_cache_on_them(r
     assert [d.args for d in find(fetch_rules, "proxy_cache_key")] == [["$uri$slice_range"]]
     origin_rules = load(SNIPPETS / "location" / "edge_origin.conf", SNIPPETS.parent)
     assert ["Cookie", ""] in [d.args for d in find(origin_rules, "proxy_set_header")]
+
+
+def test_both_origins_count_limited_links_in_the_same_location_and_rewrite_every_fetch_to_the_key():
+    """The bucket origin's counting location is the disk origin's (the pattern check.conf rewrites
+    to), and each of its file locations drops the query and names the object key alone."""
+    disk = parse((SNIPPETS / "server" / "origin_limited.conf").read_text())
+    bucket = parse((SNIPPETS / "server" / "origin_s3_limited.conf").read_text())
+    assert find(disk, "location")[0].args == find(bucket, "location")[0].args
+    site = load_site("origin-s3")
+    fetching = [d for d in find(site, "location") if find(d.block or [], "proxy_pass", "http://secure_link_s3_signer")]
+    assert len(fetching) == 5  # /media/, the limited, directory and protected locations, the edges' fetches
+    for location in fetching:
+        rewrite = find(location.block, "rewrite")[-1]  # the earlier ones (from check.conf) leave for other locations
+        assert rewrite.args[1].startswith("/$") and rewrite.args[1].endswith("?") and rewrite.args[2] == "break"
+        assert find(location.block, "proxy_cache_key")[0].args == ["$uri$slice_range"]
+        assert find(location.block, "proxy_pass_request_headers")[0].args == ["off"]  # no cookie, no token

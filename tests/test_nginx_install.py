@@ -13,7 +13,16 @@ import pytest
 
 from signing import HMAC_SHA256, Key, KeySet, generate_secret
 from signing.algorithms import AKAMAI
-from signing.nginx.install import config_value, include_lines, install, render_template, shipped_folder
+from signing.buckets import Bucket, Credentials
+from signing.nginx.install import (
+    OriginBucket,
+    config_value,
+    include_lines,
+    install,
+    install_report,
+    render_template,
+    shipped_folder,
+)
 
 KEYS = KeySet((Key("k1", generate_secret()), Key("h1", generate_secret(), HMAC_SHA256)), "k1")
 
@@ -23,7 +32,7 @@ def test_install_writes_the_folder_the_role_files_the_keys_and_an_absolute_lua_p
     etc = (tmp_path / "etc").resolve()
     assert sorted(path.name for path in written) == ["edge.conf", "secure_link", "secure_link.conf",
                                                      "secure_link_hmac_keys.conf", "secure_link_keys.conf",
-                                                     "secure_link_lua.conf"]
+                                                     "secure_link_lua.conf", "secure_link_s3.conf"]
     shipped = shipped_folder() / "secure_link"
     for source in shipped.rglob("*"):
         if source.is_file():
@@ -33,6 +42,36 @@ def test_install_writes_the_folder_the_role_files_the_keys_and_an_absolute_lua_p
     lua = (etc / "secure_link_lua.conf").read_text()
     assert f'lua_package_path "{etc}/?.lua;;";' in lua
     assert f'include "{etc}/secure_link/lua/package_path.conf";' in lua  # nginx -t fails when it leads nowhere
+
+
+BUCKET = Bucket.parse("s3://media?endpoint=https://s3.eu-west-1.amazonaws.com&region=eu-west-1&addressing=virtual")
+ORIGIN_CREDENTIALS = Credentials("AKIAORIGINREADONLY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+
+
+def test_a_bucket_origin_gets_its_bucket_conf_private_with_its_own_read_only_credentials(tmp_path):
+    origin = OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path / "cache", tmp_path / "s3.sock")
+    written = install(tmp_path / "etc", KEYS, bucket=origin)
+    conf = tmp_path / "etc" / "secure_link_bucket.conf"
+    assert conf.resolve() in written
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    text = conf.read_text()
+    assert "server s3.eu-west-1.amazonaws.com:443;" in text  # the port spelled out
+    assert 'set $secure_link_s3_host "media.s3.eu-west-1.amazonaws.com";' in text  # virtual-hosted style
+    assert 'set $secure_link_s3_prefix "";' in text and 'set $secure_link_s3_region "eu-west-1";' in text
+    assert f'set $secure_link_s3_secret "{ORIGIN_CREDENTIALS.secret}";' in text
+    assert f"listen unix:{tmp_path / 's3.sock'};" in text and "access_log off;" in text
+    report = install_report(tmp_path / "etc", KEYS, role="origin", bucket=origin)
+    assert "include secure_link/http/origin_s3.conf;" in report and "include secure_link_s3.conf;" in report
+    assert "media_root" not in report  # the files are not on this host
+    assert ORIGIN_CREDENTIALS.key_id in report and ORIGIN_CREDENTIALS.secret not in report
+    assert ORIGIN_CREDENTIALS.secret not in repr(origin)
+
+
+def test_a_path_style_bucket_keeps_its_name_in_the_path_and_the_port_in_the_host(tmp_path):
+    bucket = Bucket.parse("s3://media?endpoint=http://127.0.0.1:8333")
+    text = OriginBucket(bucket, ORIGIN_CREDENTIALS, tmp_path, tmp_path / "s").render()
+    assert 'set $secure_link_s3_host "127.0.0.1:8333";' in text and 'set $secure_link_s3_prefix "/media";' in text
+    assert 'set $secure_link_s3_scheme "http";' in text and "server 127.0.0.1:8333;" in text
 
 
 def test_installing_again_replaces_the_folder_whole(tmp_path):
@@ -96,7 +135,10 @@ def test_a_template_and_its_caller_cannot_drift_apart(tmp_path, values, message)
 def test_the_shipped_templates_name_every_placeholder_the_harness_fills():
     from harness.nginx import EDGE, ORIGIN
 
-    for role, extra in ((ORIGIN, {"MEDIA_ROOT": "/m", "EDGES": []}), (EDGE, {"CACHE_DIR": "/c"})):
+    from harness.nginx import ORIGIN_S3
+
+    for role, extra in ((ORIGIN, {"MEDIA_ROOT": "/m", "EDGES": []}), (ORIGIN_S3, {"EDGES": []}),
+                        (EDGE, {"CACHE_DIR": "/c"})):
         site = render_template(role.template, {role.upstream_placeholder: "127.0.0.1:1", "LISTEN": [], "ACCESS_LOGS": [],
                                                "STATE_ROOT": "/s", "EXTRA": [], **extra})
         assert not [line for line in site.splitlines() if re.search(r"@[A-Z_]+@", line.partition("#")[0])]

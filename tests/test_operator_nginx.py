@@ -45,7 +45,7 @@ def broken_nginx(stack: Stack, tmp_path: Path, **options):
     [
         ("secrets differ", ["FAIL  valid link: 403", "the secrets differ",
                             "FAIL  expired link: 403, expected 410: nginx refuses every link signed here"]),
-        ("media root differs", ["FAIL  valid link: 404", "MEDIA_ROOT and nginx's $secure_link_media_root differ",
+        ("media root differs", ["FAIL  valid link: 404", "MEDIA_ROOT and $secure_link_media_root differ",
                                 "FAIL  compatibility view: 404"]),
         ("internal location public", ["FAIL  internal location: 200", "reachable from outside"]),
         ("expired answers 403", ["FAIL  expired link: 403", "branch is missing"]),

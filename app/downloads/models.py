@@ -152,10 +152,14 @@ def delete_stored_file(storage: Any, name: str) -> None:
 
 
 def _copy_stored_file(storage: Any, old_name: str, new_name: str) -> None:
-    """Give ``old_name``'s bytes a second name: a hard link on disk, else a copy."""
+    """Give ``old_name``'s bytes a second name: a hard link on disk, a server-side copy in a
+    bucket (``SignedS3Storage.copy``: S3 has no rename), else a copy through the storage."""
+    if hasattr(storage, "copy"):
+        storage.copy(old_name, new_name)
+        return
     try:
         old_path, new_path = storage.path(old_name), storage.path(new_name)
-    except NotImplementedError:  # a remote storage: copy through its API
+    except NotImplementedError:  # another remote storage: copy through its API
         with storage.open(old_name, "rb") as source:
             storage.save(new_name, source)
         return

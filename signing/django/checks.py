@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import storages
 from django.core.management.base import SystemCheckError
 
 from .. import KeySet
@@ -55,7 +56,22 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
     errors += _state_dir_errors(config.state_dir)
+    errors += _storage_errors()
     return errors
+
+
+def _storage_errors() -> list[checks.CheckMessage]:
+    """The default storage can be made: a bucket's URL or credentials that cannot work fail at start."""
+    try:
+        storages["default"]
+    except (ValueError, ImproperlyConfigured) as error:
+        return [checks.Error(
+            f"the default storage cannot be used: {error}",
+            hint="Check STORAGES['default'] (for a bucket, its URL: s3://BUCKET?endpoint=...&credentials=FILE; "
+                 "docs/deployment.md#files-in-a-bucket).",
+            id="secure_links.E011",
+        )]
+    return []
 
 
 def _delivery_errors(delivery: DeliveryTarget, key_set: KeySet) -> list[checks.CheckMessage]:

@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from .. import KeySet, SecureLinkSigner
 from .conf import link_settings
 
-PROBE_NAME = "_secure_link_probe/probe.txt"  # below MEDIA_ROOT
+PROBE_NAME = "_secure_link_probe/probe.txt"  # in the default storage
 PROBE_BODY = b"secure link probe\n"
 # On a reload nginx starts the new workers, sleeps 100 ms, then stops the old ones: for that
 # moment either may answer. A verdict counts once it holds again this much later.
@@ -60,11 +60,13 @@ def fleet() -> list[Verifier]:
 
 
 def ensure_probe_file() -> None:
-    path = Path(settings.MEDIA_ROOT) / PROBE_NAME
-    if not path.exists() or path.read_bytes() != PROBE_BODY:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(PROBE_BODY)
-        path.chmod(0o644)
+    """The probe file in the default storage (on disk, or in the bucket), with its known bytes."""
+    if default_storage.exists(PROBE_NAME):
+        with default_storage.open(PROBE_NAME, "rb") as probe:
+            if probe.read() == PROBE_BODY:
+                return
+        default_storage.delete(PROBE_NAME)
+    default_storage.save(PROBE_NAME, ContentFile(PROBE_BODY))
 
 
 @dataclass(frozen=True)

@@ -88,13 +88,14 @@ def diagnose_valid(answer: Answer, base: SplitResult) -> str:
         return ("nginx refuses a valid link: the secrets differ (run `manage.py secure_link_keys --output ...` "
                 "and reload nginx), or the clocks differ")
     if answer.status == 404:
-        return "nginx cannot find the canary file: MEDIA_ROOT and nginx's $secure_link_media_root differ"
+        return ("nginx cannot find the canary file: it serves other files than this app stores (MEDIA_ROOT and "
+                "$secure_link_media_root differ, or the origin reads another bucket)")
     if answer.status == 410:
         return "nginx thinks a fresh link expired: its clock is ahead of this host's (sync both with NTP)"
     if answer.status == 500:
         return LUA_FAILED
     if answer.status == 200:
-        return "nginx sends other bytes than the canary file: MEDIA_ROOT and $secure_link_media_root differ"
+        return "nginx sends other bytes than the canary file: it serves other files than this app stores"
     return f"unexpected answer {answer.status}: is {base.geturl()} the nginx in front of this app?"
 
 

@@ -35,19 +35,20 @@ from ..nginx.disposition import DISPOSITIONS
 from .links import sign_file
 
 
-class SignedURLStorage(FileSystemStorage):
-    """``FileSystemStorage`` under ``MEDIA_ROOT`` whose URLs are signed nginx links."""
+class SignedURLs:
+    """What makes a storage's URLs signed links: ``url()`` and ``signed_url()`` with the
+    instance's ``ttl`` and ``disposition`` (``OPTIONS``), whatever the storage holds the files in."""
 
     def __init__(self, *, ttl: int | timedelta | None = None, disposition: str | None = None, **options: Any) -> None:
         if ttl is not None:
             ttl_seconds(ttl)  # a bad TTL fails when the storage is made, not at the first URL
         if disposition is not None and disposition not in DISPOSITIONS:
-            raise ValueError(f"SignedURLStorage: disposition must be one of {DISPOSITIONS}, got {disposition!r}")
+            raise ValueError(f"{type(self).__name__}: disposition must be one of {DISPOSITIONS}, got {disposition!r}")
         super().__init__(**options)
         self.ttl = ttl
         self.disposition = disposition
 
-    def url(self, name: str | None) -> str:
+    def url(self, name: str | None, *args: Any, **kwargs: Any) -> str:
         """A signed link to ``name`` with this storage's options; relative unless ``BASE_URL`` is set."""
         if not name:
             raise ValueError("a file without a name has no URL")
@@ -65,3 +66,7 @@ class SignedURLStorage(FileSystemStorage):
         """A signed link with options: ``link.url``, ``link.expires_at`` and ``link.kid``."""
         return sign_file(name, ttl=self.ttl if ttl is None else ttl, filename=filename,
                          disposition=self.disposition if disposition is None else disposition, client_ip=client_ip)
+
+
+class SignedURLStorage(SignedURLs, FileSystemStorage):
+    """``FileSystemStorage`` under ``MEDIA_ROOT`` whose URLs are signed nginx links."""

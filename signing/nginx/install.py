@@ -16,20 +16,25 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..keys import KeySet
+from ..buckets import Bucket, Credentials
+from ..keys import KeySet, write_private_file
 
 _PACKAGE_COPY = Path(__file__).with_name("conf")  # where a wheel puts the repository's nginx/
 SNIPPETS = "secure_link"  # the shipped folder of snippets, copied whole
 ROLE_FILES = {"origin": "secure_link.conf", "edge": "edge.conf"}
+BUCKET_ROLE_FILE = "secure_link_s3.conf"  # the origin's role when its files are in a bucket
 LUA_PATH_INCLUDE = "secure_link_lua.conf"
-TEMPLATES = {"origin": "origin-site.conf", "edge": "edge-site.conf"}
+BUCKET_INCLUDE = "secure_link_bucket.conf"
+DEFAULT_ORIGIN_CACHE = Path("/var/cache/nginx/secure_link_origin")
+DEFAULT_SIGNER_SOCKET = Path("/run/secure_link_s3.sock")
 # A value nginx's config holds between double quotes as it is: no quote, '$', ';', braces,
 # backslash or white space.
-_CONFIG_SAFE = re.compile(r'[^"$;{}\\\s]+')
-_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
-_OWN_LINE = re.compile(r"(?P<indent>[ \t]*)@(?P<name>[A-Z_]+)@[ \t]*(?:#.*)?")
+_CONFIG_SAFE = re.compile(r'[^"$;{}\\\s]*')
+_PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
+_OWN_LINE = re.compile(r"(?P<indent>[ \t]*)@(?P<name>[A-Z][A-Z0-9_]*)@[ \t]*(?:#.*)?")
 
 
 def shipped_folder() -> Path:
@@ -46,13 +51,39 @@ def config_value(value: str | Path, *, what: str) -> str:
     return text
 
 
-def install(config_folder: Path, key_set: KeySet, *, replacing: Mapping[str, Path] | None = None) -> list[Path]:
-    """Write the shipped folder, the role files, the keys includes and the Lua path into ``config_folder``.
+@dataclass(frozen=True)
+class OriginBucket:
+    """What an origin needs to fetch its files from a bucket: the bucket, the origin's own
+    read-only credentials, its cache's folder, its signer's socket and the signer's log (or none)."""
+
+    bucket: Bucket
+    credentials: Credentials
+    cache_dir: Path
+    signer_socket: Path
+    fetch_log: Path | None = None
+
+    def render(self) -> str:
+        """secure_link_bucket.conf, from the shipped template."""
+        log = [f"access_log {config_value(self.fetch_log, what='the fetch log')} secure_link_s3;"] \
+            if self.fetch_log else ["access_log off;"]
+        return render_template(shipped_folder() / "templates" / "bucket.conf", {
+            "S3_ADDRESS": self.bucket.address, "SIGNER_SOCKET": str(self.signer_socket), "CACHE_DIR": str(self.cache_dir),
+            "FETCH_LOG": log, "S3_SCHEME": self.bucket.scheme, "S3_HOST": self.bucket.host,
+            "S3_PREFIX": self.bucket.path_prefix, "S3_REGION": self.bucket.region,
+            "S3_KEY_ID": self.credentials.key_id, "S3_SECRET": self.credentials.secret,
+        })
+
+
+def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None = None,
+            replacing: Mapping[str, Path] | None = None) -> list[Path]:
+    """Write the shipped folder, the role files, the keys includes and the Lua path into ``config_folder``,
+    and with ``bucket`` the origin's secure_link_bucket.conf.
 
     ``secure_link/`` is replaced whole (a reader sees the old folder or the new one); the keys
-    includes are the nginx keys of ``key_set`` (mode 0600). ``replacing`` maps a path below the
-    folder to a file put there instead of the shipped one (a test's deliberately broken copy,
-    a benchmark's variant). Returns the files and folders written.
+    includes are the nginx keys of ``key_set``, and secure_link_bucket.conf holds the origin's
+    credentials (each mode 0600). ``replacing`` maps a path below the folder to a file put there
+    instead of the shipped one (a test's deliberately broken copy, a benchmark's variant).
+    Returns the files and folders written.
     """
     folder = Path(config_folder).resolve()
     lua_path = config_value(folder, what="the config folder")
@@ -68,7 +99,7 @@ def install(config_folder: Path, key_set: KeySet, *, replacing: Mapping[str, Pat
     staging.rename(folder / SNIPPETS)
     shutil.rmtree(old, ignore_errors=True)
     written = [folder / SNIPPETS]
-    for role_file in ROLE_FILES.values():
+    for role_file in (*ROLE_FILES.values(), BUCKET_ROLE_FILE):
         shutil.copyfile(shipped / role_file, folder / role_file)
         written.append(folder / role_file)
     for relative, source in (replacing or {}).items():
@@ -83,11 +114,16 @@ def install(config_folder: Path, key_set: KeySet, *, replacing: Mapping[str, Pat
     )
     written.append(folder / LUA_PATH_INCLUDE)
     written += key_set.nginx_keys().write_nginx_includes(folder)
+    if bucket is not None:
+        write_private_file(folder / BUCKET_INCLUDE, bucket.render())
+        written.append(folder / BUCKET_INCLUDE)
     return written
 
 
-def include_lines(role: str, *, media_root: Path | None = None, state_root: Path | None = None) -> str:
-    """What the operator adds to their own config for ``role`` (``origin`` or ``edge``), with their paths."""
+def include_lines(role: str, *, media_root: Path | None = None, state_root: Path | None = None,
+                  bucket: bool = False) -> str:
+    """What the operator adds to their own config for ``role`` (``origin`` or ``edge``; an origin
+    whose files are in a bucket with ``bucket``), with their paths."""
     state = config_value(state_root, what="the state folder") if state_root else "/var/lib/secure_link"
     logs = ("    access_log /var/log/nginx/access.log secure_link;  # never `combined`: it logs the token\n"
             "    access_log /var/log/nginx/downloads.log secure_link_downloads if=$secure_link_id;\n")
@@ -100,25 +136,28 @@ def include_lines(role: str, *, media_root: Path | None = None, state_root: Path
                 "In the edge's server { }:\n" + logs +
                 f'    set $secure_link_state_root "{state}";  # its sync agent keeps the revocations here\n'
                 "    include edge.conf;\n")
-    media = config_value(media_root, what="MEDIA_ROOT") if media_root else "/srv/app/media"
+    files = ("" if bucket else
+             f'    set $secure_link_media_root "{config_value(media_root, what="MEDIA_ROOT") if media_root else "/srv/app/media"}";\n')
     return ("In http { } (before the server blocks):\n"
-            "    include secure_link/http/origin.conf;\n"
-            "In the server { } that fronts your Django app:\n" + logs +
-            f'    set $secure_link_media_root "{media}";\n'
+            f"    include secure_link/http/{'origin_s3' if bucket else 'origin'}.conf;\n"
+            "In the server { } that fronts your Django app:\n" + logs + files +
             f'    set $secure_link_state_root "{state}";\n'
             "    # set_real_ip_from EDGE_ADDRESS;  (one line per edge in front of this origin, if any)\n"
-            "    include secure_link.conf;\n")
+            f"    include {BUCKET_ROLE_FILE if bucket else ROLE_FILES['origin']};\n")
 
 
 def install_report(config_folder: Path, key_set: KeySet, *, role: str, media_root: Path | None = None,
-                   state_root: Path | None = None) -> str:
+                   state_root: Path | None = None, bucket: OriginBucket | None = None) -> str:
     """What an install wrote and the lines to add, as both installer commands print it."""
     kids = ", ".join(key_set.nginx_keys().kids) or "none"
     folder = Path(config_folder).resolve()
-    return (f"installed the nginx folder into {folder}: {SNIPPETS}/, {', '.join(ROLE_FILES.values())}, "
-            f"{LUA_PATH_INCLUDE} and the keys includes (keys {kids}; mode 0600).\n"
+    fetching = (f"; {BUCKET_INCLUDE} fetches from {bucket.bucket.name} at {bucket.bucket.endpoint} as "
+                f"{bucket.credentials.key_id} (mode 0600)") if bucket else ""
+    return (f"installed the nginx folder into {folder}: {SNIPPETS}/, "
+            f"{', '.join((*ROLE_FILES.values(), BUCKET_ROLE_FILE))}, {LUA_PATH_INCLUDE} and the keys includes "
+            f"(keys {kids}; mode 0600){fetching}.\n"
             f"{folder} must be the folder of nginx's main config: relative includes are found there.\n"
-            f"{include_lines(role, media_root=media_root, state_root=state_root)}"
+            f"{include_lines(role, media_root=media_root, state_root=state_root, bucket=bucket is not None)}"
             "Then: nginx -t && nginx -s reload\n")
 
 

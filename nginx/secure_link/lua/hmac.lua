@@ -6,41 +6,23 @@
 -- loads it when nginx reads its config.
 --
 -- HMAC (RFC 2104) is SHA-256 over the key's inner pad and the message, then over the outer
--- pad and that digest. The two pads' SHA-256 states are computed once per key and worker
--- (a worker's keys change only with a reload, which starts new workers), so a check hashes
--- the message and 32 bytes: no allocation, no OpenSSL provider lookup per request (the
+-- pad and that digest (secure_link/lua/sha256.lua). The two pads' SHA-256 states are computed
+-- once per key and worker (a worker's keys change only with a reload, which starts new
+-- workers), so a check hashes the message and 32 bytes: no allocation, no OpenSSL provider lookup per request (the
 -- one-shot HMAC() of OpenSSL 3, which set-misc's set_hmac_sha256 calls, looks its algorithm
 -- up on every call: the engines side by side are in benchmarks/README.md).
 
 local ffi = require("ffi")
-local bit = require("bit")
+local sha256 = require("secure_link.lua.sha256")
 require("ngx.base64")  -- declares nginx's own ngx_encode_base64url for the FFI
 
 local C = ffi.C
-local bxor = bit.bxor
-local byte, find, sub = string.byte, string.find, string.sub
+local find, sub = string.find, string.sub
 local ngx_time = ngx.time
 
--- Declared under names of this file's own (asm labels point them at OpenSSL's symbols), so
--- that other Lua code in the worker declaring SHA256_* or SHA256_CTX its own way does not clash.
-ffi.cdef [[
-typedef struct {
-    unsigned int h[8];
-    unsigned int Nl, Nh;
-    unsigned int data[16];
-    unsigned int num, md_len;
-} secure_link_sha256_ctx;
-int secure_link_SHA256_Init(secure_link_sha256_ctx *c) asm("SHA256_Init");
-int secure_link_SHA256_Update(secure_link_sha256_ctx *c, const void *data, size_t len) asm("SHA256_Update");
-int secure_link_SHA256_Final(unsigned char *md, secure_link_sha256_ctx *c) asm("SHA256_Final");
-int secure_link_CRYPTO_memcmp(const void *a, const void *b, size_t len) asm("CRYPTO_memcmp");
-]]
-
-local CTX = ffi.typeof("secure_link_sha256_ctx")
-local CTX_SIZE = ffi.sizeof(CTX)
-local BLOCK = 64
+local CTX_SIZE = sha256.CTX_SIZE
 local TOKEN_LENGTH = 43  -- 32 bytes in unpadded base64url
-local scratch = CTX()
+local scratch = sha256.CTX()
 local digest = ffi.new("unsigned char[32]")
 local encoded = ffi.new("unsigned char[44]")
 local digest_str = ffi.new("ngx_str_t[1]", {{32, digest}})
@@ -48,24 +30,7 @@ local encoded_str = ffi.new("ngx_str_t[1]", {{44, encoded}})
 local pads = {}  -- secret -> {inner state, outer state}
 
 local function keyed(secret)
-    local key = secret
-    if #key > BLOCK then  -- a long key is hashed first
-        C.secure_link_SHA256_Init(scratch)
-        C.secure_link_SHA256_Update(scratch, key, #key)
-        C.secure_link_SHA256_Final(digest, scratch)
-        key = ffi.string(digest, 32)
-    end
-    local inner_pad, outer_pad = ffi.new("unsigned char[64]"), ffi.new("unsigned char[64]")
-    for i = 0, BLOCK - 1 do
-        local b = byte(key, i + 1) or 0
-        inner_pad[i], outer_pad[i] = bxor(b, 0x36), bxor(b, 0x5c)
-    end
-    local inner, outer = CTX(), CTX()
-    C.secure_link_SHA256_Init(inner)
-    C.secure_link_SHA256_Update(inner, inner_pad, BLOCK)
-    C.secure_link_SHA256_Init(outer)
-    C.secure_link_SHA256_Update(outer, outer_pad, BLOCK)
-    local found = {inner, outer}
+    local found = sha256.pads(secret)
     pads[secret] = found
     return found
 end

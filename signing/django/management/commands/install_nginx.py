@@ -3,7 +3,10 @@
 Writes the shipped ``secure_link/`` folder, the role files, the keys includes (the settings'
 keys, 0600) and the Lua path into nginx's config folder (default ``/etc/nginx``), then prints
 the lines to add to the operator's own ``http`` and ``server`` blocks, with this project's
-``MEDIA_ROOT`` and state folder filled in (:mod:`signing.nginx.install`).
+``MEDIA_ROOT`` and state folder filled in (:mod:`signing.nginx.install`). When the default
+storage is a bucket (:class:`signing.django.s3.SignedS3Storage`) it also writes
+``secure_link_bucket.conf``, with the origin's own read-only credentials
+(``--origin-credentials``: never the app's, which can write).
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from signing import KeySetError
+from signing.buckets import Credentials
 from signing.django.conf import current_key_set, link_settings
-from signing.nginx.install import ROLE_FILES, install, install_report
+from signing.nginx.install import (
+    DEFAULT_ORIGIN_CACHE,
+    DEFAULT_SIGNER_SOCKET,
+    ROLE_FILES,
+    OriginBucket,
+    install,
+    install_report,
+)
 
 
 class Command(BaseCommand):
@@ -28,16 +40,35 @@ class Command(BaseCommand):
                             help="the folder of nginx's main config (default /etc/nginx)")
         parser.add_argument("--role", choices=list(ROLE_FILES), default="origin",
                             help="origin (nginx in front of this app, the default) or edge: which lines to print")
+        parser.add_argument("--origin-credentials", type=Path, metavar="FILE",
+                            help="files in a bucket: the origin's read-only credentials (ACCESS_KEY_ID=, "
+                                 "SECRET_ACCESS_KEY=; mode 0600)")
+        parser.add_argument("--cache-folder", type=Path, default=DEFAULT_ORIGIN_CACHE,
+                            help=f"files in a bucket: the origin's cache (default {DEFAULT_ORIGIN_CACHE})")
+        parser.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
+                            help=f"files in a bucket: the signer's unix socket (default {DEFAULT_SIGNER_SOCKET})")
 
     def handle(self, *args: Any, **options: Any) -> None:
         key_set = current_key_set()
         folder: Path = options["config_folder"]
         try:
-            install(folder, key_set.check())
+            bucket = self.origin_bucket(options)
+            install(folder, key_set.check(), bucket=bucket)
         except (KeySetError, ValueError) as error:
             raise CommandError(str(error)) from None
         except OSError as error:
             raise CommandError(f"cannot write into {folder}: {error.strerror or error}") from None
         media_root = Path(settings.MEDIA_ROOT) if settings.MEDIA_ROOT else None
         self.stdout.write(install_report(folder, key_set, role=options["role"], media_root=media_root,
-                                         state_root=link_settings().state_dir), ending="")
+                                         state_root=link_settings().state_dir, bucket=bucket), ending="")
+
+    def origin_bucket(self, options: dict[str, Any]) -> OriginBucket | None:
+        """The bucket the origin fetches from: the default storage's, read with the origin's own credentials."""
+        bucket = getattr(default_storage, "bucket_address", None)
+        if bucket is None or options["role"] != "origin":
+            return None
+        if options["origin_credentials"] is None:
+            raise CommandError(f"the files are in the bucket {bucket.name} at {bucket.endpoint}: pass "
+                               "--origin-credentials FILE, the origin's read-only access key (never the app's)")
+        credentials = Credentials.from_file(options["origin_credentials"])
+        return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"])

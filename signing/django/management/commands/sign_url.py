@@ -26,10 +26,10 @@ def storage_name(path: str, media_url: str) -> str | None:
 
 
 class Command(BaseCommand):
-    help = "Print an absolute signed URL for a file under MEDIA_ROOT (exit 1 on error)."
+    help = "Print an absolute signed URL for a file of the default storage (MEDIA_ROOT or its bucket; exit 1 on error)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="path under MEDIA_ROOT (images/cat.jpg) or a /media/... URL path")
+        parser.add_argument("path", help="the file's name in the storage (images/cat.jpg) or its /media/... URL path")
         parser.add_argument("--ttl", type=int, help="lifetime in seconds (default: SECURE_LINK_DEFAULT_TTL)")
         parser.add_argument("--bind-ip", metavar="ADDR", help="only this client address may use the link")
         parser.add_argument("--filename", help="download name sent as Content-Disposition")
