@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.ports import stop_like_ctrl_c_on_sigterm
 
-from . import api_bench, downloads_bench, edge_bench, gain_bench, links_bench, signing_bench
+from . import api_bench, downloads_bench, edge_bench, gain_bench, links_bench, s3_bench, signing_bench
 from .budget import BUDGET
 from .machine import describe
 from .results import Report
@@ -25,7 +25,7 @@ from .setup import prepare_bench
 
 HERE = Path(__file__).resolve().parent
 SIZES = {"20KB": 20_000, "10MB": 10_000_000, "100MB": 100_000_000}
-SECTIONS = ("signing", "api", "downloads", "edge", "links", "gain")
+SECTIONS = ("signing", "api", "downloads", "edge", "links", "gain", "s3")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             links_bench.run(report, data, progress)
         if "gain" in wanted:
             gain_bench.run(report, data, progress)
+        if "s3" in wanted:
+            s3_bench.run(report, data, progress)
     markdown = report.markdown()
     (output / "results.md").write_text(markdown)
     written = [output / "results.md"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,7 @@ class PairedResult:
     load_averages: list[float] = field(default_factory=list)  # the 1-minute load average before each run
     pairs: int = 0
     seconds: int = 0
+    control: tuple[str, str] = (CONTROL, STATIC)  # the A/A control and the scenario it repeats
 
     def median_ratio(self, numerator: str, denominator: str) -> tuple[float, float, float]:
         """Median, min and max of the per-pair rate ratios."""
@@ -76,8 +77,9 @@ class PairedResult:
         control's rate ratio and wrk's load are reported beside it.
         """
         found = []
-        if CONTROL in self.rates:
-            control_by_cpu = self.cpu_ratio(CONTROL, STATIC)
+        control, repeated = self.control
+        if control in self.rates:
+            control_by_cpu = self.cpu_ratio(control, repeated)
             if abs(control_by_cpu - 1) > CONTROL_TOLERANCE:
                 found.append(f"the A/A control is {control_by_cpu:.2f}x by CPU, more than {CONTROL_TOLERANCE:.0%} off")
         return found
@@ -96,12 +98,24 @@ class PairedResult:
                        f"{self.median(scenario):,.0f} req/s; worker user {statistics.median(self.user_us[scenario]):.2f} µs "
                        f"+ system {statistics.median(self.system_us[scenario]):.2f} µs per request; "
                        f"wrk at {max(self.client_load[scenario]):.0%} of its core")
-        control = (f"; A/A control by rate {self.median_ratio(CONTROL, STATIC)[0]:.2f}x, by CPU "
-                   f"{self.cpu_ratio(CONTROL, STATIC):.2f}x" if CONTROL in self.rates else "")
+        aa, repeated = self.control
+        control = (f"; A/A control by rate {self.median_ratio(aa, repeated)[0]:.2f}x, by CPU "
+                   f"{self.cpu_ratio(aa, repeated):.2f}x" if aa in self.rates else "")
         report.add(section, "method", self.pairs, "pairs",
                    f"{self.seconds} s runs, alternating order; {self.load_text}{control}; wrk at most at "
                    f"{self.busiest_client:.0%} of its core; "
                    + ("; ".join(self.problems()) or "run accepted"))
+
+
+@dataclass(frozen=True)
+class OtherServer:
+    """A server that is not nginx (the storage, asked directly): every thread of its one process counts."""
+
+    base_url: str
+    pid: int
+
+
+Server = NginxServer | OtherServer
 
 
 def nginx_pids(server: NginxServer) -> list[int]:
@@ -111,10 +125,15 @@ def nginx_pids(server: NginxServer) -> list[int]:
     return [server.process.pid, *workers]
 
 
-def worker_times(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds of the workers (every pid but the master's)."""
+def counted_pids(server: Server) -> list[int]:
+    """The processes whose CPU a request to ``server`` costs: nginx's workers, or the other server's process."""
+    return [server.pid] if isinstance(server, OtherServer) else nginx_pids(server)[1:]
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of ``pids`` (each with all its threads)."""
     user = system = 0
-    for pid in pids[1:]:
+    for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         user, system = user + int(fields[11]), system + int(fields[12])
     ticks = os.sysconf("SC_CLK_TCK")
@@ -124,19 +143,30 @@ def worker_times(pids: list[int]) -> tuple[float, float]:
 @contextmanager
 def pinned(server: NginxServer) -> Iterator[list[int]]:
     """nginx on the first allowed core, this process (and the wrk it starts) on the second."""
+    pids = nginx_pids(server)
+    with pinned_pids(pids):
+        yield pids
+
+
+@contextmanager
+def pinned_pids(pids: list[int]) -> Iterator[None]:
+    """``pids`` (with their threads) on the first allowed core, this process (and its wrk) on the second."""
     cores = sorted(os.sched_getaffinity(0))
     mine = os.sched_getaffinity(0)
-    pids = nginx_pids(server)
+    threads = [int(task) for pid in pids for task in os.listdir(f"/proc/{pid}/task")]
     if len(cores) >= 2:
-        for pid in pids:
-            os.sched_setaffinity(pid, {cores[0]})
+        for thread in threads:
+            os.sched_setaffinity(thread, {cores[0]})
         os.sched_setaffinity(0, {cores[1]})
     try:
-        yield pids
+        yield
     finally:
         os.sched_setaffinity(0, mine)
-        for pid in pids:
-            os.sched_setaffinity(pid, mine)
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, mine)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
 
 
 def measure_trusted_pairs(server: NginxServer, targets: Mapping[str, str | Path], *,
@@ -154,35 +184,43 @@ def measure_trusted_pairs(server: NginxServer, targets: Mapping[str, str | Path]
 
 def measure_pairs(server: NginxServer, targets: Mapping[str, str | Path], *, pairs: int = PAIRS,
                   seconds: int = SECONDS, before_run: Callable[[str], None] | None = None,
-                  servers: Mapping[str, NginxServer] | None = None) -> PairedResult:
-    """``pairs`` back-to-back runs of each target (alternating order), nginx and wrk pinned apart.
+                  servers: Mapping[str, Server] | None = None,
+                  also_counted: Mapping[str, Sequence[Server]] | None = None,
+                  control: tuple[str, str] = (CONTROL, STATIC)) -> PairedResult:
+    """``pairs`` back-to-back runs of each target (alternating order), the servers and wrk pinned apart.
 
     A target is a path with its query, or a wrk script (:func:`benchmarks.load.rotating_script`);
-    ``servers`` names another nginx for some scenarios (all pinned to the same core);
-    ``before_run(name)`` runs, unmeasured, before each run.
+    ``servers`` names another server for some scenarios (all pinned to the same core);
+    ``also_counted`` names, for a scenario, the servers behind the one asked whose CPU the
+    request costs too (an origin's storage); ``control`` names the A/A control and the scenario it
+    repeats; ``before_run(name)`` runs, unmeasured, before each run.
     """
     names = list(targets)
     pairs, seconds = BUDGET.pairs(pairs), int(BUDGET.seconds(seconds))
-    result = PairedResult(rates={n: [] for n in names}, user_us={n: [] for n in names}, system_us={n: [] for n in names},
-                          client_load={n: [] for n in names}, pairs=pairs, seconds=seconds)
-    serving = {name: (servers or {}).get(name, server) for name in names}
-    with ExitStack() as stack:
-        pids_of = {id(one): stack.enter_context(pinned(one)) for one in {id(s): s for s in serving.values()}.values()}
+    result = PairedResult(rates={n: [] for n in names}, user_us={n: [] for n in names},
+                          system_us={n: [] for n in names}, client_load={n: [] for n in names}, pairs=pairs,
+                          seconds=seconds, control=control)
+    serving: dict[str, Server] = {name: (servers or {}).get(name, server) for name in names}
+    behind = {name: list((also_counted or {}).get(name, ())) for name in names}
+    every = {id(one): one for one in [*serving.values(), *(one for ones in behind.values() for one in ones)]}
+    pinned_set = [pid for one in every.values()
+                  for pid in ([one.pid] if isinstance(one, OtherServer) else nginx_pids(one))]
+    counted = {name: [pid for one in (serving[name], *behind[name]) for pid in counted_pids(one)] for name in names}
+    with pinned_pids(pinned_set):
         for index in range(pairs):
             for name in names if index % 2 == 0 else reversed(names):
                 if before_run is not None:
                     before_run(name)
                 result.load_averages.append(os.getloadavg()[0])
                 target, answering = targets[name], serving[name]
-                pids = pids_of[id(answering)]
-                user_before, system_before = worker_times(pids)
+                user_before, system_before = cpu_times(counted[name])
                 if isinstance(target, Path):
                     run = wrk(answering.base_url + "/", seconds=seconds, script=target)
                 else:
                     run = wrk(answering.base_url + target, seconds=seconds)
                 if run.errors:
                     raise RuntimeError(f"{name}: {run.errors} failed requests under load")
-                user_after, system_after = worker_times(pids)
+                user_after, system_after = cpu_times(counted[name])
                 result.rates[name].append(run.requests_per_second)
                 result.user_us[name].append((user_after - user_before) / max(run.requests, 1) * 1e6)
                 result.system_us[name].append((system_after - system_before) / max(run.requests, 1) * 1e6)
