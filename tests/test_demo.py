@@ -24,10 +24,13 @@ from harness.stack import django_environment
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
 
-def start_demo(var_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[str], str]:
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+def start_demo(var_dir: Path, database_url: str | None,
+               storage: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "STORAGE", "STORAGE_URL")}
     port = free_port()
     env.update(APP_VAR_DIR=str(var_dir), PORT=str(port), EDGE_PORT=str(free_port(avoid=(port,))))
+    if storage:
+        env["STORAGE"] = storage
     if database_url:
         env["DATABASE_URL"] = database_url
     process = subprocess.Popen([sys.executable, "-m", "harness.demo"], cwd=REPO_ROOT, env=env, text=True,
@@ -101,3 +104,48 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
     assert process.returncode == 0
     assert (tmp_path / "var" / "db.sqlite3").exists() != bool(database_url)  # the data lives where it was told
     assert not (tmp_path / "var" / "demo.json").exists()
+
+
+def printed_commands(output: str) -> list[str]:
+    """The demo's curl commands as printed, without the note in parentheses some of them end with."""
+    return [line.strip().split("   (")[0] for line in output.splitlines() if line.lstrip().startswith("curl ")]
+
+
+def test_demo_with_storage_s3_keeps_its_files_in_a_bucket_and_every_printed_command_works(tmp_path, database_url):
+    """STORAGE=s3 make run: SeaweedFS under var/, the files of an earlier demo on disk moved into
+    its bucket, var/media gone from the demo's path, every printed command as it was, the record
+    naming the storage, and SeaweedFS stopped with the rest."""
+    import json
+
+    var = tmp_path / "var"
+    (var / "media" / "earlier").mkdir(parents=True)
+    (var / "media" / "earlier" / "file.txt").write_bytes(b"made on disk")
+    process, output = start_demo(var, database_url, storage="s3")
+    try:
+        assert "Starting SeaweedFS" in output and "files in the bucket media at http://127.0.0.1:" in output
+        assert "copied 1 file(s)" in output
+        record = json.loads((var / "demo.json").read_text())["storage"]
+        assert record["kind"] == "s3" and record["bucket"] == "media" and record["endpoint"].startswith("http://127.0.0.1:")
+        assert Path(record["credentials_file"]).stat().st_mode & 0o077 == 0
+        from signing.buckets import Credentials
+
+        secret = Credentials.from_file(Path(record["credentials_file"])).secret
+        assert secret not in (var / "demo.json").read_text() and secret not in output
+        commands = printed_commands(output)
+        assert len(commands) >= 10
+        for command in commands:
+            result = subprocess.run(command, shell=True, capture_output=True, timeout=30)
+            assert result.returncode == 0, (command, result.stderr[-300:])
+        downloads = var / "downloads"
+        assert (downloads / "signed.png").read_bytes() == (downloads / "compat.png").read_bytes() == \
+            (downloads / "share.png").read_bytes() == (downloads / "cookie.png").read_bytes()
+        assert not any((var / "media").rglob("*.png"))  # the images are in the bucket, not on disk
+        weed = [line for line in (var / "seaweedfs" / "weed.log").read_text().splitlines() if "Start Seaweed" in line]
+        assert weed  # the demo's own SeaweedFS, in var/seaweedfs
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    assert "and SeaweedFS" in process.stdout.read()
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    assert not [line for line in processes if "weed server" in line and str(var) in line]  # stopped by its pid
