@@ -111,12 +111,14 @@ def printed_commands(output: str) -> list[str]:
     return [line.strip().split("   (")[0] for line in output.splitlines() if line.lstrip().startswith("curl ")]
 
 
-def test_demo_with_storage_s3_keeps_its_files_in_a_bucket_and_every_printed_command_works(tmp_path, database_url):
+def test_demo_with_storage_s3_keeps_its_files_in_a_bucket_and_every_printed_command_works(tmp_path, postgres_cluster):
     """STORAGE=s3 make run: SeaweedFS under var/, the files of an earlier demo on disk moved into
     its bucket, var/media gone from the demo's path, every printed command as it was, the record
     naming the storage, and SeaweedFS stopped with the rest."""
     import json
 
+    # A database of its own: the module's holds the disk demo's images, whose files are elsewhere.
+    database_url = postgres_cluster.create_database("stack_demo_s3") if postgres_cluster else None
     var = tmp_path / "var"
     (var / "media" / "earlier").mkdir(parents=True)
     (var / "media" / "earlier" / "file.txt").write_bytes(b"made on disk")
