@@ -27,7 +27,7 @@ from pathlib import Path
 from signing import KeySet, LinkState
 from signing.buckets import Bucket
 from signing.keys import write_private_file
-from signing.nginx.install import OriginBucket, install, render_template, shipped_folder
+from signing.nginx.install import DEFAULT_FRESHNESS, OriginBucket, install, render_template, shipped_folder
 
 from .ports import free_port, stop_process, wait_for_port
 
@@ -165,14 +165,15 @@ ORIGIN_S3 = Role("origin-s3", "APP_ADDRESS")  # an origin whose files are in a b
 EDGE = Role("edge", "ORIGIN_ADDRESS")
 
 
-def origin_bucket(run_dir: Path, bucket: Bucket) -> OriginBucket:
+def origin_bucket(run_dir: Path, bucket: Bucket, freshness: int = DEFAULT_FRESHNESS) -> OriginBucket:
     """What an origin in ``run_dir`` needs to fetch from ``bucket`` (read with its credentials file):
-    its cache, its signer's socket (a short path: a unix socket's is at most 107 bytes) and fetch log."""
+    its cache, its signer's socket (a short path: a unix socket's is at most 107 bytes), fetch log
+    and freshness bound (seconds)."""
     socket = run_dir.resolve() / "s3.sock"
     if len(str(socket)) > 100:
         socket = Path(tempfile.gettempdir()) / f"secure_link_s3_{secrets.token_hex(6)}.sock"
     return OriginBucket(bucket, bucket.credentials(), run_dir.resolve() / "cache", socket,
-                        run_dir.resolve() / "s3_fetches.log")
+                        run_dir.resolve() / "s3_fetches.log", freshness=freshness)
 
 
 def write_config(
@@ -244,9 +245,11 @@ def start_nginx(
     main_conf: Path = MAIN_CONF,
     site_template: Path | None = None,
     bucket: Bucket | None = None,
+    bucket_freshness: int = DEFAULT_FRESHNESS,
 ) -> NginxServer:
     """Start an origin (``nginx/secure_link.conf``) and wait until it accepts; with ``bucket``,
-    an origin whose files are in that bucket (``nginx/secure_link_s3.conf``).
+    an origin whose files are in that bucket (``nginx/secure_link_s3.conf``), its cached copies
+    fresh for ``bucket_freshness`` seconds.
 
     ``also_listen`` adds hosts (such as ``::1``) on the same port; ``edges`` are the
     addresses of edges it trusts. ``state_root`` is the per-link state folder, shared with
@@ -261,7 +264,7 @@ def start_nginx(
         host=host, port=port, also_listen=also_listen, site_values=site, site_directives=extra_site_directives,
         workers=workers, access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
         main_conf=main_conf, site_template=site_template,
-        bucket=origin_bucket(run_dir, bucket) if bucket is not None else None,
+        bucket=origin_bucket(run_dir, bucket, bucket_freshness) if bucket is not None else None,
     )
 
 

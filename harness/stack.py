@@ -18,6 +18,7 @@ from typing import Any
 
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
 from signing.buckets import Bucket
+from signing.nginx.install import DEFAULT_FRESHNESS
 from signing.django.conf import STATE_DIR_NAME  # the per-link state beside the keys file, as the app keeps it
 from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
 from signing.keys import KEYS_FILE_NAME, write_private_file
@@ -144,12 +145,13 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
 def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
                 nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None,
                 edges: tuple[str, ...] = (), access_log: bool = False, reserved_ports: tuple[int, ...] = (),
-                bucket: Bucket | None = None) -> Stack:
+                bucket: Bucket | None = None, bucket_freshness: int = DEFAULT_FRESHNESS) -> Stack:
     """Start gunicorn, then nginx in front of it; ``prepare(var_dir)`` must have run.
 
     ``edges`` are the addresses of edges the origin nginx trusts (see ``harness.nginx.start_edge``);
     gunicorn never takes ``port`` or ``reserved_ports`` (ports the caller will bind next). With
-    ``bucket`` (the origin's identity in its URL) the origin fetches its files from it.
+    ``bucket`` (the origin's identity in its URL) the origin fetches its files from it, its copies
+    fresh for ``bucket_freshness`` seconds.
     """
     env = env or django_environment(var_dir)
     app_port = free_port(avoid=(*((port,) if port else ()), *reserved_ports))
@@ -159,7 +161,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
             var_dir / "nginx", media_root=var_dir / "media", key_set=KeySet.from_file(var_dir / KEYS_FILE_NAME),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
-            state_root=var_dir / STATE_DIR_NAME, bucket=bucket,
+            state_root=var_dir / STATE_DIR_NAME, bucket=bucket, bucket_freshness=bucket_freshness,
         )
     except BaseException:
         stop_process(gunicorn)

@@ -30,6 +30,14 @@ _KEY_ID = re.compile(r"[A-Za-z0-9_.+=-]{3,128}")
 _SECRET = re.compile(r"[A-Za-z0-9/+=._~-]{8,128}")
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+
+
+def shown(url: str) -> str:
+    """``url`` as a message may show it: without a user and password (``//user:secret@``)."""
+    return _USERINFO.sub("***@", url)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """An access key id and its secret (never shown)."""
@@ -91,7 +99,9 @@ class Bucket:
         ValueError in one line saying what to write."""
         parts = urlsplit(url.strip())
         if parts.scheme != "s3" or not parts.netloc or parts.path not in ("", "/"):
-            raise ValueError(f"a bucket is s3://NAME?endpoint=URL&region=REGION&credentials=FILE, got {url!r}")
+            raise ValueError(f"a bucket is s3://NAME?endpoint=URL&region=REGION&credentials=FILE, got {shown(url)!r}")
+        if "@" in parts.netloc:
+            raise ValueError("credentials never go in the bucket's URL: name a file with credentials=FILE")
         query = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - {"endpoint", "region", "addressing", "credentials"}
         if unknown:
@@ -106,13 +116,21 @@ class Bucket:
         if not _BUCKET_NAME.fullmatch(self.name):
             raise ValueError(f"bucket name {self.name!r} is not one S3 accepts (3 to 63 of a-z 0-9 . -)")
         endpoint = urlsplit(self.endpoint)
-        if endpoint.scheme not in ("http", "https") or not endpoint.hostname or endpoint.path not in ("", "/"):
-            raise ValueError(f"the endpoint must be http(s)://HOST[:PORT], got {self.endpoint!r}")
+        if (endpoint.scheme not in ("http", "https") or not endpoint.hostname or endpoint.path not in ("", "/")
+                or endpoint.query or endpoint.fragment or "@" in endpoint.netloc):
+            raise ValueError(f"the endpoint must be http(s)://HOST[:PORT], got {self._shown_endpoint()!r}")
+        try:
+            endpoint.port
+        except ValueError:
+            raise ValueError(f"the endpoint's port is not a number: {self._shown_endpoint()!r}") from None
         if not _REGION.fullmatch(self.region):
             raise ValueError(f"region {self.region!r} is not a region's name (us-east-1)")
         if self.addressing not in ADDRESSING_STYLES:
             raise ValueError(f"addressing must be one of {ADDRESSING_STYLES}, got {self.addressing!r}")
         return self
+
+    def _shown_endpoint(self) -> str:
+        return shown(self.endpoint)
 
     def credentials(self, environ: Mapping[str, str] = os.environ) -> Credentials:
         """The credentials of ``credentials_file``, else of the environment."""
@@ -137,6 +155,12 @@ class Bucket:
         """The ``Host`` header of a request for an object (what SigV4 signs)."""
         netloc = urlsplit(self.endpoint).netloc
         return netloc if self.addressing == "path" else f"{self.name}.{netloc}"
+
+    @property
+    def tls_name(self) -> str:
+        """The name the storage's certificate must hold (SNI): the host without its port."""
+        hostname = urlsplit(self.endpoint).hostname or ""
+        return hostname if self.addressing == "path" else f"{self.name}.{hostname}"
 
     @property
     def path_prefix(self) -> str:

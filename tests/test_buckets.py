@@ -47,6 +47,8 @@ def test_path_style_is_the_default_and_keeps_the_port_in_the_host():
     ("s3://media?endpoint=http://x/path", "the endpoint must be http"),
     ("s3://media?endpoint=http://x&region=EU West", "is not a region's name"),
     ("s3://media?endpoint=http://x&addressing=dns", "addressing must be one of"),
+    ("s3://media?endpoint=http://x:port", "the endpoint's port is not a number"),
+    ("s3://media?endpoint=http://x/?signature=1", "the endpoint must be http"),
 ])
 def test_a_bucket_url_that_cannot_work_is_refused_in_one_line(url, message):
     with pytest.raises(ValueError, match=message) as raised:
@@ -92,3 +94,18 @@ def test_a_credentials_file_is_written_for_its_owner_alone(tmp_path):
     write_private_file(path, Credentials("AKIAAPP", SECRET).render())
     assert os.stat(path).st_mode & 0o077 == 0
     assert Credentials.from_file(path) == Credentials("AKIAAPP", SECRET)
+
+
+@pytest.mark.parametrize("url", ["s3://media?endpoint=https://AKIA:wJalrSECRET@s3.example.com",
+                                 "s3://AKIA:wJalrSECRET@media?endpoint=https://s3.example.com",
+                                 "https://AKIA:wJalrSECRET@s3.example.com/media"])
+def test_credentials_written_into_the_url_are_refused_and_never_repeated(url):
+    with pytest.raises(ValueError) as raised:
+        Bucket.parse(url)
+    assert "wJalrSECRET" not in str(raised.value)
+
+
+def test_an_https_storage_is_verified_under_its_host_name_without_the_port():
+    assert Bucket.parse("s3://media?endpoint=https://minio.example.com:9000").tls_name == "minio.example.com"
+    assert Bucket.parse("s3://media?endpoint=https://s3.eu-west-1.amazonaws.com&addressing=virtual").tls_name == \
+        "media.s3.eu-west-1.amazonaws.com"

@@ -381,3 +381,7 @@ def test_both_origins_count_limited_links_in_the_same_location_and_rewrite_every
         assert rewrite.args[1].startswith("/$") and rewrite.args[1].endswith("?") and rewrite.args[2] == "break"
         assert find(location.block, "proxy_cache_key")[0].args == ["$uri$slice_range"]
         assert find(location.block, "proxy_pass_request_headers")[0].args == ["off"]  # no cookie, no token
+        counting = location.args[0] == "~"  # the limited links' location: no page may take its request away
+        assert (find(location.block, "error_page", "404") == []) == counting
+        assert [d.args for d in find(location.block, "proxy_set_header", "X-Secure-Link-Gate")] == \
+            [["X-Secure-Link-Gate", "$secure_link_s3_gate"]]

@@ -49,7 +49,9 @@ ORIGIN_CREDENTIALS = Credentials("AKIAORIGINREADONLY", "wJalrXUtnFEMI/K7MDENG+bP
 
 
 def test_a_bucket_origin_gets_its_bucket_conf_private_with_its_own_read_only_credentials(tmp_path):
-    origin = OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path / "cache", tmp_path / "s3.sock")
+    (tmp_path / "ca.crt").write_text("a CA bundle\n")
+    origin = OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path / "cache", tmp_path / "s3.sock",
+                          ca_file=tmp_path / "ca.crt")
     written = install(tmp_path / "etc", KEYS, bucket=origin)
     conf = tmp_path / "etc" / "secure_link_bucket.conf"
     assert conf.resolve() in written
@@ -60,11 +62,32 @@ def test_a_bucket_origin_gets_its_bucket_conf_private_with_its_own_read_only_cre
     assert 'set $secure_link_s3_prefix "";' in text and 'set $secure_link_s3_region "eu-west-1";' in text
     assert f'set $secure_link_s3_secret "{ORIGIN_CREDENTIALS.secret}";' in text
     assert f"listen unix:{tmp_path / 's3.sock'};" in text and "access_log off;" in text
+    assert len(re.findall(r'default "[^"]+";', text)) == 1  # the gate value, in this 0600 file alone
     report = install_report(tmp_path / "etc", KEYS, role="origin", bucket=origin)
     assert "include secure_link/http/origin_s3.conf;" in report and "include secure_link_s3.conf;" in report
     assert "media_root" not in report  # the files are not on this host
     assert ORIGIN_CREDENTIALS.key_id in report and ORIGIN_CREDENTIALS.secret not in report
     assert ORIGIN_CREDENTIALS.secret not in repr(origin)
+
+
+def test_an_https_bucket_is_verified_with_the_ca_file_and_a_missing_one_writes_nothing(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("a CA bundle\n")
+    origin = OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path / "cache", tmp_path / "s3.sock", freshness=30, ca_file=ca)
+    text = origin.render()
+    for line in ("proxy_ssl_server_name on;", "proxy_ssl_name media.s3.eu-west-1.amazonaws.com;",
+                 "proxy_ssl_verify on;", f"proxy_ssl_trusted_certificate {ca};",
+                 'set $secure_link_s3_freshness "30";'):
+        assert line in text
+    gates = {re.search(r'default "([^"]+)";', OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path, tmp_path / "s",
+                                                            ca_file=ca).render()).group(1) for _ in range(2)}
+    assert len(gates) == 2 and all(len(gate) >= 40 for gate in gates)  # a new random gate each install
+    missing = OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path, tmp_path / "s", ca_file=tmp_path / "none.crt")
+    with pytest.raises(ValueError, match="CA certificates file .* does not exist"):
+        install(tmp_path / "etc", KEYS, bucket=missing)
+    assert not (tmp_path / "etc").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match="freshness bound must be 1 to 86400"):
+        OriginBucket(BUCKET, ORIGIN_CREDENTIALS, tmp_path, tmp_path / "s", freshness=0, ca_file=ca).render()
 
 
 def test_a_path_style_bucket_keeps_its_name_in_the_path_and_the_port_in_the_host(tmp_path):

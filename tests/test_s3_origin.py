@@ -13,6 +13,7 @@ import datetime
 import http.client
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -127,16 +128,79 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+def signer_of(origin: NginxServer) -> tuple[str, str]:
+    """The origin's signer: its socket's path and the gate value its cache tier sends."""
+    conf = (origin.run_dir / "secure_link_bucket.conf").read_text()
+    socket_path = re.search(r"listen unix:(\S+);", conf).group(1)  # type: ignore[union-attr]
+    gate = re.search(r'default "([^"]+)";', conf).group(1)  # type: ignore[union-attr]
+    return socket_path, gate
+
+
+def ask_signer(origin: NginxServer, method: str, path: str, gate: str | None) -> tuple[int, bytes]:
+    socket_path, right_gate = signer_of(origin)
+    connection = UnixConnection(socket_path)
+    connection.request(method, path, headers={"X-Secure-Link-Gate": right_gate if gate == "right" else gate}
+                       if gate else {})
+    answer = connection.getresponse()
+    return answer.status, answer.read()
+
+
 def test_the_signer_never_collapses_a_double_slash_in_a_key(origin, storage):
     """No link names a key with "//" (nginx merges slashes before the check), but the bucket may
     hold one: the signer signs and sends it as it is."""
     storage.client("app").put_object(Bucket="media", Key="x//y.txt", Body=b"two slashes")
-    socket_path = next(line.split("unix:")[1].rstrip(";") for line in
-                       (origin.run_dir / "secure_link_bucket.conf").read_text().splitlines() if "listen unix:" in line)
-    connection = UnixConnection(socket_path)
-    connection.request("GET", "/x//y.txt")
-    answer = connection.getresponse()
-    assert (answer.status, answer.read()) == (200, b"two slashes")
+    assert ask_signer(origin, "GET", "/x//y.txt", "right") == (200, b"two slashes")
+
+
+@pytest.mark.parametrize("method, path, gate, status", [
+    ("GET", "/files/other.bin", None, 403),  # any local user can reach the socket: not its cache tier
+    ("GET", "/files/other.bin", "a-guess", 403),
+    ("DELETE", "/files/other.bin", "right", 405),
+    ("PUT", "/files/other.bin", "right", 405),
+    ("GET", "/", "right", 404),  # "/" would be S3's listing of the bucket
+    ("GET", "/names/", "right", 404),
+])
+def test_the_signer_answers_only_its_cache_tier_and_only_for_an_objects_key(origin, storage, objects, method, path,
+                                                                            gate, status):
+    before = origin.fetch_log
+    answer_status, body = ask_signer(origin, method, path, gate)
+    assert answer_status == status and b"<?xml" not in body and b"ListBucketResult" not in body
+    (line,) = origin.fetch_log[len(before):].splitlines()
+    assert line.split(" ")[3:5] == [str(status), "-"]  # answered by the signer itself: nothing fetched
+    stored = storage.client("admin").get_object(Bucket="media", Key="files/other.bin")["Body"].read()
+    assert stored == objects["files/other.bin"]  # not deleted, not replaced
+
+
+def test_a_folder_cookie_for_the_whole_media_folder_never_lists_the_bucket(origin, objects):
+    grant = SecureLinkSigner(KEYS).sign_folder_cookie("/media/", ttl=300)
+    answer = fetch(origin.base_url, "/media/", headers={"Cookie": f"{COOKIE_NAME}={grant.cookies[COOKIE_NAME]}"})
+    assert answer.status == 404 and b"ListBucketResult" not in answer.body and b"names/" not in answer.body
+    inside = fetch(origin.base_url, "/media/files/other.bin",
+                   headers={"Cookie": f"{COOKIE_NAME}={grant.cookies[COOKIE_NAME]}"})
+    assert (inside.status, inside.body) == (200, objects["files/other.bin"])
+
+
+def test_an_empty_object_is_an_empty_200_and_an_objects_own_disposition_never_doubles_the_links(origin, storage):
+    app = storage.client("app")
+    app.put_object(Bucket="media", Key="files/empty.txt", Body=b"", ContentType="text/plain")
+    for attempt in ("MISS", "HIT"):
+        answer = fetch(origin.base_url, signed("files/empty.txt"))
+        assert (answer.status, answer.body, answer.headers["Content-Length"]) == (200, b"", "0")
+        assert answer.headers["X-Cache-Status"] == attempt  # cached like any object (S3 answered its range with 416)
+    app.put_object(Bucket="media", Key="files/disposed.txt", Body=b"x",
+                   ContentDisposition='attachment; filename="from-the-object.txt"')
+    answer = fetch(origin.base_url, signed("files/disposed.txt", filename="from-the-link.txt"))
+    dispositions = [value for name, value in answer.headers.items() if name.lower() == "content-disposition"]
+    assert dispositions == ["attachment; filename=\"from-the-link.txt\"; filename*=UTF-8''from-the-link.txt"]
+
+
+def test_limited_links_keep_their_downloads_when_the_object_is_missing_and_count_them_when_it_is_there(
+        origin, storage):
+    link = signed("files/later.bin", max_downloads=2)
+    for _ in range(3):  # nothing sent: nothing counted
+        assert fetch(origin.base_url, link).status == 404
+    storage.client("app").put_object(Bucket="media", Key="files/later.bin", Body=b"now here")
+    assert [fetch(origin.base_url, link).status for _ in range(3)] == [200, 200, 410]
 
 
 @pytest.mark.parametrize("kind", ["tampered", "expired", "unknown key", "another file's token"])
@@ -292,6 +356,7 @@ def test_the_authorization_nginx_sends_is_botocores_for_the_same_request(recorde
             "utcnow": classmethod(lambda cls: when), "now": classmethod(lambda cls, tz=None: when.replace(tzinfo=tz))}))
         signer.add_auth(request)
     assert received["host"] == request.headers["Host"] if "Host" in request.headers else bucket.host
+    assert "x-secure-link-gate" not in received  # the tier's gate value stays on the origin
     assert received["authorization"] == request.headers["Authorization"]
 
 
@@ -363,9 +428,9 @@ def test_wrong_credentials_get_a_502_and_one_error_log_line_naming_the_cause(fra
 
 @pytest.fixture(scope="module")
 def s3_stack(tmp_path_factory: pytest.TempPathFactory, storage: SeaweedFS) -> Iterator[Stack]:
-    # A freshness bound of 2 s instead of 60 s, so that the test of revocations waits little.
-    with running_stack(tmp_path_factory.mktemp("var"), storage=storage,
-                       extra_site_directives="proxy_cache_valid 200 206 2s;") as stack:
+    # A freshness bound of 2 s instead of 60 s (install_nginx --freshness), so that the test of
+    # revocations waits little.
+    with running_stack(tmp_path_factory.mktemp("var"), storage=storage, bucket_freshness=2) as stack:
         yield stack
 
 

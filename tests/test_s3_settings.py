@@ -69,10 +69,22 @@ def test_credentials_others_can_read_stop_start_up_without_showing_them(settings
     assert "chmod 600" in error and APP.secret not in error
 
 
-def test_a_key_prefix_is_refused_the_object_key_is_the_files_name(settings, app_credentials):
-    use_bucket(settings, f"s3://media?endpoint=http://127.0.0.1:9&credentials={app_credentials}", location="media")
+@pytest.mark.parametrize("how", ["option", "AWS_LOCATION"])
+def test_a_key_prefix_is_refused_the_object_key_is_the_files_name(settings, app_credentials, how):
+    options = {"location": "media"} if how == "option" else {}
+    if how == "AWS_LOCATION":
+        settings.AWS_LOCATION = "media"  # django-storages' own setting
+    use_bucket(settings, f"s3://media?endpoint=http://127.0.0.1:9&credentials={app_credentials}", **options)
     (error,) = storage_errors()
-    assert "remove the 'location' option" in error
+    assert "remove the 'location' option (and AWS_LOCATION)" in error
+
+
+def test_a_storage_that_cannot_be_imported_names_the_extra(settings):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages_not_installed.backends.s3.S3Storage"}}
+    (error,) = storage_errors()
+    assert "cannot be imported" in error
+    assert [m.hint for m in check_secure_link_settings() if m.id == "secure_links.E011"] == [
+        "A bucket's storage needs django-storages and boto3: pip install 'signed-downloads[django,s3]'."]
 
 
 def test_install_nginx_asks_for_the_origins_own_credentials_never_the_apps(settings, app_credentials, tmp_path):
@@ -91,6 +103,7 @@ def test_install_nginx_asks_for_the_origins_own_credentials_never_the_apps(setti
     report = out.getvalue()
     assert "include secure_link/http/origin_s3.conf;" in report and "include secure_link_s3.conf;" in report
     assert f"fetches from media at http://127.0.0.1:9 as {ORIGIN.key_id}" in report and ORIGIN.secret not in report
+    assert 'set $secure_link_s3_freshness "60";' in text and "proxy_ssl" not in text  # http: no TLS lines
 
 
 def test_an_edge_install_needs_no_bucket(settings, app_credentials, tmp_path):

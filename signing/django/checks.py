@@ -61,14 +61,17 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
 
 
 def _storage_errors() -> list[checks.CheckMessage]:
-    """The default storage can be made: a bucket's URL or credentials that cannot work fail at start."""
+    """The default storage can be made: a bucket's URL or credentials that cannot work, or a
+    backend that is not installed, fail at start."""
     try:
         storages["default"]
-    except (ValueError, ImproperlyConfigured) as error:
+    except (ValueError, ImproperlyConfigured, ImportError) as error:
+        missing = isinstance(error, ImportError) or isinstance(error.__cause__, ImportError)
         return [checks.Error(
-            f"the default storage cannot be used: {error}",
-            hint="Check STORAGES['default'] (for a bucket, its URL: s3://BUCKET?endpoint=...&credentials=FILE; "
-                 "docs/deployment.md#files-in-a-bucket).",
+            f"the default storage cannot be {'imported' if missing else 'used'}: {error}",
+            hint="A bucket's storage needs django-storages and boto3: pip install 'signed-downloads[django,s3]'."
+            if missing else "Check STORAGES['default'] (for a bucket, its URL: s3://BUCKET?endpoint=...&credentials=FILE; "
+                            "docs/deployment.md#files-in-a-bucket).",
             id="secure_links.E011",
         )]
     return []

@@ -37,10 +37,6 @@ class SignedS3Storage(SignedURLs, S3Storage):
     """
 
     def __init__(self, *, bucket: str | Bucket, **options: Any) -> None:
-        if options.get("location"):
-            raise ImproperlyConfigured(
-                "SignedS3Storage keeps each file at the key of its name (the path its link names and the origin "
-                "fetches): remove the 'location' option, or give the files their own bucket")
         found = bucket if isinstance(bucket, Bucket) else Bucket.parse(bucket)
         credentials = found.credentials()
         self.bucket_address = found
@@ -51,8 +47,15 @@ class SignedS3Storage(SignedURLs, S3Storage):
             "default_acl": None, "querystring_auth": False, "file_overwrite": False,
             **options,
         })
+        if self.location:  # the option, or django-storages' AWS_LOCATION setting
+            raise ImproperlyConfigured(
+                "SignedS3Storage keeps each file at the key of its name (the path its link names and the origin "
+                "fetches): remove the 'location' option (and AWS_LOCATION), or give the files their own bucket")
 
     def copy(self, old_name: str, new_name: str) -> None:
-        """Give ``old_name``'s object a second name in the bucket, server-side (S3 has no rename)."""
+        """Give ``old_name``'s object a second name in the bucket, server-side (S3 has no rename), with
+        the storage's object parameters (``object_parameters``: encryption, cache headers...); a
+        multipart copy above the 5 GB of a single one (boto3's managed copy)."""
         source = {"Bucket": self.bucket_name, "Key": self._normalize_name(clean_name(old_name))}
-        self.bucket.Object(self._normalize_name(clean_name(new_name))).copy_from(CopySource=source)
+        target = self._normalize_name(clean_name(new_name))
+        self.bucket.Object(target).copy(source, ExtraArgs=self.get_object_parameters(target) or None)

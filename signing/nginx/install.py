@@ -13,6 +13,7 @@ run). ``nginx/README.md`` shows the folder.
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ LUA_PATH_INCLUDE = "secure_link_lua.conf"
 BUCKET_INCLUDE = "secure_link_bucket.conf"
 DEFAULT_ORIGIN_CACHE = Path("/var/cache/nginx/secure_link_origin")
 DEFAULT_SIGNER_SOCKET = Path("/run/secure_link_s3.sock")
+DEFAULT_FRESHNESS = 60  # seconds
+DEFAULT_CA_FILE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's (ca-certificates)
 # A value nginx's config holds between double quotes as it is: no quote, '$', ';', braces,
 # backslash or white space.
 _CONFIG_SAFE = re.compile(r'[^"$;{}\\\s]*')
@@ -54,23 +57,38 @@ def config_value(value: str | Path, *, what: str) -> str:
 @dataclass(frozen=True)
 class OriginBucket:
     """What an origin needs to fetch its files from a bucket: the bucket, the origin's own
-    read-only credentials, its cache's folder, its signer's socket and the signer's log (or none)."""
+    read-only credentials, its cache's folder, its signer's socket, the signer's log (or none),
+    the freshness bound (seconds a cached copy is served before it is revalidated) and, for an
+    https storage, the CA certificates that verify it."""
 
     bucket: Bucket
     credentials: Credentials
     cache_dir: Path
     signer_socket: Path
     fetch_log: Path | None = None
+    freshness: int = DEFAULT_FRESHNESS
+    ca_file: Path = DEFAULT_CA_FILE
 
     def render(self) -> str:
-        """secure_link_bucket.conf, from the shipped template."""
+        """secure_link_bucket.conf, from the shipped template, with a new gate value; ValueError
+        in one line for a value that cannot work."""
+        if not 1 <= self.freshness <= 86400:
+            raise ValueError(f"the freshness bound must be 1 to 86400 seconds, got {self.freshness}")
         log = [f"access_log {config_value(self.fetch_log, what='the fetch log')} secure_link_s3;"] \
             if self.fetch_log else ["access_log off;"]
+        tls: list[str] = []
+        if self.bucket.scheme == "https":
+            if not Path(self.ca_file).is_file():
+                raise ValueError(f"the storage is https and the CA certificates file {self.ca_file} does not exist: "
+                                 "install ca-certificates, or name the file (--ca-file)")
+            tls = ["proxy_ssl_server_name on;", f"proxy_ssl_name {config_value(self.bucket.tls_name, what='the storage host')};", "proxy_ssl_verify on;",
+                   f"proxy_ssl_trusted_certificate {config_value(self.ca_file, what='the CA file')};"]
         return render_template(shipped_folder() / "templates" / "bucket.conf", {
             "S3_ADDRESS": self.bucket.address, "SIGNER_SOCKET": str(self.signer_socket), "CACHE_DIR": str(self.cache_dir),
-            "FETCH_LOG": log, "S3_SCHEME": self.bucket.scheme, "S3_HOST": self.bucket.host,
-            "S3_PREFIX": self.bucket.path_prefix, "S3_REGION": self.bucket.region,
+            "FETCH_LOG": log, "S3_TLS": tls, "S3_SCHEME": self.bucket.scheme, "S3_HOST": self.bucket.host,
+            "S3_PREFIX": self.bucket.path_prefix, "S3_REGION": self.bucket.region, "FRESHNESS": str(self.freshness),
             "S3_KEY_ID": self.credentials.key_id, "S3_SECRET": self.credentials.secret,
+            "GATE": secrets.token_urlsafe(32),
         })
 
 
@@ -87,6 +105,7 @@ def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None
     """
     folder = Path(config_folder).resolve()
     lua_path = config_value(folder, what="the config folder")
+    bucket_conf = bucket.render() if bucket is not None else None  # a value that cannot work: nothing written
     folder.mkdir(parents=True, exist_ok=True)
     shipped = shipped_folder()
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{SNIPPETS}."))
@@ -114,8 +133,8 @@ def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None
     )
     written.append(folder / LUA_PATH_INCLUDE)
     written += key_set.nginx_keys().write_nginx_includes(folder)
-    if bucket is not None:
-        write_private_file(folder / BUCKET_INCLUDE, bucket.render())
+    if bucket_conf is not None:
+        write_private_file(folder / BUCKET_INCLUDE, bucket_conf)
         written.append(folder / BUCKET_INCLUDE)
     return written
 

@@ -2,8 +2,13 @@
 -- secure_link/lua/sha256.lua: sign() runs in the rewrite phase of the signer's location
 -- (secure_link/server/s3_signer.conf), for cache misses only, and sets the variables the
 -- proxied request is made of: the path it sends, byte for byte the canonical URI it signed,
--- the date and the Authorization header. The bucket, its host and region and the origin's
--- read-only credentials come from the variables of secure_link_bucket.conf (the installer's).
+-- the date and the Authorization header. The bucket, its host and region, the origin's
+-- read-only credentials, the gate value and the freshness bound come from the variables of
+-- secure_link_bucket.conf (the installer's).
+--
+-- The signer signs for its own cache tier alone: its unix socket is open to every local user
+-- (nginx makes it 0666), so a request must carry the gate value the tier sends, and asks for
+-- an object: GET or HEAD, a key that does not end with "/" ("/" alone would list the bucket).
 --
 -- Known traps of other signers, avoided here: the path is built from the object key, each byte
 -- outside A-Z a-z 0-9 - . _ ~ percent-encoded ('/' kept, '//' never collapsed), and sent as
@@ -18,6 +23,7 @@ local band, rshift = bit.band, bit.rshift
 local byte, format, gsub, sub = string.byte, string.format, string.gsub, string.sub
 local os_date, ngx_time = os.date, ngx.time
 
+local SLASH = 47
 local EMPTY_PAYLOAD = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  -- GET and HEAD send none
 local SIGNED_HEADERS = "host;x-amz-content-sha256;x-amz-date"
 local HEX = "0123456789abcdef"
@@ -64,6 +70,17 @@ local _M = {canonical_uri = canonical_uri}
 
 function _M.sign()
     local var = ngx.var
+    local gate = var.http_x_secure_link_gate
+    if not gate or not sha256.same(gate, var.secure_link_s3_gate) then
+        return ngx.exit(403)  -- not the origin's cache tier
+    end
+    local method = ngx.req.get_method()
+    if method ~= "GET" and method ~= "HEAD" then
+        return ngx.exit(405)
+    end
+    if byte(var.uri, -1) == SLASH then
+        return ngx.exit(404)  -- no object's key: "/KEY/" or "/", which S3 would answer with a listing
+    end
     local now = ngx_time()
     local amz_date = os_date("!%Y%m%dT%H%M%SZ", now)
     local date = sub(amz_date, 1, 8)
@@ -88,10 +105,17 @@ end
 -- a 404 (the origin answers it with its own page); a refusal of the origin's request (400,
 -- 401, 403: credentials, clock) or a failure of the storage becomes a 502, and the body filter
 -- names the storage's reason in one error-log line (the object key is in it, never a token).
+-- An empty object, which S3 answers with 416 to the range the slice module always asks, is an
+-- empty 200. What may be cached carries X-Accel-Expires: the freshness bound, for the cache
+-- tier alone (nginx keeps X-Accel-* from clients).
 local OWN_HEADERS = {"^x%-amz%-", "^x%-minio%-", "^x%-rgw%-", "^seaweed%-"}
 local PASSED = {[200] = true, [206] = true, [304] = true, [404] = true, [412] = true, [416] = true}
 
 function _M.header_filter()
+    local var = ngx.var
+    if not var.upstream_status then
+        return  -- the signer's own refusal (403, 404, 405 from sign()): not the storage's answer
+    end
     for name in pairs(ngx.resp.get_headers(0)) do  -- names in lower case
         for _, pattern in ipairs(OWN_HEADERS) do
             if name:find(pattern) then
@@ -101,7 +125,16 @@ function _M.header_filter()
         end
     end
     local status = ngx.status
+    if status == 416 and ngx.header["Content-Range"] == "bytes */0" then
+        ngx.ctx.secure_link_s3_empty = true
+        ngx.status = 200
+        ngx.header.content_range = nil
+        ngx.header.content_type = nil
+        ngx.header.content_length = 0
+        status = 200
+    end
     if status < 300 or status == 304 then
+        ngx.header["X-Accel-Expires"] = var.secure_link_s3_freshness
         return
     end
     ngx.ctx.secure_link_s3_status = status
@@ -114,6 +147,10 @@ end
 
 function _M.body_filter()
     local ctx = ngx.ctx
+    if ctx.secure_link_s3_empty then
+        ngx.arg[1] = ""  -- the storage's XML about the range
+        return
+    end
     local status = ctx.secure_link_s3_status
     if not status then
         return

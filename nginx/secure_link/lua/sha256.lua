@@ -65,6 +65,11 @@ function _M.hmac(pads, data, out)
     C.secure_link_SHA256_Final(out, scratch)
 end
 
+-- Whether strings `a` and `b` are equal, in time that does not depend on where they differ.
+function _M.same(a, b)
+    return #a == #b and C.secure_link_CRYPTO_memcmp(a, b, #a) == 0
+end
+
 -- SHA-256 of `data` (a string) into `out` (unsigned char[32]).
 function _M.digest(data, out)
     C.secure_link_SHA256_Init(scratch)

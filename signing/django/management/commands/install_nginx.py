@@ -22,6 +22,8 @@ from signing import KeySetError
 from signing.buckets import Credentials
 from signing.django.conf import current_key_set, link_settings
 from signing.nginx.install import (
+    DEFAULT_CA_FILE,
+    DEFAULT_FRESHNESS,
     DEFAULT_ORIGIN_CACHE,
     DEFAULT_SIGNER_SOCKET,
     ROLE_FILES,
@@ -47,6 +49,11 @@ class Command(BaseCommand):
                             help=f"files in a bucket: the origin's cache (default {DEFAULT_ORIGIN_CACHE})")
         parser.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
                             help=f"files in a bucket: the signer's unix socket (default {DEFAULT_SIGNER_SOCKET})")
+        parser.add_argument("--freshness", type=int, default=DEFAULT_FRESHNESS, metavar="SECONDS",
+                            help="files in a bucket: how long a cached copy is served before the bucket is asked "
+                                 f"again (default {DEFAULT_FRESHNESS})")
+        parser.add_argument("--ca-file", type=Path, default=DEFAULT_CA_FILE,
+                            help=f"files in an https bucket: the CA certificates that verify it (default {DEFAULT_CA_FILE})")
 
     def handle(self, *args: Any, **options: Any) -> None:
         key_set = current_key_set()
@@ -71,4 +78,5 @@ class Command(BaseCommand):
             raise CommandError(f"the files are in the bucket {bucket.name} at {bucket.endpoint}: pass "
                                "--origin-credentials FILE, the origin's read-only access key (never the app's)")
         credentials = Credentials.from_file(options["origin_credentials"])
-        return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"])
+        return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"],
+                            freshness=options["freshness"], ca_file=options["ca_file"])
