@@ -27,16 +27,7 @@ from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetVa
 from .fleet.agent import DEFAULT_TEST_COMMAND, KeySync
 from .keys import KeySet, generate_secret, nginx_includes_directory
 from .buckets import Bucket
-from .nginx.install import (
-    DEFAULT_CA_FILE,
-    DEFAULT_FRESHNESS,
-    DEFAULT_ORIGIN_CACHE,
-    DEFAULT_SIGNER_SOCKET,
-    ROLE_FILES,
-    OriginBucket,
-    install,
-    install_report,
-)
+from .nginx.install import ROLE_FILES, add_origin_bucket_arguments, install, install_report, origin_bucket
 from .nginx.link_state import LinkState
 from .nginx.signer import SecureLinkSigner
 from .nginx.verifier import SecureLinkVerifier
@@ -129,8 +120,7 @@ def command_install_nginx(options: argparse.Namespace) -> int:
     bucket = None
     if options.bucket:
         found = Bucket.parse(options.bucket)
-        bucket = OriginBucket(found, found.credentials(), options.cache_folder, options.signer_socket,
-                              freshness=options.freshness, ca_file=options.ca_file)
+        bucket = origin_bucket(found, found.credentials(), vars(options))
     install(options.config_folder, key_set, bucket=bucket)
     print(install_report(options.config_folder, key_set, role=options.role, media_root=options.media_root,
                          state_root=options.state_root, bucket=bucket), end="")
@@ -214,15 +204,7 @@ def make_parser() -> argparse.ArgumentParser:
     installer.add_argument("--bucket", metavar="URL",
                            help="an origin whose files are in a bucket: s3://NAME?endpoint=...&credentials=FILE, "
                                 "with the origin's own read-only credentials")
-    installer.add_argument("--cache-folder", type=Path, default=DEFAULT_ORIGIN_CACHE,
-                           help=f"with --bucket: the origin's cache of objects (default {DEFAULT_ORIGIN_CACHE})")
-    installer.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
-                           help=f"with --bucket: the unix socket of the origin's signer (default {DEFAULT_SIGNER_SOCKET})")
-    installer.add_argument("--freshness", type=int, default=DEFAULT_FRESHNESS, metavar="SECONDS",
-                           help=f"with --bucket: how long a cached copy is served before the bucket is asked again "
-                                f"(default {DEFAULT_FRESHNESS})")
-    installer.add_argument("--ca-file", type=Path, default=DEFAULT_CA_FILE,
-                           help=f"with an https --bucket: the CA certificates that verify it (default {DEFAULT_CA_FILE})")
+    add_origin_bucket_arguments(installer)
     installer.set_defaults(run=command_install_nginx)
 
     sync = commands.add_parser("sync-keys", help="keep this nginx's keys includes in step with the app (a verifier's agent)")

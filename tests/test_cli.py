@@ -97,3 +97,25 @@ def test_each_command_takes_only_the_options_it_uses():
     assert "--kid" not in run_cli("verify", "--help").stdout
     assert run_cli("nginx-keys", "--output", "x.conf", "--prefix", "/files/").returncode == 2
     assert "secure_link_hmac_keys.conf" in run_cli("nginx-keys", "--help").stdout
+
+
+def test_install_nginx_with_a_bucket_writes_the_origins_bucket_conf_and_refuses_in_one_line(tmp_path):
+    from signing.buckets import Credentials
+    from signing.keys import write_private_file
+
+    keys = tmp_path / "keys"
+    write_private_file(keys, "k1=" + "k" * 43 + "\n")
+    credentials = tmp_path / "origin.credentials"
+    write_private_file(credentials, Credentials("AKIAORIGIN", "origin/secret+value=0000").render())
+    bucket = f"s3://media?endpoint=http://127.0.0.1:8333&credentials={credentials}"
+    result = run_cli("install-nginx", "--keys-file", str(keys), "--config-folder", str(tmp_path / "etc"),
+                     "--bucket", bucket, "--freshness", "15")
+    assert result.returncode == 0, result.stderr
+    assert "include secure_link/http/origin_s3.conf;" in result.stdout and "origin/secret" not in result.stdout
+    conf = (tmp_path / "etc" / "secure_link_bucket.conf").read_text()
+    assert 'set $secure_link_s3_freshness "15";' in conf and 'set $secure_link_s3_key_id "AKIAORIGIN";' in conf
+    credentials.chmod(0o644)
+    refused = run_cli("install-nginx", "--keys-file", str(keys), "--config-folder", str(tmp_path / "other"),
+                      "--bucket", bucket)
+    assert refused.returncode != 0 and "chmod 600" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "other").exists()

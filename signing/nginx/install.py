@@ -12,6 +12,7 @@ run). ``nginx/README.md`` shows the folder.
 
 from __future__ import annotations
 
+import argparse
 import re
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..buckets import Bucket, Credentials
 from ..keys import KeySet, write_private_file
@@ -90,6 +92,25 @@ class OriginBucket:
             "S3_KEY_ID": self.credentials.key_id, "S3_SECRET": self.credentials.secret,
             "GATE": secrets.token_urlsafe(32),
         })
+
+
+def add_origin_bucket_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of an origin whose files are in a bucket, as both installer commands take them."""
+    parser.add_argument("--cache-folder", type=Path, default=DEFAULT_ORIGIN_CACHE,
+                        help=f"files in a bucket: the origin's cache of objects (default {DEFAULT_ORIGIN_CACHE})")
+    parser.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
+                        help=f"files in a bucket: the unix socket of the origin's signer (default {DEFAULT_SIGNER_SOCKET})")
+    parser.add_argument("--freshness", type=int, default=DEFAULT_FRESHNESS, metavar="SECONDS",
+                        help="files in a bucket: how long a cached copy is served before the bucket is asked again "
+                             f"(default {DEFAULT_FRESHNESS})")
+    parser.add_argument("--ca-file", type=Path, default=DEFAULT_CA_FILE,
+                        help=f"files in an https bucket: the CA certificates that verify it (default {DEFAULT_CA_FILE})")
+
+
+def origin_bucket(bucket: Bucket, credentials: Credentials, options: Mapping[str, Any]) -> OriginBucket:
+    """The origin's bucket from the options of :func:`add_origin_bucket_arguments`."""
+    return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"],
+                        freshness=options["freshness"], ca_file=options["ca_file"])
 
 
 def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None = None,

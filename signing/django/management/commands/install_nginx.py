@@ -22,14 +22,12 @@ from signing import KeySetError
 from signing.buckets import Credentials
 from signing.django.conf import current_key_set, link_settings
 from signing.nginx.install import (
-    DEFAULT_CA_FILE,
-    DEFAULT_FRESHNESS,
-    DEFAULT_ORIGIN_CACHE,
-    DEFAULT_SIGNER_SOCKET,
     ROLE_FILES,
     OriginBucket,
+    add_origin_bucket_arguments,
     install,
     install_report,
+    origin_bucket,
 )
 
 
@@ -45,15 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--origin-credentials", type=Path, metavar="FILE",
                             help="files in a bucket: the origin's read-only credentials (ACCESS_KEY_ID=, "
                                  "SECRET_ACCESS_KEY=; mode 0600)")
-        parser.add_argument("--cache-folder", type=Path, default=DEFAULT_ORIGIN_CACHE,
-                            help=f"files in a bucket: the origin's cache (default {DEFAULT_ORIGIN_CACHE})")
-        parser.add_argument("--signer-socket", type=Path, default=DEFAULT_SIGNER_SOCKET,
-                            help=f"files in a bucket: the signer's unix socket (default {DEFAULT_SIGNER_SOCKET})")
-        parser.add_argument("--freshness", type=int, default=DEFAULT_FRESHNESS, metavar="SECONDS",
-                            help="files in a bucket: how long a cached copy is served before the bucket is asked "
-                                 f"again (default {DEFAULT_FRESHNESS})")
-        parser.add_argument("--ca-file", type=Path, default=DEFAULT_CA_FILE,
-                            help=f"files in an https bucket: the CA certificates that verify it (default {DEFAULT_CA_FILE})")
+        add_origin_bucket_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         key_set = current_key_set()
@@ -78,5 +68,4 @@ class Command(BaseCommand):
             raise CommandError(f"the files are in the bucket {bucket.name} at {bucket.endpoint}: pass "
                                "--origin-credentials FILE, the origin's read-only access key (never the app's)")
         credentials = Credentials.from_file(options["origin_credentials"])
-        return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"],
-                            freshness=options["freshness"], ca_file=options["ca_file"])
+        return origin_bucket(bucket, credentials, options)
