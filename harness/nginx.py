@@ -366,7 +366,7 @@ def _spawn(run_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [nginx_binary(), "-p", str(run_dir), "-c", "nginx.conf", "-e", "error.log",
          "-g", f"daemon off; {global_directives(workers)}"],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, start_new_session=True,  # a terminal's Ctrl-C reaches the harness, which stops it
     )
 
 
@@ -385,5 +385,5 @@ def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interv
          "--output", str(server.run_dir), "--pid-file", str(server.run_dir / "nginx.pid"),
          "--test-command", test_command, "--interval", str(interval),
          *(["--state-dir", str(server.state_root)] if revocations else [])],
-        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
     )

@@ -130,7 +130,7 @@ def _spawn(folder: Path, ports: tuple[int, ...]) -> subprocess.Popen[bytes]:
          "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={folder / 's3.json'}",
          "-master.volumeSizeLimitMB=64", "-volume.max=16",
          "-master.telemetry=false"],  # nothing leaves loopback
-        cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
     )
 
 

@@ -132,6 +132,7 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
          # The path without the query: a share token (?token=) never reaches the log.
          "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss'],
         cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the harness, which stops it in order
     )
     try:
         wait_for_port("127.0.0.1", port, process, timeout=30)
