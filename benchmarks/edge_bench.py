@@ -6,7 +6,6 @@ One origin nginx and two edges (nginx/edge.conf), each its own process, on loopb
 from __future__ import annotations
 
 import random
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -90,7 +89,7 @@ def _cost_of_a_hit(report: Report, origin: NginxServer, signer: SecureLinkSigner
     shipped = EDGE_CONF.read_text()
     without_check = data.var_dir / "edge-without-check.conf"
     without_check.write_text(_variant(shipped, "include secure_link/location/check.conf;", ""))
-    unsliced = {"secure_link/location/edge_fetch.conf": _without_slicing(data.var_dir)}
+    unsliced = _without_slicing(data.var_dir)
     variants: dict[str, dict[str, Path] | None] = {
         "shipped edge.conf": None,
         "without the link check": {"edge.conf": without_check},
@@ -150,10 +149,10 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: S
     sent = {}
     for scenario, snippets, address in (
         ("1 MB slices (shipped)", None, RANGE_EDGE_ADDRESSES[0]),
-        ("without slicing (comparison)", {"secure_link/location/edge_fetch.conf": _without_slicing(data.var_dir)},
+        ("without slicing (comparison)", _without_slicing(data.var_dir),
          RANGE_EDGE_ADDRESSES[1]),
     ):
-        origin_restart_log(origin)
+        logged_before = len(origin.access_log)  # this scenario's fetches: what the origin logs from here
         edge = start_edge(data.var_dir / f"edge-range-{address}", origin_address=f"127.0.0.1:{origin.port}",
                           key_set=signer.key_set, bind_address=address, snippets=snippets)
         try:
@@ -169,7 +168,7 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: S
             elapsed = time.monotonic() - started
         finally:
             edge.stop()
-        sent[scenario] = sum(body_bytes(line) for line in edge_fetch_lines(origin, path))
+        sent[scenario] = sum(body_bytes(line) for line in edge_fetch_lines(origin, path, since=logged_before))
         report.add(section, f"{scenario}: origin bytes / bytes asked", sent[scenario] / asked, "x",
                    f"{sent[scenario] / 1e6:,.0f} MB sent for {asked / 1e6:,.0f} MB asked; first range "
                    f"{first_latency * 1000:.0f} ms, all {elapsed:.1f} s")
@@ -178,17 +177,13 @@ def _range_bytes(report: Report, origin: NginxServer, data: BenchData, signer: S
 
 
 def origin_media(origin: NginxServer) -> Path:
-    site = (origin.run_dir / "sites" / "origin.conf").read_text()
-    return Path(re.search(r'set \$secure_link_media_root "([^"]+)"', site).group(1))  # type: ignore[union-attr]
+    assert origin.media_root is not None
+    return origin.media_root
 
 
-def origin_restart_log(origin: NginxServer) -> None:
-    """Start the origin's access log afresh (nginx reopens it on reload)."""
-    (origin.run_dir / "access.log").unlink(missing_ok=True)
-
-
-def edge_fetch_lines(origin: NginxServer, path: str) -> list[str]:
-    return [line for line in origin.access_log.splitlines() if f'"GET /_edge{path}' in line]
+def edge_fetch_lines(origin: NginxServer, path: str, since: int = 0) -> list[str]:
+    """The origin's access-log lines of edge fetches of ``path``, from character ``since`` of the log on."""
+    return [line for line in origin.access_log[since:].splitlines() if f'"GET /_edge{path}' in line]
 
 
 def body_bytes(line: str) -> int:
@@ -208,8 +203,8 @@ def _variant(text: str, shipped_line: str, replacement: str) -> str:
     return text.replace(shipped_line, replacement)
 
 
-def _without_slicing(var_dir: Path) -> Path:
-    """A copy of the edge's fetch snippet without ``slice``: each range request caches the whole file."""
-    copy = var_dir / "edge_fetch-without-slice.conf"
-    copy.write_text(_variant((SNIPPETS_DIR / "location" / "edge_fetch.conf").read_text(), "slice 1m;", ""))
-    return copy
+def _without_slicing(var_dir: Path) -> dict[str, Path]:
+    """A copy of the cache snippet without ``slice``: each range request caches the whole file."""
+    copy = var_dir / "slice_cache-without-slice.conf"
+    copy.write_text(_variant((SNIPPETS_DIR / "location" / "slice_cache.conf").read_text(), "slice 1m;", ""))
+    return {"secure_link/location/slice_cache.conf": copy}
