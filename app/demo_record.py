@@ -14,7 +14,8 @@ from typing import Any
 DEMO_RECORD = "demo.json"  # in the var folder
 
 
-def _record(var_dir: Path) -> dict[str, Any]:
+def read_record(var_dir: Path) -> dict[str, Any]:
+    """The running demo's record in ``var_dir``; empty when no demo runs there."""
     try:
         record = json.loads((var_dir / DEMO_RECORD).read_text())
     except (OSError, ValueError):
@@ -22,16 +23,15 @@ def _record(var_dir: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def running_demo(var_dir: Path) -> dict[str, Any]:
-    """The running demo's origin and verifiers, as SECURE_LINK entries; empty when no demo runs."""
-    record = _record(var_dir)
+def running_demo(record: dict[str, Any]) -> dict[str, Any]:
+    """The running demo's origin and verifiers (from :func:`read_record`), as SECURE_LINK entries."""
     if not record:
         return {}
     verifiers = [(str(entry["name"]), str(entry["url"])) for entry in record.get("verifiers", [])]
     return {"ORIGIN_URL": str(record.get("base_url", "")), "VERIFIERS": verifiers}
 
 
-def running_demo_bucket(var_dir: Path) -> str:
+def running_demo_bucket(record: dict[str, Any]) -> str:
     """The URL of the bucket the running demo's files are in (``STORAGE=s3``), else ""."""
-    storage = _record(var_dir).get("storage", {})
+    storage = record.get("storage", {})
     return str(storage.get("url", "")) if isinstance(storage, dict) else ""

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 import signing
-from app.demo_record import running_demo, running_demo_bucket
+from app.demo_record import read_record, running_demo, running_demo_bucket
 from signing.django.conf import settings_from_environment
 from signing.keys import KEYS_FILE_NAME
 
@@ -161,7 +161,8 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # FileField.url is a signed nginx link everywhere (templates, admin, DRF file fields). The files
 # are on disk under MEDIA_ROOT, or with STORAGE_URL=s3://BUCKET?endpoint=...&credentials=FILE in
 # a bucket (`STORAGE=s3 make run` sets it; docs/deployment.md#files-in-a-bucket).
-STORAGE_URL = os.environ.get("STORAGE_URL", "").strip() or running_demo_bucket(VAR_DIR)
+RUNNING_DEMO = read_record(VAR_DIR)  # make run's record of itself (var/demo.json), read once
+STORAGE_URL = os.environ.get("STORAGE_URL", "").strip() or running_demo_bucket(RUNNING_DEMO)
 STORAGES = {
     "default": {"BACKEND": "signing.django.s3.SignedS3Storage", "OPTIONS": {"bucket": STORAGE_URL}} if STORAGE_URL
     else {"BACKEND": "signing.django.storage.SignedURLStorage"},
@@ -196,7 +197,7 @@ LOGIN_URL = "login"  # the image pages (app/downloads/views.py) ask for a login:
 # keys file's folder also holds the per-link state and the fleet token; the SECURE_LINK_*
 # variables override any entry; a running demo's record names the verifiers for the commands.
 SECURE_LINK = {
-    **running_demo(VAR_DIR),
+    **running_demo(RUNNING_DEMO),
     "KEYS_FILE": VAR_DIR / KEYS_FILE_NAME,
     "CHECK_PROBES": "app.downloads.probes.compatibility_view_probes",  # check_secure_link probes the image view too
     **settings_from_environment(),

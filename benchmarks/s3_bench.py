@@ -13,7 +13,6 @@ on the other (benchmarks/pinned.py).
 from __future__ import annotations
 
 import random
-import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,7 +126,8 @@ def _signature_cost(report: Report, bucket: NginxServer, progress: Callable[[str
     section = "What one SigV4 signature costs the bucket origin's worker (CPU time, in the worker)"
     count = BUDGET.count(SIGNATURES, 2000)
     progress(f"s3: {ROUNDS} rounds of {count:,} signatures, the key kept and derived each time")
-    gate = re.search(r'default "([^"]+)";', (bucket.run_dir / "secure_link_bucket.conf").read_text()).group(1)  # type: ignore[union-attr]
+    assert bucket.bucket is not None
+    gate = bucket.bucket.gate
     per_signature: dict[str, list[float]] = {"kept": [], "derived": []}
     for _ in range(ROUNDS):
         for mode in per_signature:
@@ -181,8 +181,8 @@ location = /_bench/sign {{
 
 
 def _never_cached(var_dir: Path) -> dict[str, Path]:
-    """A copy of the origin's fetch snippet that neither answers from its cache nor stores in it."""
-    copy = var_dir / "origin_s3_fetch-never-cached.conf"
-    shipped = (SNIPPETS_DIR / "location" / "origin_s3_fetch.conf").read_text()
+    """A copy of the cache snippet that neither answers from the cache nor stores in it."""
+    copy = var_dir / "slice_cache-never-cached.conf"
+    shipped = (SNIPPETS_DIR / "location" / "slice_cache.conf").read_text()
     copy.write_text(_variant(shipped, "proxy_cache_lock on;", "proxy_cache_bypass 1;\nproxy_no_cache 1;"))
-    return {"secure_link/location/origin_s3_fetch.conf": copy}
+    return {"secure_link/location/slice_cache.conf": copy}

@@ -62,32 +62,30 @@ class NginxServer:
     key_set: KeySet
     state_root: Path
     workers: int = 1
+    media_root: Path | None = None  # an origin's files on disk
+    bucket: OriginBucket | None = None  # an origin's files in a bucket: its signer's socket, gate, cache
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _log(self, name: str) -> str:
+        path = self.run_dir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
     @property
     def access_log(self) -> str:
         """The access log (``access_log=True`` at start), in the shipped ``secure_link`` format."""
-        path = self.run_dir / "access.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    @property
-    def download_log_path(self) -> Path:
-        """The download log (``secure_link_downloads`` format): one JSON line per link request."""
-        return self.run_dir / "downloads.log"
+        return self._log("access.log")
 
     @property
     def fetch_log(self) -> str:
-        """An origin's log of the fetches it signed for its bucket (object key, status, bytes)."""
-        path = self.run_dir / "s3_fetches.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """A bucket origin's signer's log (object key, status, the storage's status, bytes)."""
+        return self._log("s3_fetches.log")
 
     @property
     def error_log(self) -> str:
-        path = self.run_dir / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self._log("error.log")
 
     @property
     def reload_command(self) -> str:
@@ -263,7 +261,7 @@ def start_nginx(
         run_dir, role=ORIGIN if bucket is None else ORIGIN_S3, key_set=key_set, upstream_address=app_address,
         host=host, port=port, also_listen=also_listen, site_values=site, site_directives=extra_site_directives,
         workers=workers, access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
-        main_conf=main_conf, site_template=site_template,
+        main_conf=main_conf, site_template=site_template, media_root=Path(media_root) if bucket is None else None,
         bucket=origin_bucket(run_dir, bucket, bucket_freshness) if bucket is not None else None,
     )
 
@@ -297,7 +295,6 @@ def start_edge(
         run_dir, role=EDGE, key_set=key_set, upstream_address=origin_address, host=host, port=port,
         also_listen=(), site_values={"CACHE_DIR": str((run_dir / "cache").resolve())}, site_directives=site,
         workers=workers, access_log=access_log, download_log=download_log, state_root=None, snippets=snippets,
-        main_conf=MAIN_CONF, site_template=None, bucket=None,
     )
 
 
@@ -334,9 +331,10 @@ def _start(
     download_log: bool,
     state_root: Path | None,
     snippets: Mapping[str, Path] | None,
-    main_conf: Path,
-    site_template: Path | None,
-    bucket: OriginBucket | None,
+    main_conf: Path = MAIN_CONF,
+    site_template: Path | None = None,
+    media_root: Path | None = None,
+    bucket: OriginBucket | None = None,
 ) -> NginxServer:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_root = (state_root or run_dir / "state").resolve()
@@ -352,7 +350,8 @@ def _start(
         )
         check_config(run_dir)
         process = _spawn(run_dir, workers)
-        server = NginxServer(run_dir, host, chosen_port, process, key_set, state_root, workers)
+        server = NginxServer(run_dir, host, chosen_port, process, key_set, state_root, workers,
+                             media_root.resolve() if media_root else None, bucket)
         try:
             wait_for_port(host, chosen_port, process)
             return server

@@ -118,19 +118,16 @@ class Bucket:
         endpoint = urlsplit(self.endpoint)
         if (endpoint.scheme not in ("http", "https") or not endpoint.hostname or endpoint.path not in ("", "/")
                 or endpoint.query or endpoint.fragment or "@" in endpoint.netloc):
-            raise ValueError(f"the endpoint must be http(s)://HOST[:PORT], got {self._shown_endpoint()!r}")
+            raise ValueError(f"the endpoint must be http(s)://HOST[:PORT], got {shown(self.endpoint)!r}")
         try:
             endpoint.port
         except ValueError:
-            raise ValueError(f"the endpoint's port is not a number: {self._shown_endpoint()!r}") from None
+            raise ValueError(f"the endpoint's port is not a number: {shown(self.endpoint)!r}") from None
         if not _REGION.fullmatch(self.region):
             raise ValueError(f"region {self.region!r} is not a region's name (us-east-1)")
         if self.addressing not in ADDRESSING_STYLES:
             raise ValueError(f"addressing must be one of {ADDRESSING_STYLES}, got {self.addressing!r}")
         return self
-
-    def _shown_endpoint(self) -> str:
-        return shown(self.endpoint)
 
     def credentials(self, environ: Mapping[str, str] = os.environ) -> Credentials:
         """The credentials of ``credentials_file``, else of the environment."""

@@ -185,3 +185,20 @@ class TestGivenBackWithoutNginx:
         image.file.storage.delete(image.file.name)
         assert client_for().get(parts.path, QUERY_STRING=parts.query).status_code == 404
         assert link_settings().link_state.downloads(link["id"]) == 0
+
+
+def test_the_admin_lists_each_links_downloads_and_status_from_the_journal(user, make_image, client_for, admin_client):
+    image = make_image(user)
+    limited = mint(client_for(user), image, max_downloads=2)
+    plain = mint(client_for(user), image)
+    state = link_settings().link_state
+    expires = int(datetime.now(timezone.utc).timestamp()) + 3600
+    for _ in range(2):
+        state.take(limited["id"], 2, expires=expires)
+    page = admin_client.get("/admin/secure_links/issuedlink/").content.decode()
+    row = next(line for line in page.split("<tr") if limited["id"] in line)
+    assert '"field-downloads">2 / 2<' in row and '"field-status">Used Up<' in row
+    other = next(line for line in page.split("<tr") if plain["id"] in line)
+    assert '"field-downloads">-<' in other and '"field-status">Active<' in other
+    detail = admin_client.get(f"/admin/secure_links/issuedlink/{limited['id']}/change/").content.decode()
+    assert "2 / 2" in detail and "Used Up" in detail  # a single link reads its own count

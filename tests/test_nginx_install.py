@@ -156,9 +156,7 @@ def test_a_template_and_its_caller_cannot_drift_apart(tmp_path, values, message)
 
 
 def test_the_shipped_templates_name_every_placeholder_the_harness_fills():
-    from harness.nginx import EDGE, ORIGIN
-
-    from harness.nginx import ORIGIN_S3
+    from harness.nginx import EDGE, ORIGIN, ORIGIN_S3
 
     for role, extra in ((ORIGIN, {"MEDIA_ROOT": "/m", "EDGES": []}), (ORIGIN_S3, {"EDGES": []}),
                         (EDGE, {"CACHE_DIR": "/c"})):

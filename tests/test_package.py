@@ -100,18 +100,12 @@ def test_without_the_extra_the_library_imports_with_no_django(wheel, project_ven
     assert "include secure_link/http/origin.conf;" in printed and (tmp_path / "etc/secure_link/lua/hmac.lua").is_file()
 
 
-def readme_settings() -> str:
-    """The settings lines of the README's "In your own Django project", exactly."""
+def readme_block(name: str) -> str:
+    """The README's python block between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``, exactly
+    ("settings": the lines of "In your own Django project"; "urls": its URLconf lines)."""
     readme = (REPO_ROOT / "README.md").read_text()
-    block = re.search(r"<!-- settings:start -->\n```python\n(.*?)```\n<!-- settings:end -->", readme, re.S)
-    assert block, "README.md lost its settings block"
-    return block.group(1)
-
-
-def readme_urls() -> str:
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = re.search(r"<!-- urls:start -->\n```python\n(.*?)```\n<!-- urls:end -->", readme, re.S)
-    assert block, "README.md lost its urls block"
+    block = re.search(rf"<!-- {name}:start -->\n```python\n(.*?)```\n<!-- {name}:end -->", readme, re.S)
+    assert block, f"README.md lost its {name} block"
     return block.group(1)
 
 
@@ -123,10 +117,10 @@ def new_project(wheel, project_venv, tmp_path: Path) -> Iterator[tuple[Path, Pat
     run(bin_dir / "django-admin", "startproject", "mysite", cwd=tmp_path, env=outside_env())
     project = tmp_path / "mysite"
     settings = project / "mysite" / "settings.py"
-    settings.write_text(settings.read_text() + "\n" + readme_settings() + 'INSTALLED_APPS += ["documents"]\n')
+    settings.write_text(settings.read_text() + "\n" + readme_block("settings") + 'INSTALLED_APPS += ["documents"]\n')
     urls = project / "mysite" / "urls.py"
     urls.write_text(urls.read_text().replace("from django.urls import path", "from django.urls import include, path")
-                    .replace("urlpatterns = [", "urlpatterns = [\n    " + readme_urls().strip()))
+                    .replace("urlpatterns = [", "urlpatterns = [\n    " + readme_block("urls").strip()))
     (project / "documents" / "migrations").mkdir(parents=True)
     (project / "documents" / "__init__.py").write_text("")
     (project / "documents" / "migrations" / "__init__.py").write_text("")

@@ -13,7 +13,6 @@ import datetime
 import http.client
 import json
 import random
-import re
 import socket
 import threading
 import time
@@ -128,19 +127,12 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
-def signer_of(origin: NginxServer) -> tuple[str, str]:
-    """The origin's signer: its socket's path and the gate value its cache tier sends."""
-    conf = (origin.run_dir / "secure_link_bucket.conf").read_text()
-    socket_path = re.search(r"listen unix:(\S+);", conf).group(1)  # type: ignore[union-attr]
-    gate = re.search(r'default "([^"]+)";', conf).group(1)  # type: ignore[union-attr]
-    return socket_path, gate
-
-
 def ask_signer(origin: NginxServer, method: str, path: str, gate: str | None) -> tuple[int, bytes]:
-    socket_path, right_gate = signer_of(origin)
-    connection = UnixConnection(socket_path)
-    connection.request(method, path, headers={"X-Secure-Link-Gate": right_gate if gate == "right" else gate}
-                       if gate else {})
+    """Ask the origin's signer on its socket, with its cache tier's gate value (``"right"``), another, or none."""
+    assert origin.bucket is not None
+    connection = UnixConnection(str(origin.bucket.signer_socket))
+    sent = origin.bucket.gate if gate == "right" else gate
+    connection.request(method, path, headers={"X-Secure-Link-Gate": sent} if sent else {})
     answer = connection.getresponse()
     return answer.status, answer.read()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from .conf import link_settings
 from .models import IssuedLink
 
 
@@ -28,11 +31,23 @@ class IssuedLinkAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {revoked} link(s): 403 at the origin now, at the edges within the "
                                    "fleet bound.", messages.SUCCESS)
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        counts = link_settings().link_state.download_counts()  # one read of the journal for the page
+        for link in changelist.result_list:
+            link.counted_downloads = counts.get(link.id, 0) if link.max_downloads else None
+        return changelist
+
+    @staticmethod
+    def _taken(link: IssuedLink) -> int | None:
+        """The link's downloads: counted for the whole page, else read for this link."""
+        return link.counted_downloads if hasattr(link, "counted_downloads") else link.downloads()
+
     @admin.display(description="Downloads")
     def downloads(self, link: IssuedLink) -> str:
-        taken = link.downloads()
+        taken = self._taken(link)
         return "-" if taken is None else f"{taken} / {link.max_downloads}"
 
     @admin.display(description="Status")
     def status(self, link: IssuedLink) -> str:
-        return str(link.status().label)
+        return str(link.status(downloads=self._taken(link)).label)

@@ -31,7 +31,8 @@ from .. import KeySet, KeySetError, LinkState, SecureLinkVerifier, TimedTokenSig
 from ..delivery import DeliveryTarget, LinkSigner, link_signer
 from ..fleet.protocol import FLEET_TOKEN_FILE_NAME
 from ..key_source import KeysFileWatcher, StaticKeys
-from ..nginx.install import shipped_folder
+from ..keys import ENVIRONMENT_ACTIVE_KID, ENVIRONMENT_KEYS
+from ..nginx.shipped import shipped_folder
 
 logger = logging.getLogger("signing.django")
 
@@ -190,37 +191,33 @@ def _boolean(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _pairs(value: str, *, what: str, check: Callable[[str], bool] = bool) -> list[tuple[str, str]]:
-    """``name=value,name=value`` to pairs; ValueError naming ``what`` a value must be."""
+def _pairs(value: str, *, check: Callable[[str], bool] = bool) -> list[tuple[str, str]]:
+    """``name=value,name=value`` to pairs; ValueError for an entry that is not one (``_WHAT`` says what)."""
     pairs = []
     for entry in value.split(","):
         name, separator, item = entry.strip().partition("=")
         if not separator or not name.strip() or not check(item.strip()):
-            raise ValueError(f"{entry!r} is not name={what}")
+            raise ValueError(entry)
         pairs.append((name.strip(), item.strip()))
     return pairs
 
 
 def _verifiers(value: str) -> list[tuple[str, str]]:
     """``origin=https://origin.example,edge-eu=https://eu.example`` to (name, URL) pairs."""
-    return _pairs(value, what="http(s)://address", check=lambda url: url.startswith(("http://", "https://")))
+    return _pairs(value, check=lambda url: url.startswith(("http://", "https://")))
 
 
 def _download_logs(value: str) -> list[tuple[str, str]]:
     """``origin=/var/log/nginx/downloads.log,edge-eu=/srv/logs/eu.log`` to (verifier, path) pairs."""
-    return _pairs(value, what="/path/to/downloads.log")
-
-
-def _keys(value: str) -> KeySet:
-    return KeySet.parse(value)
+    return _pairs(value)
 
 
 # Environment variable -> (SECURE_LINK entry, how its text is read); docs/configuration.md lists them.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
-    "SECURE_LINK_KEYS": ("KEYS", _keys),
+    ENVIRONMENT_KEYS: ("KEYS", KeySet.parse),
     "SECURE_LINK_KEYS_FILE": ("KEYS_FILE", Path),
     "SECURE_LINK_KEYS_CHECK_INTERVAL": ("KEYS_CHECK_INTERVAL", float),
-    "SECURE_LINK_ACTIVE_KID": ("ACTIVE_KID", str),
+    ENVIRONMENT_ACTIVE_KID: ("ACTIVE_KID", str),
     "SECURE_LINK_DEFAULT_TTL": ("DEFAULT_TTL", int),
     "SECURE_LINK_MAX_TTL": ("MAX_TTL", int),
     "SECURE_LINK_EXPIRY_BUCKET": ("EXPIRY_BUCKET", int),

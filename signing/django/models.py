@@ -66,7 +66,8 @@ class IssuedLink(models.Model):
         return link_settings().link_state.downloads(self.id) if self.max_downloads else None
 
     def status(self, *, downloads: int | None = None) -> IssuedLinkStatus:
-        """Revoked, then expired, then not yet valid, then used up, else active."""
+        """Revoked, then expired, then not yet valid, then used up, else active. ``downloads`` is
+        the count when the caller has it already (else it is read from the journal)."""
         now = timezone.now()
         if self.revoked_at is not None:
             state = IssuedLinkStatus.REVOKED
@@ -74,14 +75,12 @@ class IssuedLink(models.Model):
             state = IssuedLinkStatus.EXPIRED
         elif self.not_before is not None and self.not_before > now:
             state = IssuedLinkStatus.NOT_YET_VALID
-        elif self.max_downloads is not None and self._used_up(self.downloads() if downloads is None else downloads):
+        elif self.max_downloads is not None and \
+                self.max_downloads <= (downloads if downloads is not None else self.downloads() or 0):
             state = IssuedLinkStatus.USED_UP
         else:
             state = IssuedLinkStatus.ACTIVE
-        return IssuedLinkStatus(state)
-
-    def _used_up(self, taken: int | None) -> bool:
-        return taken is not None and self.max_downloads is not None and taken >= self.max_downloads
+        return IssuedLinkStatus(state)  # a member, typed as one (TextChoices members type as str)
 
     def revoke(self) -> bool:
         """Refuse this link, and only it, from now on: at the origin at once, at the edges

@@ -18,17 +18,18 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..buckets import Bucket, Credentials
 from ..keys import KeySet, write_private_file
+from .shipped import shipped_folder
 
-_PACKAGE_COPY = Path(__file__).with_name("conf")  # where a wheel puts the repository's nginx/
 SNIPPETS = "secure_link"  # the shipped folder of snippets, copied whole
 ROLE_FILES = {"origin": "secure_link.conf", "edge": "edge.conf"}
 BUCKET_ROLE_FILE = "secure_link_s3.conf"  # the origin's role when its files are in a bucket
+INSTALLED_ROLE_FILES = (*ROLE_FILES.values(), BUCKET_ROLE_FILE)
 LUA_PATH_INCLUDE = "secure_link_lua.conf"
 BUCKET_INCLUDE = "secure_link_bucket.conf"
 DEFAULT_ORIGIN_CACHE = Path("/var/cache/nginx/secure_link_origin")
@@ -40,11 +41,6 @@ DEFAULT_CA_FILE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's (ca-cer
 _CONFIG_SAFE = re.compile(r'[^"$;{}\\\s]*')
 _PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 _OWN_LINE = re.compile(r"(?P<indent>[ \t]*)@(?P<name>[A-Z][A-Z0-9_]*)@[ \t]*(?:#.*)?")
-
-
-def shipped_folder() -> Path:
-    """The shipped ``nginx/`` folder: inside the installed package, or the repository's own."""
-    return _PACKAGE_COPY if _PACKAGE_COPY.is_dir() else Path(__file__).resolve().parents[2] / "nginx"
 
 
 def config_value(value: str | Path, *, what: str) -> str:
@@ -60,8 +56,9 @@ def config_value(value: str | Path, *, what: str) -> str:
 class OriginBucket:
     """What an origin needs to fetch its files from a bucket: the bucket, the origin's own
     read-only credentials, its cache's folder, its signer's socket, the signer's log (or none),
-    the freshness bound (seconds a cached copy is served before it is revalidated) and, for an
-    https storage, the CA certificates that verify it."""
+    the freshness bound (seconds a cached copy is served before it is revalidated), for an https
+    storage the CA certificates that verify it, and the gate value its cache tier shows its signer
+    (random, one per install)."""
 
     bucket: Bucket
     credentials: Credentials
@@ -70,10 +67,11 @@ class OriginBucket:
     fetch_log: Path | None = None
     freshness: int = DEFAULT_FRESHNESS
     ca_file: Path = DEFAULT_CA_FILE
+    gate: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)  # this install's; the signer's key
 
     def render(self) -> str:
-        """secure_link_bucket.conf, from the shipped template, with a new gate value; ValueError
-        in one line for a value that cannot work."""
+        """secure_link_bucket.conf, from the shipped template; ValueError in one line for a value
+        that cannot work."""
         if not 1 <= self.freshness <= 86400:
             raise ValueError(f"the freshness bound must be 1 to 86400 seconds, got {self.freshness}")
         log = [f"access_log {config_value(self.fetch_log, what='the fetch log')} secure_link_s3;"] \
@@ -90,7 +88,7 @@ class OriginBucket:
             "FETCH_LOG": log, "S3_TLS": tls, "S3_SCHEME": self.bucket.scheme, "S3_HOST": self.bucket.host,
             "S3_PREFIX": self.bucket.path_prefix, "S3_REGION": self.bucket.region, "FRESHNESS": str(self.freshness),
             "S3_KEY_ID": self.credentials.key_id, "S3_SECRET": self.credentials.secret,
-            "GATE": secrets.token_urlsafe(32),
+            "GATE": self.gate,
         })
 
 
@@ -139,7 +137,7 @@ def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None
     staging.rename(folder / SNIPPETS)
     shutil.rmtree(old, ignore_errors=True)
     written = [folder / SNIPPETS]
-    for role_file in (*ROLE_FILES.values(), BUCKET_ROLE_FILE):
+    for role_file in INSTALLED_ROLE_FILES:
         shutil.copyfile(shipped / role_file, folder / role_file)
         written.append(folder / role_file)
     for relative, source in (replacing or {}).items():
@@ -194,7 +192,7 @@ def install_report(config_folder: Path, key_set: KeySet, *, role: str, media_roo
     fetching = (f"; {BUCKET_INCLUDE} fetches from {bucket.bucket.name} at {bucket.bucket.endpoint} as "
                 f"{bucket.credentials.key_id} (mode 0600)") if bucket else ""
     return (f"installed the nginx folder into {folder}: {SNIPPETS}/, "
-            f"{', '.join((*ROLE_FILES.values(), BUCKET_ROLE_FILE))}, {LUA_PATH_INCLUDE} and the keys includes "
+            f"{', '.join(INSTALLED_ROLE_FILES)}, {LUA_PATH_INCLUDE} and the keys includes "
             f"(keys {kids}; mode 0600){fetching}.\n"
             f"{folder} must be the folder of nginx's main config: relative includes are found there.\n"
             f"{include_lines(role, media_root=media_root, state_root=state_root, bucket=bucket is not None)}"

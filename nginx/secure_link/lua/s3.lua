@@ -66,7 +66,7 @@ local function canonical_uri(prefix, path)
     return prefix .. gsub(path, "[^A-Za-z0-9%-%._~/]", percent_encoded)
 end
 
-local _M = {canonical_uri = canonical_uri}
+local _M = {}
 
 function _M.sign()
     local var = ngx.var
@@ -78,15 +78,16 @@ function _M.sign()
     if method ~= "GET" and method ~= "HEAD" then
         return ngx.exit(405)
     end
-    if byte(var.uri, -1) == SLASH then
+    local path = var.uri
+    if byte(path, -1) == SLASH then
         return ngx.exit(404)  -- no object's key: "/KEY/" or "/", which S3 would answer with a listing
     end
     local now = ngx_time()
     local amz_date = os_date("!%Y%m%dT%H%M%SZ", now)
     local date = sub(amz_date, 1, 8)
     local region, key_id = var.secure_link_s3_region, var.secure_link_s3_key_id
-    local uri = canonical_uri(var.secure_link_s3_prefix, var.uri)
-    local canonical = ngx.req.get_method() .. "\n" .. uri .. "\n\nhost:" .. var.secure_link_s3_host
+    local uri = canonical_uri(var.secure_link_s3_prefix, path)
+    local canonical = method .. "\n" .. uri .. "\n\nhost:" .. var.secure_link_s3_host
         .. "\nx-amz-content-sha256:" .. EMPTY_PAYLOAD .. "\nx-amz-date:" .. amz_date .. "\n\n"
         .. SIGNED_HEADERS .. "\n" .. EMPTY_PAYLOAD
     sha256.digest(canonical, digest)

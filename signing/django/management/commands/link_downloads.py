@@ -30,10 +30,12 @@ class Command(BaseCommand):
                                "(origin=/var/log/nginx/downloads.log,edge-eu=/srv/logs/eu.log)")
         downloads = downloads_of(link.pk, logs)
         files = sum(1 for download in downloads if download.sent_file)
+        taken = link.downloads()
+        status = link.status(downloads=taken).value
         if options["json"]:
             self.stdout.write(json.dumps({
-                "link": link.pk, "subject": link.subject, "status": link.status().value,
-                "max_downloads": link.max_downloads, "downloads": link.downloads(),
+                "link": link.pk, "subject": link.subject, "status": status,
+                "max_downloads": link.max_downloads, "downloads": taken,
                 "requests": [{"time": d.time.isoformat(), "verifier": d.verifier, "client": d.client,
                               "status": d.status, "bytes": d.bytes} for d in downloads],
             }, indent=2))
@@ -42,5 +44,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{download.time.isoformat()}  {download.verifier:<12} {download.client:<39} "
                               f"{download.status}  {download.bytes} bytes")
         limit = f" of {link.max_downloads} allowed" if link.max_downloads else ""
-        self.stdout.write(f"{link} ({link.status().value}): {len(downloads)} request(s), "
+        self.stdout.write(f"{link} ({status}): {len(downloads)} request(s), "
                           f"{files} sent the file{limit}; read {len(logs)} log(s): {', '.join(n for n, _ in logs)}")
