@@ -77,6 +77,10 @@ def database_from_url(url: str) -> dict[str, object]:
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 60,
+            # A connection kept from before a database restart is tested before use, not failed on:
+            # the download counter answers again as soon as the database is back.
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"connect_timeout": 3},
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgres:// or sqlite://")
 

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.nginx import MAIN_CONF, SNIPPETS_DIR, NginxServer, start_nginx
+from harness.ports import free_port, stop_process
+from harness.postgres import PostgresCluster, start_postgres
+from harness.stack import app_counter, prepare, start_gunicorn
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from signing.algorithms import md5_token
 from tests.client import fetch
 
 from .budget import BUDGET
 from .edge_bench import CHECK_VARIABLES
-from .load import rotating_script
-from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
+from .load import rotating_script, wrk
+from .pinned import CONTROL, PAIRS, SECONDS, STATIC, cpu_times, measure_pairs, measure_trusted_pairs
 from .results import Report
 from .setup import BenchData
 
@@ -231,10 +235,14 @@ def _feature_costs(report: Report, data: BenchData, key_set: KeySet, progress: C
 
 
 LIMITED_LINKS = 100_000  # each asked a few times per run, far below its limit
+CONCURRENT_LIMITED = 32  # the concurrency of the counter's latency figures
 
 
 def _limited_downloads(report: Report, data: BenchData, key_set: KeySet, progress: Callable[[str], None]) -> None:
-    """A download-limited link's download against an ordinary link (issue 20: at most 2x), and the download log."""
+    """A download-limited link's download against an ordinary link, with the counter the shipped
+    origin asks (two gunicorn workers on a PostgreSQL cluster started here): the origin nginx's CPU
+    per request (pinned pairs), the app's and PostgreSQL's CPU per limited download, the latency of
+    32 concurrent limited downloads against ordinary ones, and the download log's cost."""
     media = data.var_dir / "media"
     signer = SecureLinkSigner(key_set)
     path = f"/media/{data.names['20KB']}"
@@ -243,31 +251,87 @@ def _limited_downloads(report: Report, data: BenchData, key_set: KeySet, progres
     limited = [signer.sign(path, ttl=3600, max_downloads=1000).url for _ in range(BUDGET.count(LIMITED_LINKS, 1000))]
     ordinary, counted = "link with an id", "download-limited link (100,000 of them in turn)"
     targets: dict[str, str | Path] = {ordinary: signer.sign(path, ttl=3600).url, counted: rotating_script(scripts, limited)}
-    section = f"Download limits and the download log, 20 KB file (pinned, {SHORT_PAIRS} alternating pairs of {SHORT_SECONDS} s)"
-    for with_log in (False, True):
-        server = start_nginx(data.var_dir / f"links-control-{int(with_log)}", media_root=media, key_set=key_set,
-                             download_log=with_log)
+    section = (f"Download limits and the download log, 20 KB file (pinned, {SHORT_PAIRS} alternating pairs of "
+               f"{SHORT_SECONDS} s; limited links counted by two gunicorn workers on PostgreSQL)")
+    progress("links: download limits: PostgreSQL and the app's counter")
+    postgres = start_postgres()
+    app: subprocess.Popen[bytes] | None = None
+    try:
+        var = data.var_dir / "counter"
+        env = prepare(var, database_url=postgres.create_database("bench_counter"))
+        app_port = free_port()
+        app = start_gunicorn(env, app_port, workers=2, log=var / "gunicorn.log")
+        counter = app_counter(var, [app_port])
+        for with_log in (False, True):
+            server = start_nginx(data.var_dir / f"links-control-{int(with_log)}", media_root=media, key_set=key_set,
+                                 download_log=with_log, counter=counter)
+            try:
+                _check_all(server.base_url, {ordinary: str(targets[ordinary])})
+                if fetch(server.base_url, limited[0]).status != 200:
+                    raise RuntimeError("a download-limited link was refused")
+                measured = targets if not with_log else {ordinary: targets[ordinary]}
+                progress(f"links: download limits{', with the download log' if with_log else ''}, {SHORT_PAIRS} pairs")
+                paired = measure_pairs(server, measured, pairs=SHORT_PAIRS, seconds=SHORT_SECONDS)
+                if not with_log:
+                    behind = _behind_the_origin(server, app, postgres, targets[counted], str(targets[ordinary]))
+            finally:
+                server.stop()
+            for scenario in measured:
+                report.add(section, f"{scenario}{', download log on' if with_log else ''}", paired.median(scenario),
+                           "req/s", f"origin worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
+                                    f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
+            if not with_log:
+                ratio = paired.cpu_us(counted) / paired.cpu_us(ordinary)
+                report.add(section, "download-limited link / link with an id, origin worker CPU (user + system) per "
+                           "request", ratio, "x", "one HTTP request to the counter from Lua, and its answer")
+                app_us, database_us, latencies = behind
+                report.add(section, "the counter's CPU per limited download: gunicorn (user + system)", app_us, "µs",
+                           "Django's view and one transaction; never paid by an ordinary link")
+                report.add(section, "the counter's CPU per limited download: PostgreSQL (user + system)", database_us,
+                           "µs", "the upsert, the revocation read and the request's id")
+                for scenario, distribution in latencies.items():
+                    report.add(section, f"latency of {CONCURRENT_LIMITED} concurrent {scenario}s, p50 / p99",
+                               distribution.get(50, 0.0), "ms",
+                               f"p99 {distribution.get(99, 0.0):.2f} ms (wrk --latency, one run; the counter's share is "
+                               "the difference)")
+                without_log = statistics.median(paired.user_us[ordinary])
+            else:
+                report.add(section, "the download log's cost per link request",
+                           statistics.median(paired.user_us[ordinary]) - without_log, "µs",
+                           "worker user CPU, one JSON line; two nginx, so within their noise")
+    finally:
+        if app is not None:
+            stop_process(app)
+        postgres.stop()
+
+
+def _behind_the_origin(server: NginxServer, app: subprocess.Popen[bytes], postgres: PostgresCluster,
+                       limited_script: str | Path, ordinary_target: str) -> tuple[float, float, dict[str, dict[int, float]]]:
+    """The app's and PostgreSQL's CPU µs per limited download (one wrk run of limited links), and the
+    latency distribution of 32 concurrent limited and ordinary downloads."""
+    app_pids, database_pids = _process_tree(app.pid), _process_tree(postgres.process.pid)
+    app_before, database_before = sum(cpu_times(app_pids)), sum(cpu_times(database_pids))
+    run = wrk(server.base_url + "/", script=Path(limited_script), connections=CONCURRENT_LIMITED, percentiles=True)
+    app_seconds, database_seconds = sum(cpu_times(app_pids)) - app_before, sum(cpu_times(database_pids)) - database_before
+    if run.errors:
+        raise RuntimeError(f"{run.errors} limited downloads failed under {CONCURRENT_LIMITED} connections")
+    ordinary = wrk(server.base_url + ordinary_target, connections=CONCURRENT_LIMITED, percentiles=True)
+    requests = max(run.requests, 1)
+    return (app_seconds / requests * 1e6, database_seconds / requests * 1e6,
+            {"limited download": run.percentiles, "ordinary download": ordinary.percentiles})
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, as /proc lists them now."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
         try:
-            _check_all(server.base_url, {ordinary: str(targets[ordinary])})
-            if fetch(server.base_url, limited[0]).status != 200:
-                raise RuntimeError("a download-limited link was refused")
-            measured = targets if not with_log else {ordinary: targets[ordinary]}
-            progress(f"links: download limits{', with the download log' if with_log else ''}, {SHORT_PAIRS} pairs")
-            paired = measure_pairs(server, measured, pairs=SHORT_PAIRS, seconds=SHORT_SECONDS)
-        finally:
-            server.stop()
-        for scenario in measured:
-            report.add(section, f"{scenario}{', download log on' if with_log else ''}", paired.median(scenario), "req/s",
-                       f"user CPU {statistics.median(paired.user_us[scenario]):.2f} µs/request")
-        if not with_log:
-            ratio = paired.cpu_us(counted) / paired.cpu_us(ordinary)
-            report.add(section, "download-limited link / link with an id, worker CPU (user + system) per request",
-                       ratio, "x", "issue 20's bound: at most 2x (" + ("met" if ratio <= 2 else "NOT MET")
-                       + "); a download: Lua, one shared-dict incr, one journal line")
-            without_log = statistics.median(paired.user_us[ordinary])
-        else:
-            report.add(section, "the download log's cost per link request", statistics.median(paired.user_us[ordinary])
-                       - without_log, "µs", "worker user CPU, one JSON line; two nginx, so within their noise")
+            pending += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _without(copy: Path, file_name: str, blocks: tuple[str, ...]) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import resource
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .budget import BUDGET
@@ -23,6 +23,7 @@ class WrkResult:
     errors: int
     cpu_seconds: float = 0.0  # wrk's own user + system CPU time
     seconds: float = 0.0
+    percentiles: dict[int, float] = field(default_factory=dict)  # with percentiles=True: 50, 75, 90, 99 -> ms
 
     @property
     def client_load(self) -> float:
@@ -31,14 +32,17 @@ class WrkResult:
 
 
 def wrk(url: str, *, seconds: float = WRK_SECONDS, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
-        script: Path | None = None) -> WrkResult:
-    """One bounded wrk run against a loopback URL (``script``: a wrk Lua script choosing the requests);
-    a smoke run (:data:`benchmarks.budget.BUDGET`) makes it one second long."""
+        script: Path | None = None, percentiles: bool = False) -> WrkResult:
+    """One bounded wrk run against a loopback URL (``script``: a wrk Lua script choosing the requests;
+    ``percentiles``: the latency distribution too); a smoke run (:data:`benchmarks.budget.BUDGET`)
+    makes it one second long."""
     assert url.startswith(("http://127.", "http://[::1]")), "load goes to loopback only"
     seconds = int(BUDGET.seconds(seconds))
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     if script is not None:
         command += ["-s", str(script)]
+    if percentiles:
+        command.append("--latency")
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -53,8 +57,12 @@ def wrk(url: str, *, seconds: float = WRK_SECONDS, connections: int = CONNECTION
                  for n in n if n)
     if not rate:
         raise RuntimeError(f"wrk printed no rate:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    distribution = {int(share): float(value) * scale[unit]
+                    for share, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
     return WrkResult(float(rate.group(1)), int(total.group(1)) if total else 0,
-                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors, cpu, seconds)
+                     transfer.group(1) if transfer else "?", latency.group(1) if latency else "?", errors, cpu, seconds,
+                     distribution)
 
 
 def rotating_script(folder: Path, targets: list[str]) -> Path:

@@ -1,10 +1,12 @@
 """``make run``: nginx in front of gunicorn and Django on 127.0.0.1:${PORT:-8080}, an edge on PORT+1.
 
 Prepares var/ (keys, database, a demo user with an API token and sample images, a staff
-login), starts the servers, records their address in var/demo.json for the management
-commands, prints commands to try, restarts gunicorn if it dies, and stops everything on Ctrl-C.
-With ``STORAGE=s3`` the files live in a bucket of a SeaweedFS it starts (var/seaweedfs/):
-the app writes them there, the origin nginx fetches them from there.
+login), starts the servers, records their addresses and pids in var/demo.json for the
+management commands, prints commands to try, restarts gunicorn if it dies, and stops
+everything on Ctrl-C. With ``STORAGE=s3`` the files live in a bucket of a SeaweedFS it starts
+(var/seaweedfs/): the app writes them there, the origin nginx fetches them from there. With
+``ORIGINS=N`` (and ``STORAGE=s3``) N origins and N app servers share nothing but the bucket,
+the database and HTTP, on PORT, then PORT+2, PORT+3...; the edge balances across them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from app.demo_record import DEMO_RECORD
 from signing import generate_secret
 from signing.keys import write_private_file
 
-from .fleet import download_logs_setting, start_fleet
+from .fleet import Cluster, download_logs_setting, start_cluster, start_fleet
 from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
 from .seaweedfs import SeaweedFS, start_seaweedfs
@@ -71,8 +73,27 @@ def main() -> int:
         print(f"error: STORAGE={storage_kind!r}: use STORAGE=s3 (files in a bucket) or leave it unset (disk)",
               file=sys.stderr)
         return 1
+    try:
+        origins = int(os.environ.get("ORIGINS", "1"))
+    except ValueError:
+        origins = 0
+    if not 1 <= origins <= 8:
+        print(f"error: ORIGINS={os.environ['ORIGINS']!r}: give a number of origins from 1 to 8", file=sys.stderr)
+        return 1
+    if origins > 1 and storage_kind != "s3":
+        print(f"error: ORIGINS={origins} needs STORAGE=s3: the origins share nothing but the bucket, the database "
+              "and HTTP (ORIGINS=2 STORAGE=s3 make run)", file=sys.stderr)
+        return 1
+    origin_ports = [port, *(edge_port + index for index in range(1, origins))]
+    for index, wanted in enumerate(origin_ports[1:], 2):
+        if not port_is_free(wanted):
+            print(f"error: 127.0.0.1:{wanted} (origin {index}'s port) is in use; pick other ports: "
+                  f"PORT={port + 10} ORIGINS={origins} make run", file=sys.stderr)
+            return 1
     storage = start_storage(var_dir) if storage_kind == "s3" else None
     try:
+        if storage is not None and origins > 1:
+            return run_cluster_demo(var_dir, database_url, storage, origin_ports, edge_port)
         return run_demo(var_dir, database_url, storage, port, edge_port)
     finally:
         if storage is not None:
@@ -85,7 +106,10 @@ def start_storage(var_dir: Path) -> SeaweedFS:
     return start_seaweedfs(var_dir / "seaweedfs")
 
 
-def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None, port: int, edge_port: int) -> int:
+def prepare_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None,
+                 download_logs: str) -> tuple[dict[str, str], dict[str, Any], str]:
+    """var/ made ready (keys, database, files, demo data, a staff login): the app's environment,
+    the demo data and the admin login line."""
     where = "PostgreSQL from DATABASE_URL" if database_url else f"SQLite in {var_dir}"
     files = f"files in the bucket {storage.bucket().name} at {storage.endpoint}" if storage else f"files in {var_dir / 'media'}"
     print(f"Preparing {var_dir} (keys, database: {where}, {files}, demo data)...", flush=True)
@@ -93,9 +117,19 @@ def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None,
     env = prepare(var_dir, database_url=database_url, bucket=app_bucket)
     if storage is not None and (var_dir / "media").is_dir():  # a demo made on disk before: its files move in
         print(manage(env, "copy_media_to_storage", "--from", str(var_dir / "media")), flush=True)
-    env["SECURE_LINK_DOWNLOAD_LOGS"] = download_logs_setting(var_dir, ["edge"])  # for the links' download log
-    demo = seed(env)
-    admin_login = ensure_admin(env, var_dir)
+    env["SECURE_LINK_DOWNLOAD_LOGS"] = download_logs  # for the links' download log
+    return env, seed(env), ensure_admin(env, var_dir)
+
+
+def storage_record(storage: SeaweedFS | None, var_dir: Path) -> dict[str, str]:
+    if storage is None:
+        return {"kind": "disk", "media_root": str(var_dir / "media")}
+    return {"kind": "s3", "url": str(storage.bucket("app")), "endpoint": storage.endpoint,
+            "bucket": storage.bucket().name, "credentials_file": str(storage.credentials_file("app"))}
+
+
+def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None, port: int, edge_port: int) -> int:
+    env, demo, admin_login = prepare_demo(var_dir, database_url, storage, download_logs_setting(var_dir, ["edge"]))
     stack = start_stack(var_dir, port=port, env=env, edges=(EDGE_ADDRESS,), access_log=True, reserved_ports=(edge_port,),
                         bucket=storage.bucket("origin") if storage is not None else None)
     # An edge in front of the origin, and beside each nginx a sync agent that keeps its keys
@@ -104,14 +138,19 @@ def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None,
     edge = fleet.edges["edge"]
     record = var_dir / DEMO_RECORD
     try:
-        verifiers = [{"name": name, "url": server.base_url} for name, server in fleet.verifiers.items()]
-        stored = {"kind": "s3", "url": str(storage.bucket("app")), "endpoint": storage.endpoint,
-                  "bucket": storage.bucket().name, "credentials_file": str(storage.credentials_file("app"))} \
-            if storage else \
-            {"kind": "disk", "media_root": str(var_dir / "media")}
+        verifiers = [{"name": name, "url": server.base_url, "pid": server.process.pid}
+                     for name, server in fleet.verifiers.items()]
+        pids = {"gunicorn": stack.gunicorn.pid, **{f"sync-keys {name}": agent.pid for name, agent in fleet.agents.items()},
+                **({"seaweedfs": storage.process.pid} if storage else {})}
         record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url, "verifiers": verifiers,
-                                      "storage": stored}))
-        print(instructions(stack, edge, demo, admin_login, storage), flush=True)
+                                      "pids": pids, "storage": storage_record(storage, var_dir)}))
+        servers = (f"nginx  {stack.base_url}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} "
+                   f"(pid {stack.gunicorn.pid})\n"
+                   f"edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {stack.base_url}, caching each file once")
+        print(instructions(stack.base_url, edge, demo, admin_login, storage, servers=servers,
+                           origins=[stack.nginx], var_dir=var_dir,
+                           gunicorn_note=f"gunicorn follows the keys file by itself; to reload it anyway: "
+                                         f"kill -HUP {stack.gunicorn.pid}"), flush=True)
         stop_like_ctrl_c_on_sigterm()
         return supervise(stack, edge)
     except KeyboardInterrupt:
@@ -120,6 +159,56 @@ def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None,
     finally:
         record.unlink(missing_ok=True)
         fleet.stop()
+
+
+def run_cluster_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS, origin_ports: list[int],
+                     edge_port: int) -> int:
+    """``ORIGINS=N STORAGE=s3 make run``: N origins and N app servers with nothing shared but the bucket,
+    the database and HTTP, the edge balancing across the origins (docs/scaling.md)."""
+    names = [f"origin-{index}" for index in range(1, len(origin_ports) + 1)]
+    env, demo, admin_login = prepare_demo(var_dir, database_url, storage, ",".join(
+        f"{name}={var_dir / name / 'downloads.log'}" for name in [*names, "edge"]))
+    cluster = start_cluster(var_dir, env, storage=storage, origins=len(origin_ports), apps=len(origin_ports),
+                            ports=origin_ports, edge_port=edge_port)
+    assert cluster.edge is not None
+    record = var_dir / DEMO_RECORD
+    try:
+        verifiers = [{"name": name, "url": server.base_url, "pid": server.process.pid}
+                     for name, server in cluster.verifiers.items()]
+        pids = {**{f"gunicorn {cluster.app_url(index)}": app.pid for index, app in enumerate(cluster.apps)},
+                **{f"sync-keys {name}": agent.pid for name, agent in cluster.agents.items()},
+                "seaweedfs": storage.process.pid}
+        base = cluster.origins[0].base_url
+        record.write_text(json.dumps({"base_url": base, "edge_url": cluster.edge.base_url, "verifiers": verifiers,
+                                      "pids": pids, "storage": storage_record(storage, var_dir)}))
+        apps = ", ".join(f"{cluster.app_url(index)} (pid {app.pid})" for index, app in enumerate(cluster.apps))
+        servers = "\n".join(
+            [f"nginx  {origin.base_url}  (pid {origin.process.pid}) -> gunicorn {apps}" for origin in cluster.origins]
+            + [f"edge   {cluster.edge.base_url}  (pid {cluster.edge.process.pid}) -> "
+               f"{' and '.join(origin.base_url for origin in cluster.origins)}, caching each file once"])
+        print(instructions(base, cluster.edge, demo, admin_login, storage, servers=servers, origins=cluster.origins,
+                           var_dir=var_dir, gunicorn_note="The app servers follow the keys file by themselves."),
+              flush=True)
+        stop_like_ctrl_c_on_sigterm()
+        return supervise_cluster(cluster)
+    except KeyboardInterrupt:
+        print("\nStopping the sync agents, the edge, the origins, the app servers and SeaweedFS...")
+        return 0
+    finally:
+        record.unlink(missing_ok=True)
+        cluster.stop()
+
+
+def supervise_cluster(cluster: Cluster) -> int:
+    """Wait while every nginx and app server runs; report the first one that exits (the others keep serving)."""
+    named = {**{f"nginx {name}": server.process for name, server in cluster.verifiers.items()},
+             **{f"gunicorn {cluster.app_url(index)}": app for index, app in enumerate(cluster.apps)}}
+    while True:
+        for name, process in named.items():
+            if process.poll() is not None:
+                print(f"{name} (pid {process.pid}) exited with status {process.returncode}; stopping", file=sys.stderr)
+                return 1
+        time.sleep(1)
 
 
 def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
@@ -133,25 +222,28 @@ def ensure_admin(env: dict[str, str], var_dir: Path) -> str:
     return f"admin / {password}  (shown once; kept in {password_file})"
 
 
-def instructions(stack: Stack, edge: NginxServer, demo: dict[str, Any], admin_login: str,
-                 storage: SeaweedFS | None) -> str:
-    base, token = stack.base_url, demo["token"]
+def instructions(base: str, edge: NginxServer, demo: dict[str, Any], admin_login: str, storage: SeaweedFS | None, *,
+                 servers: str, origins: list[NginxServer], var_dir: Path, gunicorn_note: str) -> str:
+    """What the demo prints: its servers, then commands that work as printed."""
+    token = demo["token"]
     image = demo["images"][0]
     link = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600})
     share = api_post(base, f"/api/images/{image['id']}/share/", token, {"ttl": 3600})
     once = api_post(base, f"/api/images/{image['id']}/links/", token, {"ttl": 3600, "max_downloads": 1})
     plain_url = api_post(base, f"/api/images/{image['id']}/cookies/", token, {"ttl": 3600})["url"]
     edge_link = edge.base_url + link["url"][len(base):]
-    downloads = stack.var_dir / "downloads"
+    downloads = var_dir / "downloads"
     downloads.mkdir(exist_ok=True)
-    nginx_dir, edge_dir = stack.nginx.run_dir, edge.run_dir
-    files = (f"bucket {storage.bucket().name} at {storage.endpoint} (SeaweedFS, pid {storage.process.pid}); the origin "
-             f"caches each object once and logs its fetches in {nginx_dir}/s3_fetches.log") if storage else \
-        f"{stack.media_root} (disk)"
+    edge_dir = edge.run_dir
+    every_nginx = " and ".join(str(origin.run_dir) for origin in origins)
+    files = (f"bucket {storage.bucket().name} at {storage.endpoint} (SeaweedFS, pid {storage.process.pid}); each origin "
+             f"caches each object once and logs its fetches in s3_fetches.log") if storage else \
+        f"{var_dir / 'media'} (disk)"
+    counted = ("" if len(origins) == 1 else
+               "\n       download limits are counted once for every origin, by the app servers in the database")
     return f"""
-nginx  {base}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} (pid {stack.gunicorn.pid})
-edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {base}, caching each file once
-files  {files}
+{servers}
+files  {files}{counted}
 
 Start page: {base}/   Admin: {base}/admin/  login {admin_login}
 API token for user '{demo['username']}':  {token}
@@ -183,14 +275,14 @@ API token for user '{demo['username']}':  {token}
    curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie.png '{plain_url}'
    curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie-edge.png '{edge.base_url + plain_url[len(base):]}'
 
-Logs: {nginx_dir}/access.log, downloads.log and error.log (nginx), {edge_dir}/access.log and downloads.log (edge),
-  {stack.var_dir}/gunicorn.log; they name links by id, never by token
-Keys: `manage.py rotate_key add`, then `manage.py rotate_key activate KID` (it checks that the origin and the
-  edge accept KID first). A sync agent beside each nginx pulls the keys and reloads it (logs: sync-keys.log
-  in {nginx_dir} and {edge_dir}); `manage.py secure_link_fleet` shows which keys each accepts.
-Reload nginx by hand: {stack.nginx.reload_command}   (the edge: {edge.reload_command})
-gunicorn follows the keys file by itself; to reload it anyway: kill -HUP {stack.gunicorn.pid}
-manage.py commands (.venv/bin/python manage.py ...) find this demo's keys, database and address in {stack.var_dir}.
+Logs: access.log, downloads.log and error.log in {every_nginx} (nginx) and {edge_dir} (edge),
+  gunicorn*.log in {var_dir}; they name links by id, never by token
+Keys: `manage.py rotate_key add`, then `manage.py rotate_key activate KID` (it checks that every origin and the
+  edge accept KID first). A sync agent beside each nginx pulls the keys and the revoked link ids and reloads it
+  (logs: sync-keys.log in each nginx's folder); `manage.py secure_link_fleet` shows which keys each accepts.
+Reload nginx by hand: {origins[0].reload_command}   (the edge: {edge.reload_command})
+{gunicorn_note}
+manage.py commands (.venv/bin/python manage.py ...) find this demo's keys, database and address in {var_dir}.
 Press Ctrl-C to stop.
 """
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signing import KeySet, LinkState
+from signing.nginx.counter import DownloadCounter
 from signing.buckets import Bucket
 from signing.keys import write_private_file
 from signing.nginx.install import DEFAULT_FRESHNESS, OriginBucket, install, render_template, shipped_folder
@@ -121,8 +122,13 @@ class NginxServer:
         stop_process(self.process)
 
     def restart(self) -> None:
-        """Stop nginx and start it again on the same port and config (shared memory is lost)."""
+        """Stop nginx and start it again on the same port and config (shared memory is lost).
+
+        After a ``kill -9`` the signer's unix socket is left behind and nginx cannot bind it again:
+        it is removed first, as a service manager's start does (docs/deployment.md)."""
         self.stop()
+        if self.bucket is not None:
+            self.bucket.signer_socket.unlink(missing_ok=True)
         self.process = _spawn(self.run_dir, self.workers)
         wait_for_port(self.host, self.port, self.process)
 
@@ -158,9 +164,9 @@ class Role:
         return NGINX_DIR / "templates" / f"{self.name}-site.conf"
 
 
-ORIGIN = Role("origin", "APP_ADDRESS")
-ORIGIN_S3 = Role("origin-s3", "APP_ADDRESS")  # an origin whose files are in a bucket
-EDGE = Role("edge", "ORIGIN_ADDRESS")
+ORIGIN = Role("origin", "APP_SERVERS")
+ORIGIN_S3 = Role("origin-s3", "APP_SERVERS")  # an origin whose files are in a bucket
+EDGE = Role("edge", "ORIGIN_SERVERS")
 
 
 def origin_bucket(run_dir: Path, bucket: Bucket, freshness: int = DEFAULT_FRESHNESS) -> OriginBucket:
@@ -180,7 +186,7 @@ def write_config(
     role: Role,
     key_set: KeySet,
     listen: Sequence[tuple[str, int]],
-    upstream_address: str,
+    upstream_address: str | Sequence[str],
     site_values: Mapping[str, str | Sequence[str]],
     site_directives: str = "",
     access_log: bool = False,
@@ -190,6 +196,7 @@ def write_config(
     main_conf: Path = MAIN_CONF,
     site_template: Path | None = None,
     bucket: OriginBucket | None = None,
+    counter: DownloadCounter | None = None,
 ) -> None:
     """Lay out ``run_dir``: the shipped main config, what the installer writes, and the site.
 
@@ -197,12 +204,13 @@ def write_config(
     (``{"secure_link/location/check.conf": copy}``; only tests that run a deliberately broken
     copy, and benchmarks that compare variants, use it, with their own ``main_conf`` and
     ``site_template`` where a variant needs one). ``site_values`` fill the role's own
-    placeholders; ``state_root`` is the per-link state folder.
+    placeholders; ``state_root`` is the per-link state folder; ``counter`` the app servers an
+    origin asks to count limited downloads.
     """
     for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
     _link(run_dir / "nginx.conf", main_conf)
-    install(run_dir, key_set, bucket=bucket, replacing=snippets)
+    install(run_dir, key_set, bucket=bucket, counter=counter, replacing=snippets)
     logs = ["access_log access.log secure_link;"] if access_log else []
     if download_log:
         logs.append("access_log downloads.log secure_link_downloads if=$secure_link_id;")
@@ -210,13 +218,17 @@ def write_config(
     listen_lines = [f"listen {'[' + host + ']' if ':' in host else host}:{port};" for host, port in listen]
     template = site_template or role.template
     site = render_template(template, {
-        role.upstream_placeholder: upstream_address, "LISTEN": listen_lines, "ACCESS_LOGS": logs or ["access_log off;"],
+        role.upstream_placeholder: [f"server {address};" for address in _addresses(upstream_address)], "LISTEN": listen_lines, "ACCESS_LOGS": logs or ["access_log off;"],
         "STATE_ROOT": str(state_root.resolve()), "EXTRA": site_directives.splitlines(), **site_values,
     })
     (run_dir / "sites").mkdir(exist_ok=True)
     # 0600: a benchmark's site directives may hold a secret (its copies of the check).
     write_private_file(run_dir / "sites" / f"{role.name}.conf",
                        f"# Rendered by harness/nginx.py from {template}.\n{site}")
+
+
+def _addresses(upstream: str | Sequence[str]) -> list[str]:
+    return [upstream] if isinstance(upstream, str) else list(upstream)
 
 
 def _link(link: Path, target: Path) -> None:
@@ -229,7 +241,7 @@ def start_nginx(
     *,
     media_root: Path,
     key_set: KeySet,
-    app_address: str = "127.0.0.1:9",
+    app_address: str | Sequence[str] = "127.0.0.1:9",
     host: str = "127.0.0.1",
     port: int | None = None,
     also_listen: Sequence[str] = (),
@@ -244,14 +256,16 @@ def start_nginx(
     site_template: Path | None = None,
     bucket: Bucket | None = None,
     bucket_freshness: int = DEFAULT_FRESHNESS,
+    counter: DownloadCounter | None = None,
 ) -> NginxServer:
     """Start an origin (``nginx/secure_link.conf``) and wait until it accepts; with ``bucket``,
     an origin whose files are in that bucket (``nginx/secure_link_s3.conf``), its cached copies
     fresh for ``bucket_freshness`` seconds.
 
     ``also_listen`` adds hosts (such as ``::1``) on the same port; ``edges`` are the
-    addresses of edges it trusts. ``state_root`` is the per-link state folder, shared with
-    the app (default ``run_dir/state``). ``snippets``, ``main_conf`` and ``site_template`` are
+    addresses of edges it trusts. ``state_root`` is the per-link state folder its sync agent
+    keeps (default ``run_dir/state``); ``counter`` the app servers that count limited downloads
+    (none: such links get 503). ``snippets``, ``main_conf`` and ``site_template`` are
     the shipped files unless a test deliberately runs a broken copy or a benchmark a variant.
     """
     site: dict[str, str | list[str]] = {"EDGES": [f"set_real_ip_from {edge};" for edge in edges]}
@@ -262,14 +276,14 @@ def start_nginx(
         host=host, port=port, also_listen=also_listen, site_values=site, site_directives=extra_site_directives,
         workers=workers, access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
         main_conf=main_conf, site_template=site_template, media_root=Path(media_root) if bucket is None else None,
-        bucket=origin_bucket(run_dir, bucket, bucket_freshness) if bucket is not None else None,
+        bucket=origin_bucket(run_dir, bucket, bucket_freshness) if bucket is not None else None, counter=counter,
     )
 
 
 def start_edge(
     run_dir: Path,
     *,
-    origin_address: str,
+    origin_address: str | Sequence[str],
     key_set: KeySet,
     bind_address: str,
     host: str = "127.0.0.1",
@@ -320,7 +334,7 @@ def _start(
     *,
     role: Role,
     key_set: KeySet,
-    upstream_address: str,
+    upstream_address: str | Sequence[str],
     host: str,
     port: int | None,
     also_listen: Sequence[str],
@@ -335,6 +349,7 @@ def _start(
     site_template: Path | None = None,
     media_root: Path | None = None,
     bucket: OriginBucket | None = None,
+    counter: DownloadCounter | None = None,
 ) -> NginxServer:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_root = (state_root or run_dir / "state").resolve()
@@ -346,7 +361,7 @@ def _start(
             run_dir, role=role, key_set=key_set, listen=[(address, chosen_port) for address in (host, *also_listen)],
             upstream_address=upstream_address, site_values=site_values, site_directives=site_directives,
             access_log=access_log, download_log=download_log, state_root=state_root, snippets=snippets,
-            main_conf=main_conf, site_template=site_template, bucket=bucket,
+            main_conf=main_conf, site_template=site_template, bucket=bucket, counter=counter,
         )
         check_config(run_dir)
         process = _spawn(run_dir, workers)
@@ -373,8 +388,8 @@ def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interv
                    revocations: bool = True) -> subprocess.Popen[bytes]:
     """Start ``python -m signing sync-keys`` for ``server``: it pulls the keys from ``source`` every ``interval`` s.
 
-    With ``revocations`` (an edge's agent) it also keeps the revoked link ids in the server's
-    state folder; the origin's shares its folder with the app, which writes them itself.
+    With ``revocations`` it also keeps the revoked link ids in the server's state folder (every
+    verifier's agent does: the app writes nothing into nginx's folders).
     Its log is ``sync-keys.log`` in the server's run folder; stop it by its own pid.
     """
     test_command = shlex.join(config_test_command(server.run_dir, server.workers))

@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .ports import free_port, stop_process, wait_for_port
 
@@ -69,10 +70,20 @@ class PostgresCluster:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT: ends open sessions), then remove the cluster's folder."""
+        self.stop_server()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def stop_server(self) -> None:
+        """Fast shutdown, keeping the data: ``start_server()`` brings the same cluster back."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         stop_process(self.process, timeout=20)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def start_server(self) -> None:
+        """Start the server again on its port, after ``stop_server()``; return once it accepts sessions."""
+        self.process = _spawn(self.base_dir, self.port)
+        wait_for_port("127.0.0.1", self.port, self.process, timeout=30)
+        _wait_until_ready(self)
 
 
 def start_postgres() -> PostgresCluster:
@@ -99,15 +110,7 @@ def start_postgres() -> PostgresCluster:
         raise RuntimeError(f"initdb failed:\n{error.stderr.decode(errors='replace')}") from None
     for attempt in range(5):  # a free port can be taken before the server binds it
         port = free_port()
-        log = open(base_dir / "postgres.log", "ab")  # noqa: SIM115 - the server holds it until it stops
-        process = subprocess.Popen(
-            [str(bin_dir / "postgres"), "-D", str(base_dir / "data"), "-p", str(port), "-k", str(base_dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment, cwd=base_dir,
-            **as_user,
-        )
-        log.close()
+        process = _spawn(base_dir, port)
         cluster = PostgresCluster(base_dir, port, password, process)
         try:
             wait_for_port("127.0.0.1", port, process, timeout=30)
@@ -120,6 +123,20 @@ def start_postgres() -> PostgresCluster:
                 shutil.rmtree(base_dir, ignore_errors=True)
                 raise RuntimeError(f"PostgreSQL did not start:\n{text[-3000:]}") from None
     raise AssertionError("unreachable")
+
+
+def _spawn(base_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    user = unprivileged_user()
+    as_user: dict[str, Any] = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    environment = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    with open(base_dir / "postgres.log", "ab") as log:  # the server keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [str(postgres_bin_dir() / "postgres"), "-D", str(base_dir / "data"), "-p", str(port), "-k", str(base_dir),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=200"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment, cwd=base_dir,
+            start_new_session=True, **as_user,
+        )
 
 
 def _wait_until_ready(cluster: PostgresCluster, timeout: float = 30.0) -> None:

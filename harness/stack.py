@@ -19,8 +19,8 @@ from typing import Any
 from signing import Key, KeySet, SecureLinkSigner, generate_secret
 from signing.buckets import Bucket
 from signing.nginx.install import DEFAULT_FRESHNESS
-from signing.django.conf import STATE_DIR_NAME  # the per-link state beside the keys file, as the app keeps it
 from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
+from signing.nginx.counter import DownloadCounter
 from signing.keys import KEYS_FILE_NAME, write_private_file
 
 from .nginx import REPO_ROOT, NginxServer, start_nginx
@@ -143,6 +143,12 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 2, log: Pat
     return process
 
 
+def app_counter(var_dir: Path, app_ports: list[int]) -> DownloadCounter:
+    """The app servers on ``app_ports`` as an origin's download counter, with ``var_dir``'s fleet token."""
+    token = (var_dir / FLEET_TOKEN_FILE_NAME).read_text(encoding="utf-8").strip()
+    return DownloadCounter.of([f"http://127.0.0.1:{port}" for port in app_ports], token)
+
+
 def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", workers: int = 2,
                 nginx_workers: int = 1, extra_site_directives: str = "", env: dict[str, str] | None = None,
                 edges: tuple[str, ...] = (), access_log: bool = False, reserved_ports: tuple[int, ...] = (),
@@ -162,7 +168,7 @@ def start_stack(var_dir: Path, *, port: int | None = None, host: str = "127.0.0.
             var_dir / "nginx", media_root=var_dir / "media", key_set=KeySet.from_file(var_dir / KEYS_FILE_NAME),
             app_address=f"127.0.0.1:{app_port}", host=host, port=port, workers=nginx_workers,
             extra_site_directives=extra_site_directives, edges=edges, access_log=access_log,
-            state_root=var_dir / STATE_DIR_NAME, bucket=bucket, bucket_freshness=bucket_freshness,
+            bucket=bucket, bucket_freshness=bucket_freshness, counter=app_counter(var_dir, [app_port]),
         )
     except BaseException:
         stop_process(gunicorn)

@@ -36,7 +36,7 @@ fi
 if [ -n "$for_tests" ] && ! command -v curl >/dev/null; then
   packages+=(curl)
 fi
-if [ -n "$for_tests" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+if { [ -n "$for_tests" ] || [ -n "$for_bench" ]; } && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)
 fi
 if [ -n "$for_bench" ] && ! command -v wrk >/dev/null; then

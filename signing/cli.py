@@ -27,7 +27,15 @@ from .exc import BadSignature, KeySetError, LinkError, LinkExpired, LinkNotYetVa
 from .fleet.agent import DEFAULT_TEST_COMMAND, KeySync
 from .keys import KeySet, generate_secret, nginx_includes_directory
 from .buckets import Bucket
-from .nginx.install import ROLE_FILES, add_origin_bucket_arguments, install, install_report, origin_bucket
+from .nginx.counter import DownloadCounter
+from .nginx.install import (
+    ROLE_FILES,
+    add_counter_arguments,
+    add_origin_bucket_arguments,
+    install,
+    install_report,
+    origin_bucket,
+)
 from .nginx.link_state import LinkState
 from .nginx.signer import SecureLinkSigner
 from .nginx.verifier import SecureLinkVerifier
@@ -121,9 +129,14 @@ def command_install_nginx(options: argparse.Namespace) -> int:
     if options.bucket:
         found = Bucket.parse(options.bucket)
         bucket = origin_bucket(found, found.credentials(), vars(options))
-    install(options.config_folder, key_set, bucket=bucket)
+    counter = None
+    if options.counter:
+        if options.fleet_token_file is None:
+            raise ValueError("--counter needs the fleet token: give its file with --fleet-token-file")
+        counter = DownloadCounter.of(options.counter, options.fleet_token_file.read_text(encoding="utf-8").strip())
+    install(options.config_folder, key_set, bucket=bucket, counter=counter)
     print(install_report(options.config_folder, key_set, role=options.role, media_root=options.media_root,
-                         state_root=options.state_root, bucket=bucket), end="")
+                         state_root=options.state_root, bucket=bucket, counter=counter), end="")
     return EXIT_VALID
 
 
@@ -201,6 +214,9 @@ def make_parser() -> argparse.ArgumentParser:
                            help="which lines to print (default origin)")
     installer.add_argument("--media-root", type=Path, help="the files' folder, for the printed lines")
     installer.add_argument("--state-root", type=Path, help="the per-link state folder, for the printed lines")
+    add_counter_arguments(installer)
+    installer.add_argument("--fleet-token-file", type=Path, metavar="FILE",
+                           help="the fleet token's file: the counter's token is derived from it")
     installer.add_argument("--bucket", metavar="URL",
                            help="an origin whose files are in a bucket: s3://NAME?endpoint=...&credentials=FILE, "
                                 "with the origin's own read-only credentials")
@@ -216,7 +232,7 @@ def make_parser() -> argparse.ArgumentParser:
     sync.add_argument("--interval", type=float, default=5.0, help="seconds between two pulls (default 5)")
     sync.add_argument("--timeout", type=float, default=3.0, help="seconds one pull may take (default 3)")
     sync.add_argument("--state-dir", type=Path,
-                      help="an edge's per-link state folder ($secure_link_state_root): keep the revoked link ids there")
+                      help="this verifier's per-link state folder ($secure_link_state_root): keep the revoked link ids there")
     sync.add_argument("--once", action="store_true", help="one round, then exit 0 (in step) or 1 (failed)")
     sync.set_defaults(run=command_sync_keys)
     add_cdn_commands(commands)

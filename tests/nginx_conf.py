@@ -145,11 +145,11 @@ def load_site(role: str) -> list[Directive]:
     values: dict[str, str | list[str]] = {"LISTEN": ["listen 127.0.0.1:8080;"], "ACCESS_LOGS": [], "EXTRA": [],
                                           "STATE_ROOT": "/srv/state"}
     if role == "origin":
-        values |= {"APP_ADDRESS": "127.0.0.1:8000", "MEDIA_ROOT": "/srv/media", "EDGES": []}
+        values |= {"APP_SERVERS": ["server 127.0.0.1:8000;"], "MEDIA_ROOT": "/srv/media", "EDGES": []}
     elif role == "origin-s3":
-        values |= {"APP_ADDRESS": "127.0.0.1:8000", "EDGES": []}
+        values |= {"APP_SERVERS": ["server 127.0.0.1:8000;"], "EDGES": []}
     else:
-        values |= {"ORIGIN_ADDRESS": "127.0.0.1:8080", "CACHE_DIR": "/srv/cache"}
+        values |= {"ORIGIN_SERVERS": ["server 127.0.0.1:8080;"], "CACHE_DIR": "/srv/cache"}
     folder = shipped_folder()
     site = render_template(folder / "templates" / f"{role}-site.conf", values)
     return _splice_includes(parse(site), folder)

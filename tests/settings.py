@@ -8,7 +8,6 @@ os.environ.setdefault("APP_VAR_DIR", tempfile.mkdtemp(prefix="test-var-"))
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("SECURE_LINK_KEYS", "k1=" + "1" * 43 + ",k2=" + "2" * 43)
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="test-media-"))
-os.environ.setdefault("SECURE_LINK_STATE_DIR", tempfile.mkdtemp(prefix="test-link-state-"))
 
 from app.settings import *  # noqa: E402,F401,F403
 

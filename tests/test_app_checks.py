@@ -41,11 +41,17 @@ def test_good_settings_pass(settings):
         ({"SHARE_TTL": 0}, "secure_links.E005"),
         ({"DEFAULT_TTL": 7200, "MAX_TTL": 3600}, "secure_links.E006"),
         ({"EXPIRY_BUCKET": -1}, "secure_links.E007"),
-        ({"STATE_DIR": "/dev/null/state"}, "secure_links.E009"),
     ],
 )
 def test_unusable_settings_are_check_errors(settings, secure_link, error_id):
     assert check_ids(settings, **secure_link) == [error_id]
+
+
+def test_the_retired_state_dir_setting_is_a_warning_that_says_where_revocations_go_now(settings):
+    settings.SECURE_LINK = {**settings.SECURE_LINK, "STATE_DIR": "/srv/state"}
+    messages = check_secure_link_settings()
+    assert [m.id for m in messages] == ["secure_links.W009"]
+    assert "sync agent" in messages[0].msg and "--state-dir" in messages[0].hint
 
 
 def test_media_url_must_be_the_prefix_nginx_protects(settings):

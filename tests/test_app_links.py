@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.management import CommandError, call_command
 
-from signing.django.conf import link_settings
+from signing.django import counting
 from signing.django.models import IssuedLink
 from signing import LinkNotYetValid
 from signing.fleet.protocol import REVOCATIONS_PATH
@@ -57,16 +57,16 @@ def test_only_the_owner_and_staff_see_a_link(user, other_user, staff_user, make_
     assert client_for(other_user).get(f"/api/links/{link['id']}/").status_code == 404
     assert client_for(other_user).post(f"/api/links/{link['id']}/revoke/").status_code == 404
     assert client_for().get(f"/api/links/{link['id']}/").status_code == 401
-    assert not link_settings().link_state.is_revoked(link["id"])
+    assert IssuedLink.objects.get(pk=link["id"]).revoked_at is None
 
 
-def test_revoking_one_link_writes_its_file_and_leaves_the_others(user, make_image, client_for):
+def test_revoking_one_link_records_it_and_leaves_the_others(user, make_image, client_for, tmp_path):
     image, client = make_image(user), client_for(user)
     revoked, kept = mint(client, image), mint(client, image)
     answer = client.post(f"/api/links/{revoked['id']}/revoke/")
     assert answer.status_code == 200 and answer.data["status"] == "revoked" and answer.data["revoked_at"]
-    assert link_settings().link_state.is_revoked(revoked["id"])
-    assert not link_settings().link_state.is_revoked(kept["id"])
+    assert IssuedLink.objects.get(pk=revoked["id"]).revoked_at is not None
+    assert IssuedLink.objects.get(pk=kept["id"]).revoked_at is None
     alive = [entry["id"] for entry in client.get(f"/api/images/{image.pk}/links/").data]
     assert alive == [kept["id"]]
     assert client.post(f"/api/links/{revoked['id']}/revoke/").status_code == 200  # again: no change, no error
@@ -90,11 +90,11 @@ def test_revoke_link_command_revokes_by_id_and_refuses_unknown_ids(user, make_im
     link = mint(client_for(user), make_image(user))
     with pytest.raises(CommandError, match="no link with id ZZZZZZZZZZZZZZZZ"):
         call_command("revoke_link", link["id"], "ZZZZZZZZZZZZZZZZ")
-    assert not link_settings().link_state.is_revoked(link["id"])  # nothing, when one id is wrong
+    assert IssuedLink.objects.get(pk=link["id"]).revoked_at is None  # nothing, when one id is wrong
     out = StringIO()
     call_command("revoke_link", link["id"], stdout=out)
     assert f"link {link['id']}" in out.getvalue() and "revoked" in out.getvalue()
-    assert link_settings().link_state.is_revoked(link["id"])
+    assert IssuedLink.objects.get(pk=link["id"]).revoked_at is not None
 
 
 def test_the_download_log_is_read_from_the_verifiers_logs(user, make_image, client_for, settings, tmp_path):
@@ -144,15 +144,15 @@ class TestLinkStateWithoutNginx:
         assert self.get(client_for(), link["url"]).status_code == 403
 
 
-def test_prune_links_drops_the_revocations_of_expired_links_only(user, make_image, client_for):
-    state = link_settings().link_state
-    state.revoke("OldOldOld0000000", expires=1_000)
-    live = mint(client_for(user), make_image(user))
-    IssuedLink.objects.get(pk=live["id"]).revoke()
+def test_prune_links_drops_the_counts_of_expired_links_only(user, make_image, client_for):
+    live = mint(client_for(user), make_image(user), max_downloads=3)
+    expires = int(datetime.fromisoformat(live["expires_at"].replace("Z", "+00:00")).timestamp())
+    counting.take(counting.LimitedRequest("OldOldOld0000000", 3, 1_000, 0))
+    counting.take(counting.LimitedRequest(live["id"], 3, expires, 0))
     out = StringIO()
     call_command("prune_links", stdout=out)
-    assert "removed 1 revocation(s)" in out.getvalue()
-    assert not state.is_revoked("OldOldOld0000000") and state.is_revoked(live["id"])
+    assert "removed the download counts of 1 expired link(s); 1 still kept" in out.getvalue()
+    assert counting.download_counts(["OldOldOld0000000", live["id"]]) == {live["id"]: 1}
 
 
 @pytest.mark.parametrize("not_before", ["1970-01-01T00:00:00Z", "1960-05-01T00:00:00Z"])
@@ -184,17 +184,16 @@ class TestGivenBackWithoutNginx:
         assert client_for().get(parts.path, QUERY_STRING=parts.query, HTTP_RANGE="bytes=999999-").status_code == 416
         image.file.storage.delete(image.file.name)
         assert client_for().get(parts.path, QUERY_STRING=parts.query).status_code == 404
-        assert link_settings().link_state.downloads(link["id"]) == 0
+        assert counting.downloads(link["id"]) == 0
 
 
-def test_the_admin_lists_each_links_downloads_and_status_from_the_journal(user, make_image, client_for, admin_client):
+def test_the_admin_lists_each_links_downloads_and_status_from_the_counter(user, make_image, client_for, admin_client):
     image = make_image(user)
     limited = mint(client_for(user), image, max_downloads=2)
     plain = mint(client_for(user), image)
-    state = link_settings().link_state
     expires = int(datetime.now(timezone.utc).timestamp()) + 3600
     for _ in range(2):
-        state.take(limited["id"], 2, expires=expires)
+        counting.take(counting.LimitedRequest(limited["id"], 2, expires, 0))
     page = admin_client.get("/admin/secure_links/issuedlink/").content.decode()
     row = next(line for line in page.split("<tr") if limited["id"] in line)
     assert '"field-downloads">2 / 2<' in row and '"field-status">Used Up<' in row

@@ -385,3 +385,27 @@ def test_both_origins_count_limited_links_in_the_same_location_and_rewrite_every
         assert (find(location.block, "error_page", "404") == []) == counting
         assert [d.args for d in find(location.block, "proxy_set_header", "X-Secure-Link-Gate")] == \
             [["X-Secure-Link-Gate", "$secure_link_s3_gate"]]
+
+
+def test_the_origins_counter_client_asks_the_paths_and_token_the_app_serves():
+    """downloads.lua and the app agree on the counter's endpoints, its parameters and its answers;
+    origins read the counter's include, edges pass their request id to origins under one name."""
+    from signing.fleet.protocol import SETTLE_PATH, TAKE_PATH, TOKEN_HEADER
+
+    lua = (SNIPPETS / "lua" / "downloads.lua").read_text()
+    assert f'"{TAKE_PATH}?id="' in lua and f'"{SETTLE_PATH}?id="' in lua
+    assert f'"\\r\\n{TOKEN_HEADER}: Bearer "' in lua
+    from signing.django.counting import Outcome, Taken
+
+    for answer in (Taken.COUNTED, Taken.RESUMED):
+        assert f'"{answer.value}"' in lua
+    for outcome in Outcome:
+        assert re.search(rf'outcome(, extra)? = "{outcome.value}"', lua), outcome
+    for parameter in ("&limit=", "&expires=", "&start=", "&head=1", "&request=", "&took=", "&outcome=", "&sent="):
+        assert parameter in lua
+    assert "include secure_link_counter.conf;" in (SNIPPETS / "http" / "origin.conf").read_text()
+    edge = parse(EDGE_CONF.read_text())
+    limited = [d for d in find(edge, "location") if d.args == ["/_secure_link/limited/"]][0]
+    header = find(limited.block, "proxy_set_header", "X-Secure-Link-Request")[0].args[1]
+    origin_edges = (SNIPPETS / "server" / "origin_edges.conf").read_text()
+    assert header == "$request_id" and "set $secure_link_take_request $http_x_secure_link_request;" in origin_edges

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.demo import port_is_free
 from harness.nginx import REPO_ROOT
 from harness.ports import free_port, stop_process
 from harness.stack import django_environment
@@ -25,10 +26,14 @@ pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
 
 def start_demo(var_dir: Path, database_url: str | None,
-               storage: str | None = None) -> tuple[subprocess.Popen[str], str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "STORAGE", "STORAGE_URL")}
+               storage: str | None = None, origins: int = 1) -> tuple[subprocess.Popen[str], str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "STORAGE", "STORAGE_URL", "ORIGINS")}
     port = free_port()
-    env.update(APP_VAR_DIR=str(var_dir), PORT=str(port), EDGE_PORT=str(free_port(avoid=(port,))))
+    edge_port = free_port(avoid=(port, *range(port + 1, port + origins + 1)))
+    while origins > 1 and any(not port_is_free(edge_port + index) for index in range(1, origins)):
+        edge_port = free_port(avoid=(port, edge_port))
+    env.update(APP_VAR_DIR=str(var_dir), PORT=str(port), EDGE_PORT=str(edge_port), ORIGINS=str(origins))
     if storage:
         env["STORAGE"] = storage
     if database_url:
@@ -151,3 +156,37 @@ def test_demo_with_storage_s3_keeps_its_files_in_a_bucket_and_every_printed_comm
     assert "and SeaweedFS" in process.stdout.read()
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
     assert not [line for line in processes if "weed server" in line and str(var) in line]  # stopped by its pid
+
+
+def test_demo_with_two_origins_counts_each_limit_once_and_lists_every_verifier_and_pid(tmp_path, postgres_cluster):
+    """ORIGINS=2 STORAGE=s3 make run: two origins and two app servers, SeaweedFS and the edge balancing
+    across both origins; the printed commands work, var/demo.json lists every verifier and pid, and a
+    one-download link is used up at both origins and the edge."""
+    import json
+
+    database_url = postgres_cluster.create_database("stack_demo_origins") if postgres_cluster else None
+    var = tmp_path / "var"
+    process, output = start_demo(var, database_url, storage="s3", origins=2)
+    try:
+        origins = re.findall(r"^nginx\s+(http://\S+)", output, re.M)
+        assert len(origins) == 2 and "download limits are counted once for every origin" in output
+        record = json.loads((var / "demo.json").read_text())
+        assert [entry["name"] for entry in record["verifiers"]] == ["origin-1", "origin-2", "edge"]
+        pids = [entry["pid"] for entry in record["verifiers"]] + list(record["pids"].values())
+        assert len(pids) == 3 + 2 + 3 + 1  # the nginx, the app servers, the agents and SeaweedFS
+        for pid in pids:
+            os.kill(pid, 0)  # each runs
+        once = re.search(r"curl \S+ -o \S+/once.png '(http://\S+)'", output).group(1)
+        for command in printed_commands(output):
+            result = subprocess.run(command, shell=True, capture_output=True, timeout=30)
+            assert result.returncode == 0, (command, result.stderr[-300:])
+        # The printed command took the one download at origin 1: it is used up at every verifier.
+        assert [requests.get(once.replace(origins[0], entry["url"]), timeout=10).status_code
+                for entry in record["verifiers"]] == [410, 410, 410]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

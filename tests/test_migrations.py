@@ -3,13 +3,14 @@ migrates with nothing lost, on SQLite and on PostgreSQL (``--database=postgresql
 
 The database is built at the migrations of that layout (``downloads 0002``: issued links were the
 image service's, by a foreign key to their image), rows are written through its historical
-models, and the state nginx keeps by link id (a revocation file, download counts) is written
-beside it; then ``migrate`` runs as a deployment would run it.
+models, and the download journal the origin nginx kept then is written beside it; then
+``migrate`` and ``import_download_journal`` run as a deployment would run them.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,12 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from signing.django.conf import link_settings
+from django.core.management import call_command
+
 from tests.app_fixtures import png_bytes
 
 BEFORE = [("downloads", "0002_issued_links"), ("secure_links", None)]
-AFTER = [("downloads", "0003_issued_links_move_to_secure_links"), ("secure_links", "0001_initial")]
+AFTER = [("downloads", "0003_issued_links_move_to_secure_links"), ("secure_links", "0002_download_counts")]
 
 pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
@@ -36,8 +38,7 @@ def migrate(targets):
 
 @pytest.fixture
 def database_before_the_package(settings, tmp_path):
-    """The database at the old layout, with a state folder of its own; put back at the newest migrations afterwards."""
-    settings.SECURE_LINK = {**settings.SECURE_LINK, "STATE_DIR": tmp_path / "state"}
+    """The database at the old layout; put back at the newest migrations afterwards."""
     apps = migrate(BEFORE)
     yield apps
     migrate(AFTER)
@@ -67,16 +68,21 @@ def old_rows(apps):
                                   revoked_at=created + timedelta(hours=1)),
     ]
     link_model.objects.filter(pk__in=[link.pk for link in links]).update(created_at=created)  # auto_now_add
-    state = link_settings().link_state.ensure()
-    for _ in range(2):
-        state.take("LimitedLink00002", 3, expires=int(expires.timestamp()))
-    state.revoke("RevokedLink00003", expires=int(expires.timestamp()))
     return owner, images, created, expires
 
 
-def test_issued_links_move_to_the_packages_app_with_every_row_and_their_state(database_before_the_package, client_for):
+def test_issued_links_move_to_the_packages_app_with_every_row_and_their_state(database_before_the_package, client_for,
+                                                                               tmp_path):
     owner, images, created, expires = old_rows(database_before_the_package)
+    journal = tmp_path / "downloads.journal"  # as the origin's workers appended it: two taken, one given back
+    stamp = int(expires.timestamp())
+    journal.write_text(f"LimitedLink00002 +1 {stamp}\nLimitedLink00002 +1 {stamp}\nLimitedLink00002 +1 {stamp}\n"
+                       f"LimitedLink00002 -1 {stamp}\nExpiredLink00004 +1 1000\nnot a line\n")
     migrate(AFTER)
+    out = StringIO()
+    call_command("import_download_journal", str(journal), stdout=out)
+    assert "1 live link(s) with downloads, 1 count(s) set or raised; 1 line(s)" in out.getvalue()
+    call_command("import_download_journal", str(journal), stdout=StringIO())  # again: nothing changes
 
     from django.contrib.auth import get_user_model
 

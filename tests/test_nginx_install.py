@@ -31,6 +31,7 @@ def test_install_writes_the_folder_the_role_files_the_keys_and_an_absolute_lua_p
     written = install(tmp_path / "etc", KEYS)
     etc = (tmp_path / "etc").resolve()
     assert sorted(path.name for path in written) == ["edge.conf", "secure_link", "secure_link.conf",
+                                                     "secure_link_counter.conf",
                                                      "secure_link_hmac_keys.conf", "secure_link_keys.conf",
                                                      "secure_link_lua.conf", "secure_link_s3.conf"]
     shipped = shipped_folder() / "secure_link"
@@ -160,6 +161,6 @@ def test_the_shipped_templates_name_every_placeholder_the_harness_fills():
 
     for role, extra in ((ORIGIN, {"MEDIA_ROOT": "/m", "EDGES": []}), (ORIGIN_S3, {"EDGES": []}),
                         (EDGE, {"CACHE_DIR": "/c"})):
-        site = render_template(role.template, {role.upstream_placeholder: "127.0.0.1:1", "LISTEN": [], "ACCESS_LOGS": [],
+        site = render_template(role.template, {role.upstream_placeholder: ["server 127.0.0.1:1;"], "LISTEN": [], "ACCESS_LOGS": [],
                                                "STATE_ROOT": "/s", "EXTRA": [], **extra})
         assert not [line for line in site.splitlines() if re.search(r"@[A-Z_]+@", line.partition("#")[0])]

@@ -186,15 +186,6 @@ def test_an_empty_object_is_an_empty_200_and_an_objects_own_disposition_never_do
     assert dispositions == ["attachment; filename=\"from-the-link.txt\"; filename*=UTF-8''from-the-link.txt"]
 
 
-def test_limited_links_keep_their_downloads_when_the_object_is_missing_and_count_them_when_it_is_there(
-        origin, storage):
-    link = signed("files/later.bin", max_downloads=2)
-    for _ in range(3):  # nothing sent: nothing counted
-        assert fetch(origin.base_url, link).status == 404
-    storage.client("app").put_object(Bucket="media", Key="files/later.bin", Body=b"now here")
-    assert [fetch(origin.base_url, link).status for _ in range(3)] == [200, 200, 410]
-
-
 @pytest.mark.parametrize("kind", ["tampered", "expired", "unknown key", "another file's token"])
 def test_a_refused_link_never_costs_a_fetch(origin, objects, kind):
     key = "files/other.bin"

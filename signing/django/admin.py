@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .conf import link_settings
+from .counting import download_counts
 from .models import IssuedLink
 
 
@@ -28,12 +28,12 @@ class IssuedLinkAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected links (only them)")
     def revoke(self, request: HttpRequest, queryset: QuerySet[IssuedLink]) -> None:
         revoked = sum(1 for link in queryset if link.revoke())
-        self.message_user(request, f"Revoked {revoked} link(s): 403 at the origin now, at the edges within the "
-                                   "fleet bound.", messages.SUCCESS)
+        self.message_user(request, f"Revoked {revoked} link(s): 403 at every verifier within the fleet bound "
+                                   "(a download-limited one at the origins at once).", messages.SUCCESS)
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
-        counts = link_settings().link_state.download_counts()  # one read of the journal for the page
+        counts = download_counts(link.id for link in changelist.result_list if link.max_downloads)  # one query
         for link in changelist.result_list:
             link.counted_downloads = counts.get(link.id, 0) if link.max_downloads else None
         return changelist

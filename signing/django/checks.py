@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import storages
@@ -55,7 +56,7 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
         errors += _delivery_errors(config.delivery, key_set)
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
-    errors += _state_dir_errors(config.state_dir)
+    errors += _retired_setting_warnings()
     errors += _storage_errors()
     return errors
 
@@ -92,26 +93,15 @@ def _delivery_errors(delivery: DeliveryTarget, key_set: KeySet) -> list[checks.C
     )]
 
 
-def _state_dir_errors(state_dir: Path | None) -> list[checks.CheckMessage]:
-    """Revoking a link writes below SECURE_LINK_STATE_DIR: one that is unset or cannot be written fails at start."""
-    if state_dir is None:
-        return [checks.Error(
-            "SECURE_LINK['STATE_DIR'] is not set, and there is no KEYS_FILE to keep the per-link state beside",
-            hint="Set SECURE_LINK['STATE_DIR'] (SECURE_LINK_STATE_DIR) to a folder the app can write and the origin "
-                 "nginx reads as $secure_link_state_root (docs/per-link.md).",
-            id="secure_links.E009",
-        )]
-    existing = state_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+def _retired_setting_warnings() -> list[checks.CheckMessage]:
+    """SECURE_LINK_STATE_DIR is gone: the app writes nothing into nginx's folders any more."""
+    if "STATE_DIR" not in getattr(settings, "SECURE_LINK", {}) and "SECURE_LINK_STATE_DIR" not in os.environ:
         return []
-    return [checks.Error(
-        f"SECURE_LINK_STATE_DIR={state_dir} cannot be written ({existing} is not a writable folder): "
-        "revoking a link would fail",
-        hint="Point SECURE_LINK_STATE_DIR at a folder the app can write and the origin nginx reads as "
-             "$secure_link_state_root (docs/per-link.md).",
-        id="secure_links.E009",
+    return [checks.Warning(
+        "SECURE_LINK_STATE_DIR is no longer read: revocations reach every nginx through its sync agent, and "
+        "download counts live in the database",
+        hint="Remove the setting; run each origin's agent with --state-dir (docs/per-link.md).",
+        id="secure_links.W009",
     )]
 
 

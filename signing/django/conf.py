@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .. import KeySet, KeySetError, LinkState, SecureLinkVerifier, TimedTokenSigner
+from .. import KeySet, KeySetError, SecureLinkVerifier, TimedTokenSigner
 from ..delivery import DeliveryTarget, LinkSigner, link_signer
 from ..fleet.protocol import FLEET_TOKEN_FILE_NAME
 from ..key_source import KeysFileWatcher, StaticKeys
@@ -37,12 +37,11 @@ from ..nginx.shipped import shipped_folder
 logger = logging.getLogger("signing.django")
 
 INTERNAL_MEDIA_PREFIX = "/_protected/media/"  # the origin's internal location (nginx/secure_link.conf)
-STATE_DIR_NAME = "state"  # the per-link state's folder beside the keys file, unless STATE_DIR says otherwise
 
 DEFAULTS: dict[str, Any] = {
     "KEYS": KeySet(),  # fixed keys; when empty, the keys come from KEYS_FILE
     # A keys file, re-read when it changes. Its folder is the deployment's private folder: the
-    # per-link state and the fleet token live beside it unless STATE_DIR and FLEET_TOKEN_FILE say.
+    # fleet token lives beside it unless FLEET_TOKEN_FILE says.
     "KEYS_FILE": None,
     "KEYS_CHECK_INTERVAL": 1.0,  # seconds between two looks (a stat) at the keys file
     "ACTIVE_KID": None,  # pins the signing key over the keys' own choice
@@ -64,10 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "FLEET_TOKEN_FILE": None,
     "FLEET_BOUND": 10.0,
     "PROBE_TIMEOUT": 2.0,
-    # Per-link state (docs/per-link.md): the folder the origin nginx reads as
-    # $secure_link_state_root (None: "state" beside the keys file), and the verifiers' download
-    # logs as (name, path) pairs, read by the downloads API and `manage.py link_downloads`.
-    "STATE_DIR": None,
+    # Per-link state (docs/per-link.md) lives in the database; the verifiers' download logs as
+    # (name, path) pairs are read by the downloads API and `manage.py link_downloads`.
     "DOWNLOAD_LOGS": (),
     # Who checks the links (docs/cdn.md): "nginx", or a CDN and the base URL its links start
     # with ("cloudfront https://d111111abcdef8.cloudfront.net"); its keys are in the key set.
@@ -103,19 +100,11 @@ class LinkSettings:
     fleet_token_file: Path | None
     fleet_bound: float
     probe_timeout: float
-    state_dir: Path | None
     download_logs: tuple[tuple[str, Path], ...]
     delivery: DeliveryTarget
     cookie_secure: bool
     cookie_domain: str | None
     check_probes: str | None
-
-    @property
-    def link_state(self) -> LinkState:
-        """The origin's per-link state: revocations and download counts."""
-        if self.state_dir is None:
-            raise ImproperlyConfigured("SECURE_LINK['STATE_DIR'] is not set and there is no KEYS_FILE to put it beside")
-        return LinkState(self.state_dir)
 
     @property
     def old_key_lifetime(self) -> int:
@@ -160,7 +149,6 @@ def link_settings() -> LinkSettings:
         fleet_token_file=_path_or_beside(config["FLEET_TOKEN_FILE"], beside_keys, FLEET_TOKEN_FILE_NAME),
         fleet_bound=float(config["FLEET_BOUND"]),
         probe_timeout=float(config["PROBE_TIMEOUT"]),
-        state_dir=_path_or_beside(config["STATE_DIR"], beside_keys, STATE_DIR_NAME),
         download_logs=tuple((str(name), Path(path)) for name, path in config["DOWNLOAD_LOGS"]),
         delivery=_delivery_target(config["DELIVERY"]),
         cookie_secure=bool(config["COOKIE_SECURE"]),
@@ -230,7 +218,6 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SECURE_LINK_FLEET_TOKEN_FILE": ("FLEET_TOKEN_FILE", Path),
     "SECURE_LINK_FLEET_BOUND": ("FLEET_BOUND", float),
     "SECURE_LINK_PROBE_TIMEOUT": ("PROBE_TIMEOUT", float),
-    "SECURE_LINK_STATE_DIR": ("STATE_DIR", Path),
     "SECURE_LINK_DOWNLOAD_LOGS": ("DOWNLOAD_LOGS", _download_logs),
     "SECURE_LINK_DELIVERY": ("DELIVERY", str),
     "SECURE_LINK_COOKIE_SECURE": ("COOKIE_SECURE", _boolean),

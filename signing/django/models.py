@@ -6,7 +6,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .conf import link_settings
 
 
 class IssuedLinkStatus(models.TextChoices):
@@ -35,7 +34,8 @@ class IssuedLink(models.Model):
     """One signed link handed out (:func:`signing.django.links.issue_link`), by its link id.
 
     nginx needs none of this to serve it: the row is for its ``owner`` (status, downloads,
-    revocation), and a revocation reaches nginx as a file (:class:`signing.LinkState`).
+    revocation); a revocation reaches every verifier through its sync agent, and the origins'
+    download counter (:mod:`signing.django.counting`) refuses a revoked limited link at once.
     ``subject`` names what it is a link to in the project's terms (``"image:42"``); ``path`` is
     the URL path it signs (None for links recorded before paths were).
     """
@@ -62,12 +62,14 @@ class IssuedLink(models.Model):
         return f"link {self.id}" + (f" to {self.subject}" if self.subject else "")
 
     def downloads(self) -> int | None:
-        """Downloads taken so far, for a download-limited link (counted by the origin nginx)."""
-        return link_settings().link_state.downloads(self.id) if self.max_downloads else None
+        """Downloads taken so far, for a download-limited link: the count the origins ask."""
+        from .counting import downloads  # the counter imports this module
+
+        return downloads(self.id) if self.max_downloads else None
 
     def status(self, *, downloads: int | None = None) -> IssuedLinkStatus:
         """Revoked, then expired, then not yet valid, then used up, else active. ``downloads`` is
-        the count when the caller has it already (else it is read from the journal)."""
+        the count when the caller has it already (else it is read from the counter's table)."""
         now = timezone.now()
         if self.revoked_at is not None:
             state = IssuedLinkStatus.REVOKED
@@ -83,9 +85,45 @@ class IssuedLink(models.Model):
         return IssuedLinkStatus(state)  # a member, typed as one (TextChoices members type as str)
 
     def revoke(self) -> bool:
-        """Refuse this link, and only it, from now on: at the origin at once, at the edges
-        within the fleet bound (their agents pull the list). False if it was already revoked."""
+        """Refuse this link, and only it, from now on: at every verifier within the fleet bound
+        (their agents pull the list), and a download-limited one at every origin's counter at
+        once. False if it was already revoked."""
         updated = IssuedLink.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        link_settings().link_state.revoke(self.id, expires=int(self.expires_at.timestamp()))  # again is harmless
         self.refresh_from_db(fields=["revoked_at"])
         return bool(updated)
+
+
+class DownloadCount(models.Model):
+    """The downloads taken of one download-limited link: the one count every origin asks.
+
+    Written only by :mod:`signing.django.counting` (atomic statements), one row per limited
+    link that has been asked for; links minted without an :class:`IssuedLink` row are counted
+    too. ``resume_point`` and ``resume_open`` are the link's resume credit (docs/per-link.md).
+    """
+
+    link_id = models.CharField(primary_key=True, max_length=64, editable=False)
+    downloads = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(help_text="the link's expires (Unix time): the row can go after it")
+    resume_point = models.BigIntegerField(null=True, blank=True)
+    resume_open = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires"])]
+
+    def __str__(self) -> str:
+        return f"downloads of link {self.link_id}: {self.downloads}"
+
+
+class DownloadTake(models.Model):
+    """One request that took a download (or a resume credit) of a limited link, by the request id
+    the first nginx to see it gave it: an edge that retries the request at another origin sends
+    the same id, and the counter answers it again without taking a second download."""
+
+    link_id = models.CharField(max_length=64, editable=False)
+    request_id = models.CharField(max_length=32, editable=False)
+    took = models.CharField(max_length=16, editable=False)
+    expires = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["link_id", "request_id"], name="one_take_per_request")]
+        indexes = [models.Index(fields=["expires"])]

@@ -6,16 +6,21 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import DownloadsUsedUp, KeySet, KeySetError, LinkError, LinkRevoked
+from . import counting
 from ..fleet.protocol import TOKEN_HEADER
+from ..nginx.counter import counter_token
 from ..nginx.signed_string import LINK_ID_PATTERN
 from ..paths import nginx_uri, quote_path
 from .conf import current_key_set, get_link_verifier, link_settings
@@ -101,11 +106,72 @@ def revocations_for_verifiers(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _refuse_without_fleet_token(request: HttpRequest) -> HttpResponse | None:
-    """404 unless a fleet token is configured, 403 without the right one (constant time), else None."""
+def _plain(status: int, text: str) -> HttpResponse:
+    response = HttpResponse(text + "\n", status=status, content_type="text/plain")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@require_POST
+def take_download(request: HttpRequest) -> HttpResponse:
+    """``POST /_secure_link/downloads/take?id=&limit=&expires=[&start=][&head=1][&request=]``: an origin
+    counts one download of a limited link it has verified (:func:`signing.django.counting.take`);
+    ``request`` is the request's id, the same when an edge retries it at another origin.
+
+    With the counter token only. 200 ``counted``, ``resumed`` or ``open``; 410 used up; 403
+    revoked; 400 for parameters nginx never sends; 503 when the database cannot answer (the
+    origin then refuses the download: never one uncounted).
+    """
+    refused = _refuse_without_fleet_token(request, counter=True)
+    if refused is not None:
+        return refused
+    query = request.GET
+    try:
+        start = query.get("start")
+        limited = counting.LimitedRequest(query["id"], int(query["limit"]), int(query["expires"]),
+                                          int(start) if start is not None else None, head=query.get("head") == "1",
+                                          request_id=query.get("request", ""))
+    except (KeyError, ValueError):
+        return _plain(400, "not a download-limited link's request")
+    try:
+        taken = counting.take(limited)
+    except DatabaseError:
+        return _plain(503, "the download counter cannot reach its database")
+    status = {counting.Taken.USED_UP: 410, counting.Taken.REVOKED: 403}.get(taken, 200)
+    return _plain(status, taken.value)
+
+
+@csrf_exempt
+@require_POST
+def settle_download(request: HttpRequest) -> HttpResponse:
+    """``POST /_secure_link/downloads/settle?id=&took=counted|resumed&outcome=none|cut[&start=&sent=]``:
+    an origin ends a request that did not send the whole file (gives back, or leaves a resume
+    credit). With the counter token only; 204, 400, or 503."""
+    refused = _refuse_without_fleet_token(request, counter=True)
+    if refused is not None:
+        return refused
+    query = request.GET
+    try:
+        took, outcome = counting.Taken(query["took"]), counting.Outcome(query["outcome"])
+        if took not in (counting.Taken.COUNTED, counting.Taken.RESUMED):
+            raise ValueError(took)
+        counting.settle(query["id"], took, outcome, start=int(query.get("start", 0)), sent=int(query.get("sent", 0)))
+    except (KeyError, ValueError):
+        return _plain(400, "not a download-limited link's request")
+    except DatabaseError:
+        return _plain(503, "the download counter cannot reach its database")
+    return HttpResponse(status=204)
+
+
+def _refuse_without_fleet_token(request: HttpRequest, *, counter: bool = False) -> HttpResponse | None:
+    """404 unless a fleet token is configured, 403 without the right one (constant time), else None.
+    ``counter``: the counter token derived from it (:func:`signing.nginx.counter.counter_token`)."""
     token = fleet_token()
     if token is None:
         raise Http404("no fleet token is configured")
+    if counter:
+        token = counter_token(token)
     scheme, _, given = request.headers.get(TOKEN_HEADER, "").partition(" ")
     if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")
@@ -156,19 +222,19 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
             query=request.META.get("QUERY_STRING", "").encode("latin-1"),
             remote_addr=request.META.get("REMOTE_ADDR", ""),
         )
-        state = link_settings().link_state
-        link_id, limit = verified.link_id, verified.max_downloads
-        if link_id is not None and state.is_revoked(link_id):
-            raise LinkRevoked(f"link {link_id} was revoked")
-        took: str | None = None  # the link whose download this request took
-        if limit is not None and link_id is not None:
-            if request.method == "HEAD":  # sends no file bytes: takes nothing
-                if state.downloads(link_id) >= limit:
-                    raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
-            elif state.take(link_id, limit, expires=verified.expires) is None:
-                raise DownloadsUsedUp(f"link {link_id} has been used {limit} time(s)")
-            else:
-                took = link_id
+        took: counting.Taken | None = None  # what this request took of a limited link
+        if verified.link_id is not None and verified.max_downloads is None and \
+                IssuedLink.objects.filter(pk=verified.link_id, revoked_at__isnull=False).exists():
+            raise LinkRevoked(f"link {verified.link_id} was revoked")
+        if verified.max_downloads is not None and verified.link_id is not None:
+            limited = counting.LimitedRequest(verified.link_id, verified.max_downloads, verified.expires,
+                                              _range_start(request), head=request.method == "HEAD")
+            taken = counting.take(limited)  # the origin's rule, from the same count
+            if taken is counting.Taken.REVOKED:
+                raise LinkRevoked(f"link {verified.link_id} was revoked")
+            if taken is counting.Taken.USED_UP:
+                raise DownloadsUsedUp(f"link {verified.link_id} has been used {verified.max_downloads} time(s)")
+            took = taken if taken in (counting.Taken.COUNTED, counting.Taken.RESUMED) else None
     except LinkError as error:
         return HttpResponse(f"{status_for(error)}\n", status=status_for(error), content_type="text/plain")
     relative = verified.uri[len(media_url.encode()):].decode("utf-8", "surrogateescape")
@@ -176,11 +242,20 @@ def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpRe
         response = stream_file(settings.MEDIA_ROOT, relative, request=request, disposition=verified.content_disposition)
     except Http404:
         response = None
-    if took and (response is None or response.status_code not in (200, 206)):
-        state.give_back(took, expires=verified.expires)  # 404, 304, 412, 416: given back, as nginx does
+    if took is not None and verified.link_id is not None and (response is None or response.status_code not in (200, 206)):
+        counting.settle(verified.link_id, took, counting.Outcome.NOTHING_SENT)  # 404, 304, 412, 416, as nginx does
     if response is None:
         raise Http404("no such file")
     return response
+
+
+def _range_start(request: HttpRequest) -> int | None:
+    """Where the request's single ``Range`` starts (0 without one); None for any other Range."""
+    header = request.headers.get("Range")
+    if header is None:
+        return 0
+    first, dash, _ = header.removeprefix("bytes=").partition("-")
+    return int(first) if header.startswith("bytes=") and dash and first.isdigit() and "," not in header else None
 
 
 def request_target_path(target: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..buckets import Bucket, Credentials
 from ..keys import KeySet, write_private_file
+from .counter import COUNTER_INCLUDE, DownloadCounter, render_counter_include
 from .shipped import shipped_folder
 
 SNIPPETS = "secure_link"  # the shipped folder of snippets, copied whole
@@ -105,6 +106,13 @@ def add_origin_bucket_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"files in an https bucket: the CA certificates that verify it (default {DEFAULT_CA_FILE})")
 
 
+def add_counter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The download counter's option, as both installer commands take it."""
+    parser.add_argument("--counter", action="append", default=[], metavar="URL",
+                        help="an origin: an app server that counts downloads of download-limited links, "
+                             "http://IP:PORT or unix:/PATH (once per app server; without one such links get 503)")
+
+
 def origin_bucket(bucket: Bucket, credentials: Credentials, options: Mapping[str, Any]) -> OriginBucket:
     """The origin's bucket from the options of :func:`add_origin_bucket_arguments`."""
     return OriginBucket(bucket, credentials, options["cache_folder"], options["signer_socket"],
@@ -112,9 +120,10 @@ def origin_bucket(bucket: Bucket, credentials: Credentials, options: Mapping[str
 
 
 def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None = None,
-            replacing: Mapping[str, Path] | None = None) -> list[Path]:
-    """Write the shipped folder, the role files, the keys includes and the Lua path into ``config_folder``,
-    and with ``bucket`` the origin's secure_link_bucket.conf.
+            counter: DownloadCounter | None = None, replacing: Mapping[str, Path] | None = None) -> list[Path]:
+    """Write the shipped folder, the role files, the keys includes, the Lua path and the download
+    counter's include (``counter``: the app servers an origin asks; none: limited links get 503)
+    into ``config_folder``, and with ``bucket`` the origin's secure_link_bucket.conf.
 
     ``secure_link/`` is replaced whole (a reader sees the old folder or the new one); the keys
     includes are the nginx keys of ``key_set``, and secure_link_bucket.conf holds the origin's
@@ -152,6 +161,8 @@ def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None
     )
     written.append(folder / LUA_PATH_INCLUDE)
     written += key_set.nginx_keys().write_nginx_includes(folder)
+    write_private_file(folder / COUNTER_INCLUDE, counter.render() if counter else render_counter_include((), ""))
+    written.append(folder / COUNTER_INCLUDE)
     if bucket_conf is not None:
         write_private_file(folder / BUCKET_INCLUDE, bucket_conf)
         written.append(folder / BUCKET_INCLUDE)
@@ -185,14 +196,18 @@ def include_lines(role: str, *, media_root: Path | None = None, state_root: Path
 
 
 def install_report(config_folder: Path, key_set: KeySet, *, role: str, media_root: Path | None = None,
-                   state_root: Path | None = None, bucket: OriginBucket | None = None) -> str:
+                   state_root: Path | None = None, bucket: OriginBucket | None = None,
+                   counter: DownloadCounter | None = None) -> str:
     """What an install wrote and the lines to add, as both installer commands print it."""
     kids = ", ".join(key_set.nginx_keys().kids) or "none"
     folder = Path(config_folder).resolve()
     fetching = (f"; {BUCKET_INCLUDE} fetches from {bucket.bucket.name} at {bucket.bucket.endpoint} as "
                 f"{bucket.credentials.key_id} (mode 0600)") if bucket else ""
+    if role == "origin":
+        fetching += (f"; {COUNTER_INCLUDE} counts limited downloads at {', '.join(counter.urls)}" if counter else
+                     f"; {COUNTER_INCLUDE} names no counter: download-limited links get 503 until --counter is given")
     return (f"installed the nginx folder into {folder}: {SNIPPETS}/, "
-            f"{', '.join(INSTALLED_ROLE_FILES)}, {LUA_PATH_INCLUDE} and the keys includes "
+            f"{', '.join(INSTALLED_ROLE_FILES)}, {LUA_PATH_INCLUDE}, {COUNTER_INCLUDE} and the keys includes "
             f"(keys {kids}; mode 0600){fetching}.\n"
             f"{folder} must be the folder of nginx's main config: relative includes are found there.\n"
             f"{include_lines(role, media_root=media_root, state_root=state_root, bucket=bucket is not None)}"

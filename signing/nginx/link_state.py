@@ -1,35 +1,25 @@
-"""Per-link state that nginx reads without Python: revocations and download counts, as files.
+"""Per-link state that nginx reads without Python: the revoked link ids, as files.
 
-One folder per verifier (``$secure_link_state_root`` in nginx, ``SECURE_LINK_STATE_DIR`` in
-Django) holds
-
-- ``revoked/<link id>``: the link is refused (403). nginx checks it with ``-f``, one
-  ``stat``; the file holds the link's ``expires``, so that it can be removed once the link
-  has expired anyway (:meth:`LinkState.prune`).
-- ``downloads.journal``: the downloads of download-limited links, one line per change,
-  ``LINK_ID +1 EXPIRES`` when a download is taken and ``LINK_ID -1 EXPIRES`` when a request
-  that took one sent no file bytes (404, 304, 416). A link's count is the sum of its lines,
-  whatever order workers wrote them in. The origin nginx counts in a shared dict (atomic
-  across its workers, kept over a reload) and appends each change before it sends the file
-  (``nginx/secure_link/downloads.lua``); after a restart it adds the journal up again and
-  rewrites it without expired links. Only nginx rewrites it: Python reads it, and appends
-  to it only where nginx is not running (Django serving ``/media/`` itself).
+One folder per verifier (``$secure_link_state_root`` in nginx), kept by that verifier's sync
+agent (``python -m signing sync-keys --state-dir``, :mod:`signing.fleet.agent`) from the app's
+list, holds ``revoked/<link id>``: the link is refused (403). nginx checks it with ``-f``, one
+``stat``; the file holds the link's ``expires``, so that it can be removed once the link has
+expired anyway (:meth:`LinkState.prune`). Download counts are not here: every origin asks the
+app's counter (:mod:`signing.nginx.counter`).
 
 This module is the one Python side of that layout (docs/link-format.md).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .signed_string import LINK_ID_PATTERN, MAX_DOWNLOADS_LIMIT
+from .signed_string import LINK_ID_PATTERN
 
 REVOKED = "revoked"
-JOURNAL = "downloads.journal"
 
 
 def _checked(link_id: str) -> str:
@@ -39,7 +29,7 @@ def _checked(link_id: str) -> str:
 
 
 class LinkState:
-    """The revocations and download counts under ``root`` (see the module's docstring)."""
+    """The revocations under ``root`` (see the module's docstring)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -48,7 +38,7 @@ class LinkState:
         return f"<LinkState {self.root}>"
 
     def ensure(self) -> LinkState:
-        """Create the folder and ``revoked/`` (the origin nginx's workers must be able to write the folder)."""
+        """Create the folder and ``revoked/``."""
         (self.root / REVOKED).mkdir(parents=True, exist_ok=True)
         return self
 
@@ -88,66 +78,10 @@ class LinkState:
             removed += 1
         return added, removed
 
-    # Download counts ---------------------------------------------------------------------
-
-    @property
-    def journal(self) -> Path:
-        return self.root / JOURNAL
-
-    def download_counts(self) -> dict[str, int]:
-        """Every download-limited link's downloads so far, from one read of the journal."""
-        counts: dict[str, int] = {}
-        for link_id, delta in self._journal_entries():
-            counts[link_id] = counts.get(link_id, 0) + delta
-        return counts
-
-    def downloads(self, link_id: str) -> int:
-        """How many downloads of the link have been taken."""
-        _checked(link_id)
-        return sum(delta for entry_id, delta in self._journal_entries(link_id) if entry_id == link_id)
-
-    def take(self, link_id: str, limit: int, *, expires: int) -> int | None:
-        """Take one of the link's ``limit`` downloads (its number), or None when all are taken.
-
-        For Django serving ``/media/`` itself: a lock on the journal keeps the count exact
-        across processes. Never while nginx counts into the same journal.
-        """
-        if not 1 <= limit <= MAX_DOWNLOADS_LIMIT:
-            raise ValueError(f"limit must be 1 to {MAX_DOWNLOADS_LIMIT}, got {limit}")
-        _checked(link_id)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.journal, "a+", encoding="ascii") as journal:
-            fcntl.flock(journal, fcntl.LOCK_EX)
-            taken = self.downloads(link_id)
-            if taken >= limit:
-                return None
-            journal.write(f"{link_id} +1 {expires}\n")
-            return taken + 1
-
-    def give_back(self, link_id: str, *, expires: int) -> None:
-        """Return a download taken by a request that sent no file bytes."""
-        with open(self.journal, "a", encoding="ascii") as journal:
-            fcntl.flock(journal, fcntl.LOCK_EX)
-            journal.write(f"{_checked(link_id)} -1 {expires}\n")
-
-    def _journal_entries(self, link_id: str | None = None) -> Iterator[tuple[str, int]]:
-        prefix = f"{link_id} " if link_id else ""
-        try:
-            with open(self.journal, encoding="ascii", errors="replace") as journal:
-                for line in journal:
-                    if not line.startswith(prefix):
-                        continue
-                    entry_id, delta, _ = (line.split() + ["", "", ""])[:3]
-                    if delta in ("+1", "-1"):
-                        yield entry_id, int(delta)
-        except FileNotFoundError:
-            return
-
     # Housekeeping ------------------------------------------------------------------------
 
     def prune(self, *, now: float | None = None) -> int:
-        """Remove revocations of links that have expired anyway; returns how many (the origin
-        nginx drops expired links from the journal itself, when it starts)."""
+        """Remove revocations of links that have expired anyway; returns how many."""
         moment = time.time() if now is None else now
         expired = [link_id for link_id, expires in self.revocations().items() if 0 < expires < moment]
         for link_id in expired:

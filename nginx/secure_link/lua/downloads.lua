@@ -1,20 +1,22 @@
--- Download-limited links, counted at the origin (Debian's libnginx-mod-http-lua, LuaJIT).
+-- Download-limited links, counted by the app for every origin (Debian's libnginx-mod-http-lua).
 --
--- Used by secure_link/server/origin_limited.conf: take() in the access phase, settle() in the log phase.
--- The count of each link lives in the shared dict secure_link_downloads: ngx.shared's incr
--- is atomic across every worker, so LIMIT racing requests get exactly LIMIT downloads, and
--- the dict outlives a reload (HUP). Every change is also appended to the journal
--- $secure_link_state_root/downloads.journal as one line, "LINK_ID +1 EXPIRES" or
--- "LINK_ID -1 EXPIRES", before the file is sent: after a restart the first limited request
--- adds the journal up again (and rewrites it without the links that have expired), so a
--- restart forgets nothing. signing/nginx/link_state.py reads and writes the same journal.
-
-local dict = ngx.shared.secure_link_downloads
-local LOADED, LOADING = "\0loaded", "\0loading"
+-- Used by secure_link/location/origin_count.conf: take() in the access phase, settle() in the
+-- log phase. No count lives in nginx: take() asks one of the app servers of
+-- $secure_link_counter (secure_link_counter.conf, written by the installer) to count the
+-- download in the app's database (POST /_secure_link/downloads/take; signing/django/counting.py
+-- holds the rule), so any number of origins count one count, and it survives the restart of
+-- any of them. An answer other than "counted", "resumed" or "open" ends the request: 410 used
+-- up, 403 revoked, and 503 when no app server or its database answers (a download is never
+-- sent uncounted). settle() tells the app about a request that took a download and did not
+-- send the whole file (POST /_secure_link/downloads/settle): it gives the download back, or
+-- leaves a resume credit. settle() runs from a timer after the request: the log phase cannot
+-- talk to the network.
 
 local M = {}
 
-local journal -- this worker's handle, opened in append mode on first use
+local TIMEOUT_MS = 3000
+local RESUME_FROM = "^bytes=(%d+)%-%d*$" -- one range with a first byte: a resume may start there
+local REQUEST_ID = "^%x+$"
 
 -- A failure is logged from a timer, outside the request: nginx would quote the request line,
 -- and with it the link's token. Once per worker and message.
@@ -26,125 +28,147 @@ local function warn(message)
     end
 end
 
-local function journal_path()
-    return ngx.var.secure_link_state_root .. "/downloads.journal"
+-- "http://IP:PORT ... unix:/PATH" -> { {host, port, authority}, ... }, parsed once per value.
+local parsed = {}
+local function addresses(list)
+    local found = parsed[list]
+    if found then
+        return found
+    end
+    found = {}
+    for entry in list:gmatch("%S+") do
+        local path = entry:match("^unix:(/.+)$")
+        if path then
+            found[#found + 1] = { "unix:" .. path, nil, "localhost" }
+        else
+            local authority = entry:match("^http://(.+)$")
+            local host, port = (authority or ""):match("^%[?(.-)%]?:(%d+)$")
+            if host then
+                found[#found + 1] = { host, tonumber(port), authority }
+            end
+        end
+    end
+    parsed[list] = found
+    return found
 end
 
--- After a restart the dict is empty: one worker adds the journal up, the others wait for it.
-local function ensure_loaded()
-    if dict:get(LOADED) then
-        return true
+-- POST path to one counter, the next one only when a connection is refused (the request then
+-- never reached an app server, so nothing can be counted twice). Returns status, body or nil, why.
+local function ask(counters, token, path)
+    local list = addresses(counters)
+    if #list == 0 then
+        return nil, "no download counter is configured (secure_link_counter.conf: install_nginx --counter)"
     end
-    if not dict:add(LOADING, true, 30) then
-        for _ = 1, 300 do
-            ngx.sleep(0.01)
-            if dict:get(LOADED) then
-                return true
-            end
+    local first, why = math.random(#list), nil
+    for i = 0, #list - 1 do
+        local counter = list[(first + i - 1) % #list + 1]
+        local socket = ngx.socket.tcp()
+        socket:settimeout(TIMEOUT_MS)
+        local connected, err
+        if counter[2] then
+            connected, err = socket:connect(counter[1], counter[2])
+        else
+            connected, err = socket:connect(counter[1])
         end
-        return false
-    end
-    local path, now = journal_path(), ngx.time()
-    local counts, expiry = {}, {}
-    local file = io.open(path, "r")
-    if file then
-        for line in file:lines() do
-            local id, delta, expires = line:match("^([A-Za-z0-9_-]+) ([+-]1) (%d+)$")
-            if id and tonumber(expires) >= now then
-                counts[id] = (counts[id] or 0) + tonumber(delta)
-                expiry[id] = expires
+        if connected then
+            local sent, send_err = socket:send("POST " .. path .. " HTTP/1.1\r\nHost: " .. counter[3]
+                .. "\r\nAuthorization: Bearer " .. token .. "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            if not sent then
+                socket:close()
+                return nil, "the counter " .. counter[3] .. " failed: " .. tostring(send_err)
             end
+            local line, read_err = socket:receive("*l")
+            local status = line and tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
+            if not status then
+                socket:close()
+                return nil, "the counter " .. counter[3] .. " gave no answer: " .. tostring(read_err)
+            end
+            local length = 0
+            while true do
+                local header = socket:receive("*l")
+                if not header or header == "" then
+                    break
+                end
+                length = tonumber(header:lower():match("^content%-length:%s*(%d+)")) or length
+            end
+            local body = length > 0 and socket:receive(math.min(length, 256)) or ""
+            socket:close()
+            return status, body or ""
         end
-        file:close()
+        why = "cannot reach the counter " .. counter[3] .. ": " .. tostring(err)
     end
-    local compacted = {}
-    for id, count in pairs(counts) do
-        if count > 0 then
-            local ok, err = dict:safe_set(id, count, math.max(tonumber(expiry[id]) - now + 1, 1))
-            if not ok then
-                dict:delete(LOADING)
-                warn("the journal does not fit lua_shared_dict secure_link_downloads (" .. tostring(err) .. ")")
-                return false
-            end
-            for _ = 1, count do
-                compacted[#compacted + 1] = id .. " +1 " .. expiry[id] .. "\n"
-            end
-        end
-    end
-    -- The journal without expired links, written beside it and renamed over it.
-    local fresh = io.open(path .. ".compacting", "w")
-    if fresh then
-        fresh:write(table.concat(compacted))
-        fresh:close()
-        os.rename(path .. ".compacting", path)
-    end
-    dict:set(LOADED, true)
-    return true
+    return nil, why
 end
 
-local function record(id, delta, expires)
-    if not journal then
-        journal = io.open(journal_path(), "a")
-        if not journal then
-            return false
-        end
-        journal:setvbuf("no") -- unbuffered, O_APPEND: one line, one write(2), so workers' lines never mix
-    end
-    return journal:write(id .. " " .. delta .. " " .. expires .. "\n") ~= nil
-end
-
--- The access phase of /_secure_link/limited/ID/LIMIT/EXPIRES/PATH (captures of server/origin_limited.conf).
+-- The access phase of /_secure_link/limited/ID/LIMIT/EXPIRES/PATH (captures of origin_limited.conf).
 function M.take()
     local var = ngx.var
-    local id, limit, expires = var.secure_link_take_id, tonumber(var.secure_link_take_limit),
-        var.secure_link_take_expires
-    if not ensure_loaded() then
-        warn("the journal was not read within 3 s: limited links get 503")
-        return ngx.exit(503)
+    local head = ngx.req.get_method() == "HEAD" -- sends no file bytes: takes nothing
+    local range = var.http_range
+    local start = range == nil and "0" or range:match(RESUME_FROM) -- nil: never a resume
+    -- The request's id: an edge's (server/origin_edges.conf), the same when it retries the request
+    -- at another origin, so that the counter takes it once; else this nginx's own.
+    local request = var.secure_link_take_request
+    if not request or #request ~= 32 or not request:match(REQUEST_ID) then
+        request = var.request_id
     end
-    if ngx.req.get_method() == "HEAD" then -- sends no file bytes: takes nothing
-        if (dict:get(id) or 0) >= limit then
-            return ngx.exec("/_secure_link_errors/used_up." .. var.secure_link_error_format)
+    local path = "/_secure_link/downloads/take?id=" .. var.secure_link_take_id .. "&limit="
+        .. var.secure_link_take_limit .. "&expires=" .. var.secure_link_take_expires
+        .. (start and ("&start=" .. start) or "") .. (head and "&head=1" or "") .. "&request=" .. request
+    local status, body = ask(var.secure_link_counter, var.secure_link_counter_token, path)
+    if status == 200 then
+        local taken = body:match("^(%l+)")
+        if taken == "counted" or taken == "resumed" then
+            -- A precondition (If-Match, If-Unmodified-Since) could only end the request without
+            -- the file (412) once counted: a download-limited link is one download, not a cache entry.
+            ngx.req.clear_header("If-Match")
+            ngx.req.clear_header("If-Unmodified-Since")
+            var.secure_link_took = taken -- a variable, not ngx.ctx: a filter that ends the request clears ctx
+            var.secure_link_took_start = start or ""
         end
         return
     end
-    -- A new count is added without evicting others (safe_add), and lives until the link
-    -- expires: a full dict refuses new limited links (503) rather than forget a count.
-    local added, add_err = dict:safe_add(id, 0, math.max(tonumber(expires) - ngx.time() + 1, 1))
-    if not added and add_err ~= "exists" then
-        warn("lua_shared_dict secure_link_downloads is full (" .. tostring(add_err) .. "): new limited links get 503")
-        return ngx.exit(503)
-    end
-    local taken, err = dict:incr(id, 1)
-    if not taken then
-        warn("the count cannot be taken (" .. tostring(err) .. ")")
-        return ngx.exit(503)
-    end
-    if taken > limit then
-        dict:incr(id, -1)
+    if status == 410 then
         return ngx.exec("/_secure_link_errors/used_up." .. var.secure_link_error_format)
     end
-    if not record(id, "+1", expires) then
-        dict:incr(id, -1)
-        warn("cannot append to " .. journal_path() .. ": limited links get 503 until it is writable")
-        return ngx.exit(503) -- never send a download that a restart would forget
+    if status == 403 then
+        return ngx.exec("/_secure_link_errors/403." .. var.secure_link_error_format)
     end
-    -- A request's precondition (If-Match, If-Unmodified-Since) could only end it without the
-    -- file (412) once counted: a download-limited link is one download, not a cache entry.
-    ngx.req.clear_header("If-Match")
-    ngx.req.clear_header("If-Unmodified-Since")
-    var.secure_link_took = "1" -- a variable, not ngx.ctx: a filter that ends the request clears ctx
+    warn(status and ("the counter answered " .. status .. ": limited links get 503") or (body .. ": limited links get 503"))
+    return ngx.exit(503)
 end
 
--- The log phase: a request that took a download but sent no file bytes gives it back
--- (limited.conf has no error pages of its own, so such a request ends in its location).
-function M.settle()
-    local status = ngx.status
-    if ngx.var.secure_link_took == "1" and status ~= 200 and status ~= 206 then
-        local var = ngx.var
-        dict:incr(var.secure_link_take_id, -1)
-        record(var.secure_link_take_id, "-1", var.secure_link_take_expires)
+local function send_settle(premature, counters, token, path)
+    local status, why = ask(counters, token, path)
+    if status ~= 204 then
+        ngx.log(ngx.ERR, "secure_link downloads: a download was not settled (", status or why,
+            "): it stays counted")
     end
+end
+
+-- The log phase: a request that took something and did not send the whole file tells the app.
+-- It sent no file bytes (a status other than 200 and 206): what it took is given back. It was
+-- cut short: the app keeps a resume credit where it stopped (one range, or the whole file).
+function M.settle()
+    local var = ngx.var
+    local took = var.secure_link_took
+    if took == "" then
+        return
+    end
+    local status, outcome, extra = ngx.status, nil, ""
+    if status ~= 200 and status ~= 206 then
+        outcome = "none"
+    else
+        local length, sent = tonumber(var.sent_http_content_length), tonumber(var.body_bytes_sent) or 0
+        local start = status == 200 and "0" or (var.sent_http_content_range and var.secure_link_took_start or "")
+        if not length or sent >= length or start == "" then
+            return -- the whole answer was sent (or a multi-range one, which never resumes)
+        end
+        outcome, extra = "cut", "&start=" .. start .. "&sent=" .. sent
+    end
+    ngx.timer.at(0, send_settle, var.secure_link_counter, var.secure_link_counter_token,
+        "/_secure_link/downloads/settle?id=" .. var.secure_link_take_id .. "&took=" .. took
+            .. "&outcome=" .. outcome .. extra)
 end
 
 return M

@@ -3,7 +3,8 @@
 Writes the shipped ``secure_link/`` folder, the role files, the keys includes (the settings'
 keys, 0600) and the Lua path into nginx's config folder (default ``/etc/nginx``), then prints
 the lines to add to the operator's own ``http`` and ``server`` blocks, with this project's
-``MEDIA_ROOT`` and state folder filled in (:mod:`signing.nginx.install`). When the default
+``MEDIA_ROOT`` filled in. ``--counter`` names the app servers an origin asks to count the
+downloads of download-limited links (:mod:`signing.nginx.install`). When the default
 storage is a bucket (:class:`signing.django.s3.SignedS3Storage`) it also writes
 ``secure_link_bucket.conf``, with the origin's own read-only credentials
 (``--origin-credentials``: never the app's, which can write).
@@ -20,10 +21,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from signing import KeySetError
 from signing.buckets import Credentials
-from signing.django.conf import current_key_set, link_settings
+from signing.django.conf import current_key_set
+from signing.django.views import fleet_token
+from signing.nginx.counter import DownloadCounter
 from signing.nginx.install import (
     ROLE_FILES,
     OriginBucket,
+    add_counter_arguments,
     add_origin_bucket_arguments,
     install,
     install_report,
@@ -43,6 +47,9 @@ class Command(BaseCommand):
         parser.add_argument("--origin-credentials", type=Path, metavar="FILE",
                             help="files in a bucket: the origin's read-only credentials (ACCESS_KEY_ID=, "
                                  "SECRET_ACCESS_KEY=; mode 0600)")
+        parser.add_argument("--state-root", type=Path,
+                            help="the folder of the origin's sync agent (--state-dir) for the printed lines")
+        add_counter_arguments(parser)
         add_origin_bucket_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -50,14 +57,25 @@ class Command(BaseCommand):
         folder: Path = options["config_folder"]
         try:
             bucket = self.origin_bucket(options)
-            install(folder, key_set.check(), bucket=bucket)
+            counter = self.counter(options)
+            install(folder, key_set.check(), bucket=bucket, counter=counter)
         except (KeySetError, ValueError) as error:
             raise CommandError(str(error)) from None
         except OSError as error:
             raise CommandError(f"cannot write into {folder}: {error.strerror or error}") from None
         media_root = Path(settings.MEDIA_ROOT) if settings.MEDIA_ROOT else None
         self.stdout.write(install_report(folder, key_set, role=options["role"], media_root=media_root,
-                                         state_root=link_settings().state_dir, bucket=bucket), ending="")
+                                         state_root=options["state_root"], bucket=bucket, counter=counter),
+                          ending="")
+
+    def counter(self, options: dict[str, Any]) -> DownloadCounter | None:
+        """The app servers that count limited downloads, with the counter token from the fleet token."""
+        if not options["counter"]:
+            return None
+        token = fleet_token()
+        if token is None:
+            raise CommandError("--counter needs the fleet token: set SECURE_LINK_FLEET_TOKEN_FILE (docs/fleet.md)")
+        return DownloadCounter.of(options["counter"], token)
 
     def origin_bucket(self, options: dict[str, Any]) -> OriginBucket | None:
         """The bucket the origin fetches from: the default storage's, read with the origin's own credentials."""

@@ -1,4 +1,4 @@
-"""``manage.py prune_links``: drop the per-link state of links that have expired anyway."""
+"""``manage.py prune_links``: drop the download counts of links that have expired anyway."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from signing.django.conf import link_settings
+from signing.django import counting
+from signing.django.models import DownloadCount
 
 
 class Command(BaseCommand):
-    help = ("Remove the revocation files of links that have expired (nginx refuses them anyway); run it daily. "
-            "The origin nginx drops expired links from its download journal itself, when it starts.")
+    help = ("Remove the download counts of links that have expired (nginx refuses them anyway); run it daily. "
+            "Each verifier's sync agent drops expired revocations from its own folder.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        state = link_settings().link_state
-        removed = state.prune()
-        left = len(state.revocations())
-        self.stdout.write(f"{state.root}: removed {removed} revocation(s) of expired links; {left} still in force")
+        removed = counting.prune()
+        left = DownloadCount.objects.count()
+        self.stdout.write(f"removed the download counts of {removed} expired link(s); {left} still kept")

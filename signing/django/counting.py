@@ -1,0 +1,164 @@
+"""The download counts of download-limited links, kept in the app's database for every origin.
+
+Each origin nginx asks the app (``POST /_secure_link/downloads/take``, then ``…/settle`` for
+a request that did not send the whole file; nginx/secure_link/lua/downloads.lua) and the app
+answers from one atomic statement, so a count is exact across any number of origins and app
+servers, survives the restart of any of them, and is the count the API shows. On PostgreSQL
+an ``INSERT … ON CONFLICT DO UPDATE … WHERE downloads < limit RETURNING`` takes the row's lock;
+on SQLite the same statement holds the database's write lock.
+
+The rule for Range requests and resumed downloads (docs/per-link.md):
+
+- every GET counts one download, whatever its ``Range`` (``bytes=0-`` and many small ranges
+  count one each), unless it is a *resume*;
+- a request that counted and was cut short after sending part of the file leaves a resume
+  credit at ``start + sent - min(sent, RESUME_MARGIN)``: the next request whose single
+  ``Range`` starts there or later (a plain GET starts at 0) takes the credit instead of a
+  download. A resume that is cut again leaves a new credit only if it moved the point on, so
+  one download gives one file, plus repeats of at most the margin;
+- a request that sent no file bytes (404, 304, 416, 5xx) gives back what it took;
+- a request is taken once by its request id: an edge that retries a request at another origin
+  (the first one died) sends the id it gave it, and the counter answers the retry as it answered
+  the first attempt, without taking a second download.
+
+A HEAD takes nothing: it is refused (410) when the link is used up and holds no credit.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from ..nginx.signed_string import LINK_ID_PATTERN, MAX_DOWNLOADS_LIMIT
+from .models import DownloadCount, DownloadTake, IssuedLink
+
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+
+# Bytes nginx handed to the kernel but the client may never have received: up to Linux's
+# default largest send buffer (tcp_wmem, 4 MiB) plus its receive buffer (tcp_rmem, 6 MiB).
+RESUME_MARGIN = 10 << 20
+
+
+class Taken(enum.Enum):
+    """What ``take`` did: counted a download, took a resume credit, or refused."""
+
+    COUNTED = "counted"
+    RESUMED = "resumed"
+    OPEN = "open"  # a HEAD of a link that is not used up: nothing taken
+    USED_UP = "used_up"
+    REVOKED = "revoked"
+
+
+class Outcome(enum.Enum):
+    """How a request that took something ended, as the origin saw it in its log phase."""
+
+    NOTHING_SENT = "none"  # no file bytes: what it took is given back
+    CUT = "cut"  # part of the file: a resume credit
+
+
+@dataclass(frozen=True)
+class LimitedRequest:
+    """One request of a download-limited link, as the origin forwards it (already verified by nginx)."""
+
+    link_id: str
+    limit: int
+    expires: int
+    start: int | None  # where its single Range starts (0 without a Range); None: never a resume
+    head: bool = False
+    request_id: str = ""  # the first nginx's $request_id (32 hex digits); "" for none
+
+    def __post_init__(self) -> None:
+        if not LINK_ID_PATTERN.fullmatch(self.link_id):
+            raise ValueError(f"{self.link_id!r} is not a link id")
+        if not 1 <= self.limit <= MAX_DOWNLOADS_LIMIT:
+            raise ValueError(f"limit must be 1 to {MAX_DOWNLOADS_LIMIT}, got {self.limit}")
+        if self.start is not None and self.start < 0:
+            raise ValueError("start must not be negative")
+        if self.request_id and not REQUEST_ID.fullmatch(self.request_id):
+            raise ValueError(f"{self.request_id!r} is not a request id")
+
+
+def _table() -> str:
+    return connection.ops.quote_name(DownloadCount._meta.db_table)
+
+
+def take(request: LimitedRequest) -> Taken:
+    """Count one download of the link, take its resume credit, or refuse; one transaction.
+
+    Raises django.db.DatabaseError when the database cannot answer (the origin answers 503).
+    """
+    with transaction.atomic():
+        if IssuedLink.objects.filter(pk=request.link_id, revoked_at__isnull=False).exists():
+            return Taken.REVOKED
+        if request.request_id and not request.head:
+            earlier = DownloadTake.objects.filter(link_id=request.link_id, request_id=request.request_id)
+            took = earlier.values_list("took", flat=True).first()
+            if took is not None:
+                return Taken(took)  # a retry of a request that took already: the same answer, nothing more
+        taken = _take(request)
+        if request.request_id and taken in (Taken.COUNTED, Taken.RESUMED):
+            DownloadTake.objects.create(link_id=request.link_id, request_id=request.request_id, took=taken.value,
+                                        expires=request.expires)
+        return taken
+
+
+def _take(request: LimitedRequest) -> Taken:
+    table = _table()
+    with connection.cursor() as cursor:
+        if request.head:
+            cursor.execute(f"SELECT downloads, resume_open FROM {table} WHERE link_id = %s", [request.link_id])
+            row = cursor.fetchone()
+            used_up = row is not None and row[0] >= request.limit and not row[1]
+            return Taken.USED_UP if used_up else Taken.OPEN
+        if request.start is not None:
+            cursor.execute(f"UPDATE {table} SET resume_open = %s WHERE link_id = %s AND resume_open "
+                           "AND resume_point <= %s", [False, request.link_id, request.start])
+            if cursor.rowcount == 1:
+                return Taken.RESUMED
+        cursor.execute(
+            f"INSERT INTO {table} (link_id, downloads, expires, resume_open) VALUES (%s, 1, %s, %s) "
+            f"ON CONFLICT (link_id) DO UPDATE SET downloads = {table}.downloads + 1 "
+            f"WHERE {table}.downloads < %s RETURNING downloads",
+            [request.link_id, request.expires, False, request.limit])
+        return Taken.COUNTED if cursor.fetchone() is not None else Taken.USED_UP
+
+
+def settle(link_id: str, took: Taken, outcome: Outcome, *, start: int = 0, sent: int = 0) -> None:
+    """End a request that took ``took`` and did not send the whole file (see the module's rule)."""
+    if not LINK_ID_PATTERN.fullmatch(link_id):
+        raise ValueError(f"{link_id!r} is not a link id")
+    table = _table()
+    with connection.cursor() as cursor:
+        if outcome is Outcome.NOTHING_SENT and took is Taken.COUNTED:
+            cursor.execute(f"UPDATE {table} SET downloads = downloads - 1 WHERE link_id = %s AND downloads > 0",
+                           [link_id])
+        elif outcome is Outcome.NOTHING_SENT and took is Taken.RESUMED:
+            cursor.execute(f"UPDATE {table} SET resume_open = %s WHERE link_id = %s", [True, link_id])
+        elif outcome is Outcome.CUT:
+            point = start + sent - min(sent, RESUME_MARGIN)
+            progress = "" if took is Taken.COUNTED else " AND (resume_point IS NULL OR resume_point < %s)"
+            cursor.execute(f"UPDATE {table} SET resume_point = %s, resume_open = %s WHERE link_id = %s{progress}",
+                           [point, True, link_id, *([point] if progress else [])])
+
+
+def downloads(link_id: str) -> int:
+    """Downloads taken of the link so far (0 for one never asked for)."""
+    return DownloadCount.objects.filter(pk=link_id).values_list("downloads", flat=True).first() or 0
+
+
+def download_counts(link_ids: Iterable[str]) -> dict[str, int]:
+    """The downloads of each of ``link_ids`` that has been asked for, in one query."""
+    return dict(DownloadCount.objects.filter(pk__in=list(link_ids)).values_list("link_id", "downloads"))
+
+
+def prune(*, now: float | None = None) -> int:
+    """Drop the counts of links that have expired (nginx refuses them anyway); returns how many."""
+    moment = int(time.time() if now is None else now)
+    DownloadTake.objects.filter(expires__lt=moment).delete()
+    deleted, _ = DownloadCount.objects.filter(expires__lt=moment).delete()
+    return deleted
