@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.nginx import MAIN_CONF, SNIPPETS_DIR, NginxServer, start_nginx
 from harness.ports import free_port, stop_process
-from harness.postgres import PostgresCluster, start_postgres
+from harness.postgres import PostgresCluster, running_postgres
 from harness.stack import app_counter, prepare, start_gunicorn
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
 from signing.algorithms import md5_token
@@ -254,55 +254,55 @@ def _limited_downloads(report: Report, data: BenchData, key_set: KeySet, progres
     section = (f"Download limits and the download log, 20 KB file (pinned, {SHORT_PAIRS} alternating pairs of "
                f"{SHORT_SECONDS} s; limited links counted by two gunicorn workers on PostgreSQL)")
     progress("links: download limits: PostgreSQL and the app's counter")
-    postgres = start_postgres()
-    app: subprocess.Popen[bytes] | None = None
-    try:
-        var = data.var_dir / "counter"
-        env = prepare(var, database_url=postgres.create_database("bench_counter"))
-        app_port = free_port()
-        app = start_gunicorn(env, app_port, workers=2, log=var / "gunicorn.log")
-        counter = app_counter(var, [app_port])
-        for with_log in (False, True):
-            server = start_nginx(data.var_dir / f"links-control-{int(with_log)}", media_root=media, key_set=key_set,
-                                 download_log=with_log, counter=counter)
-            try:
-                _check_all(server.base_url, {ordinary: str(targets[ordinary])})
-                if fetch(server.base_url, limited[0]).status != 200:
-                    raise RuntimeError("a download-limited link was refused")
-                measured = targets if not with_log else {ordinary: targets[ordinary]}
-                progress(f"links: download limits{', with the download log' if with_log else ''}, {SHORT_PAIRS} pairs")
-                paired = measure_pairs(server, measured, pairs=SHORT_PAIRS, seconds=SHORT_SECONDS)
+    with running_postgres() as postgres:
+        app: subprocess.Popen[bytes] | None = None
+        try:
+            var = data.var_dir / "counter"
+            env = prepare(var, database_url=postgres.create_database("bench_counter"), static=False)
+            app_port = free_port()
+            app = start_gunicorn(env, app_port, workers=2, log=var / "gunicorn.log")
+            counter = app_counter(var, [app_port])
+            for with_log in (False, True):
+                server = start_nginx(data.var_dir / f"links-control-{int(with_log)}", media_root=media, key_set=key_set,
+                                     download_log=with_log, counter=counter)
+                try:
+                    _check_all(server.base_url, {ordinary: str(targets[ordinary])})
+                    if fetch(server.base_url, limited[0]).status != 200:
+                        raise RuntimeError("a download-limited link was refused")
+                    measured = targets if not with_log else {ordinary: targets[ordinary]}
+                    progress(f"links: download limits{', with the download log' if with_log else ''}, {SHORT_PAIRS} pairs")
+                    paired = measure_pairs(server, measured, pairs=SHORT_PAIRS, seconds=SHORT_SECONDS)
+                    if not with_log:
+                        behind = _behind_the_origin(server, app, postgres, targets[counted], str(targets[ordinary]))
+                finally:
+                    server.stop()
+                for scenario in measured:
+                    report.add(section, f"{scenario}{', download log on' if with_log else ''}", paired.median(scenario),
+                               "req/s", f"origin worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
+                                        f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
                 if not with_log:
-                    behind = _behind_the_origin(server, app, postgres, targets[counted], str(targets[ordinary]))
-            finally:
-                server.stop()
-            for scenario in measured:
-                report.add(section, f"{scenario}{', download log on' if with_log else ''}", paired.median(scenario),
-                           "req/s", f"origin worker user {statistics.median(paired.user_us[scenario]):.2f} µs + system "
-                                    f"{statistics.median(paired.system_us[scenario]):.2f} µs per request")
-            if not with_log:
-                ratio = paired.cpu_us(counted) / paired.cpu_us(ordinary)
-                report.add(section, "download-limited link / link with an id, origin worker CPU (user + system) per "
-                           "request", ratio, "x", "one HTTP request to the counter from Lua, and its answer")
-                app_us, database_us, latencies = behind
-                report.add(section, "the counter's CPU per limited download: gunicorn (user + system)", app_us, "µs",
-                           "Django's view and one transaction; never paid by an ordinary link")
-                report.add(section, "the counter's CPU per limited download: PostgreSQL (user + system)", database_us,
-                           "µs", "the upsert, the revocation read and the request's id")
-                for scenario, distribution in latencies.items():
-                    report.add(section, f"latency of {CONCURRENT_LIMITED} concurrent {scenario}s, p50 / p99",
-                               distribution.get(50, 0.0), "ms",
-                               f"p99 {distribution.get(99, 0.0):.2f} ms (wrk --latency, one run; the counter's share is "
-                               "the difference)")
-                without_log = statistics.median(paired.user_us[ordinary])
-            else:
-                report.add(section, "the download log's cost per link request",
-                           statistics.median(paired.user_us[ordinary]) - without_log, "µs",
-                           "worker user CPU, one JSON line; two nginx, so within their noise")
-    finally:
-        if app is not None:
-            stop_process(app)
-        postgres.stop()
+                    ratio = paired.cpu_us(counted) / paired.cpu_us(ordinary)
+                    report.add(section, "download-limited link / link with an id, origin worker CPU (user + system) per "
+                               "request", ratio, "x", "one HTTP request to the counter from Lua (a new connection each: "
+                               "gunicorn's sync workers keep none), and its answer")
+                    app_us, database_us, latencies = behind
+                    report.add(section, "the counter's CPU per limited download: gunicorn (user + system)", app_us, "µs",
+                               "the WSGI fast path (counter_http) and two statements; never paid by an ordinary link")
+                    report.add(section, "the counter's CPU per limited download: PostgreSQL (user + system)", database_us,
+                               "µs", "one read (revocation, retry, credit) and the upsert")
+                    for scenario, distribution in latencies.items():
+                        report.add(section, f"latency of {CONCURRENT_LIMITED} concurrent {scenario}s, p50 / p99",
+                                   distribution.get(50, 0.0), "ms",
+                                   f"p99 {distribution.get(99, 0.0):.2f} ms (wrk --latency, one run; the counter's share is "
+                                   "the difference)")
+                    without_log = statistics.median(paired.user_us[ordinary])
+                else:
+                    report.add(section, "the download log's cost per link request",
+                               statistics.median(paired.user_us[ordinary]) - without_log, "µs",
+                               "worker user CPU, one JSON line; two nginx, so within their noise")
+        finally:
+            if app is not None:
+                stop_process(app)
 
 
 def _behind_the_origin(server: NginxServer, app: subprocess.Popen[bytes], postgres: PostgresCluster,

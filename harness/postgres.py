@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,16 @@ class PostgresCluster:
         self.process = _spawn(self.base_dir, self.port)
         wait_for_port("127.0.0.1", self.port, self.process, timeout=30)
         _wait_until_ready(self)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresCluster]:
+    """``start_postgres()``, stopped by its pid (and its folder removed) on exit."""
+    cluster = start_postgres()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def start_postgres() -> PostgresCluster:

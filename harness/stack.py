@@ -70,15 +70,17 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def prepare(var_dir: Path, *, database_url: str | None = None, bucket: Bucket | None = None) -> dict[str, str]:
-    """Create keys and a Django secret if missing, migrate and collect static files."""
+def prepare(var_dir: Path, *, database_url: str | None = None, bucket: Bucket | None = None,
+            static: bool = True) -> dict[str, str]:
+    """Create keys and a Django secret if missing, migrate and (``static``) collect static files."""
     var_dir.mkdir(parents=True, exist_ok=True)
     ensure_private_file(var_dir / KEYS_FILE_NAME, lambda: KeySet((Key("k1", generate_secret()),)).render())
     ensure_private_file(var_dir / "django_secret_key", generate_secret)
     ensure_private_file(var_dir / FLEET_TOKEN_FILE_NAME, generate_secret)  # the verifiers' sync agents pull keys with it
     env = django_environment(var_dir, database_url=database_url, bucket=bucket)
     manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
+    if static:
+        manage(env, "collectstatic", "--noinput")
     return env
 
 

@@ -45,3 +45,25 @@ def fetch(
         return Response(answer.status, answer.headers, answer.read())
     finally:
         connection.close()
+
+
+def request_target(url: str) -> str:
+    """The path and query of an absolute URL: what to ask another server for."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def token_auth(demo: dict) -> dict[str, str]:
+    """The API header of the demo user ``seed_demo`` made."""
+    return {"Authorization": f"Token {demo['token']}"}
+
+
+def first_demo_image(api_url: str, server_url: str, demo: dict) -> dict:
+    """The first demo image (asked of the app at ``api_url``), with its bytes as ``server_url`` serves them."""
+    import requests
+
+    first = demo["images"][0]
+    api = requests.get(f"{api_url}/api/images/{first['id']}/", headers=token_auth(demo), timeout=10).json()
+    body = fetch(server_url, request_target(api["download_url"])).body
+    assert len(body) == api["size"]
+    return {"id": first["id"], "bytes": body}

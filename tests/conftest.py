@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.nginx import NginxServer, start_nginx  # noqa: E402
-from harness.postgres import PostgresCluster, start_postgres  # noqa: E402
+from harness.postgres import PostgresCluster, running_postgres  # noqa: E402
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret  # noqa: E402
 
 # File names that stress every encoding rule: space, '+', '%', ';', '?', '#', Chinese.
@@ -111,11 +111,8 @@ def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster
     if request.config.getoption("database") != "postgresql":
         yield None
         return
-    cluster = start_postgres()
-    try:
+    with running_postgres() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

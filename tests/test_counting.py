@@ -152,3 +152,32 @@ def test_the_installer_takes_app_servers_by_address_and_derives_the_token():
     for url in ("http://app.internal:8000", "https://10.0.0.5:8000", "http://10.0.0.5", "unix:/a b"):
         with pytest.raises(ValueError, match="counter"):
             counter_address(url)
+
+
+def test_the_wsgi_fast_path_answers_the_counter_before_django_and_passes_everything_else_on(fleet_token):
+    from signing.django.counter_http import counter_fast_path
+
+    passed_on: list[str] = []
+
+    def django(environ, start_response):
+        passed_on.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"django"]
+
+    application = counter_fast_path(django)
+    answers: list[str] = []
+
+    def call(path: str, query: str = "", method: str = "POST", token: str = counter_token(fleet_token)) -> bytes:
+        environ = {"PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": method,
+                   "HTTP_AUTHORIZATION": f"Bearer {token}"}
+        body = b"".join(application(environ, lambda status, headers: answers.append(status)))
+        return body
+
+    query = f"id={LINK}&limit=1&expires={LATER}&start=0"
+    assert call(TAKE_PATH, query) == b"counted\n" and answers[-1] == "200 OK"
+    assert call(TAKE_PATH, query) == b"used_up\n" and answers[-1] == "410 Gone"
+    assert call(TAKE_PATH, query, token=fleet_token) and answers[-1] == "403 Forbidden"
+    assert call(TAKE_PATH, query, method="GET") and answers[-1] == "405 Method Not Allowed"
+    assert call(SETTLE_PATH, f"id={LINK}&took=counted&outcome=none") == b"" and answers[-1] == "204 No Content"
+    assert counting.downloads(LINK) == 0
+    assert call("/api/images/") == b"django" and passed_on == ["/api/images/"]

@@ -24,7 +24,7 @@ import requests
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import NginxServer
 from harness.stack import seed
-from tests.client import Response, fetch
+from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -49,20 +49,7 @@ def demo(fleet: Fleet) -> dict:
 @pytest.fixture(scope="module")
 def image(fleet: Fleet, demo: dict) -> dict:
     """The first demo image, with its bytes as stored."""
-    first = demo["images"][0]
-    api = requests.get(f"{fleet.stack.base_url}/api/images/{first['id']}/", headers=auth(demo), timeout=10).json()
-    body = fetch(fleet.stack.base_url, target(api["download_url"])).body
-    assert len(body) == api["size"]
-    return {"id": first["id"], "bytes": body}
-
-
-def auth(demo: dict) -> dict[str, str]:
-    return {"Authorization": f"Token {demo['token']}"}
-
-
-def target(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
+    return first_demo_image(fleet.stack.base_url, fleet.stack.base_url, demo)
 
 
 def mint(fleet: Fleet, demo: dict, image: dict, **options: object) -> dict:

@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -21,10 +20,10 @@ import requests
 from harness.fleet import Cluster, running_cluster
 from signing import SecureLinkSigner
 from harness.nginx import NginxServer
-from harness.postgres import PostgresCluster, start_postgres
+from harness.postgres import PostgresCluster, running_postgres
 from harness.seaweedfs import SeaweedFS, start_seaweedfs
 from harness.stack import manage, seed
-from tests.client import Response, fetch
+from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth
 
 pytestmark = pytest.mark.nginx
 
@@ -34,11 +33,9 @@ FLEET_BOUND = 3.0  # agent interval + one pull, with room for a loaded machine
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresCluster]:
-    cluster = start_postgres()
-    try:
+    """A cluster of this module's own, whatever --database says: a test stops and starts it."""
+    with running_postgres() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +61,7 @@ def demo(cluster: Cluster) -> dict:
 
 @pytest.fixture(scope="module")
 def image(cluster: Cluster, demo: dict) -> dict:
-    first = demo["images"][0]
-    api = requests.get(f"{cluster.app_url()}/api/images/{first['id']}/", headers=auth(demo), timeout=10).json()
-    body = fetch(cluster.origins[0].base_url, target(api["download_url"])).body
-    assert len(body) == api["size"]
-    return {"id": first["id"], "bytes": body}
-
-
-def auth(demo: dict) -> dict[str, str]:
-    return {"Authorization": f"Token {demo['token']}"}
-
-
-def target(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
+    return first_demo_image(cluster.app_url(), cluster.origins[0].base_url, demo)
 
 
 def mint(cluster: Cluster, demo: dict, image: dict, app: int = 0, **options: object) -> dict:

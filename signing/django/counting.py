@@ -29,10 +29,11 @@ from __future__ import annotations
 import enum
 import re
 import time
+from typing import Any
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection, models
 
 from ..nginx.signed_string import LINK_ID_PATTERN, MAX_DOWNLOADS_LIMIT
 from .models import DownloadCount, DownloadTake, IssuedLink
@@ -83,49 +84,55 @@ class LimitedRequest:
             raise ValueError(f"{self.request_id!r} is not a request id")
 
 
-def _table() -> str:
-    return connection.ops.quote_name(DownloadCount._meta.db_table)
+def _table(model: type[models.Model] = DownloadCount) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def take(request: LimitedRequest) -> Taken:
-    """Count one download of the link, take its resume credit, or refuse; one transaction.
+    """Count one download of the link, take its resume credit, or refuse.
 
-    Raises django.db.DatabaseError when the database cannot answer (the origin answers 503).
+    Two statements for a download, no ORM on the way (every limited download pays for them):
+    one reads the link's revocation, the request's earlier answer and whether a resume credit
+    could apply, one counts (or takes the credit); a request id adds the answer kept for a
+    retry. Raises django.db.DatabaseError when the database cannot answer (the origin answers 503).
     """
-    with transaction.atomic():
-        if IssuedLink.objects.filter(pk=request.link_id, revoked_at__isnull=False).exists():
+    counts, takes, links = (_table(model) for model in (DownloadCount, DownloadTake, IssuedLink))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT 1 FROM {links} WHERE id = %s AND revoked_at IS NOT NULL), "
+                       f"(SELECT took FROM {takes} WHERE link_id = %s AND request_id = %s), "
+                       f"(SELECT 1 FROM {counts} WHERE link_id = %s AND resume_open AND resume_point <= %s)",
+                       [request.link_id, request.link_id, request.request_id, request.link_id,
+                        -1 if request.start is None else request.start])
+        revoked, earlier, credit = cursor.fetchone()
+        if revoked:
             return Taken.REVOKED
-        if request.request_id and not request.head:
-            earlier = DownloadTake.objects.filter(link_id=request.link_id, request_id=request.request_id)
-            took = earlier.values_list("took", flat=True).first()
-            if took is not None:
-                return Taken(took)  # a retry of a request that took already: the same answer, nothing more
-        taken = _take(request)
+        if earlier is not None and not request.head:
+            return Taken(earlier)  # a retry of a request that took already: the same answer, nothing more
+        taken = _take(cursor, counts, request, credit=bool(credit))
         if request.request_id and taken in (Taken.COUNTED, Taken.RESUMED):
-            DownloadTake.objects.create(link_id=request.link_id, request_id=request.request_id, took=taken.value,
-                                        expires=request.expires)
+            cursor.execute(f"INSERT INTO {takes} (link_id, request_id, took, expires) VALUES (%s, %s, %s, %s) "
+                           "ON CONFLICT (link_id, request_id) DO NOTHING",
+                           [request.link_id, request.request_id, taken.value, request.expires])
         return taken
 
 
-def _take(request: LimitedRequest) -> Taken:
-    table = _table()
-    with connection.cursor() as cursor:
-        if request.head:
-            cursor.execute(f"SELECT downloads, resume_open FROM {table} WHERE link_id = %s", [request.link_id])
-            row = cursor.fetchone()
-            used_up = row is not None and row[0] >= request.limit and not row[1]
-            return Taken.USED_UP if used_up else Taken.OPEN
-        if request.start is not None:
-            cursor.execute(f"UPDATE {table} SET resume_open = %s WHERE link_id = %s AND resume_open "
-                           "AND resume_point <= %s", [False, request.link_id, request.start])
-            if cursor.rowcount == 1:
-                return Taken.RESUMED
-        cursor.execute(
-            f"INSERT INTO {table} (link_id, downloads, expires, resume_open) VALUES (%s, 1, %s, %s) "
-            f"ON CONFLICT (link_id) DO UPDATE SET downloads = {table}.downloads + 1 "
-            f"WHERE {table}.downloads < %s RETURNING downloads",
-            [request.link_id, request.expires, False, request.limit])
-        return Taken.COUNTED if cursor.fetchone() is not None else Taken.USED_UP
+def _take(cursor: Any, table: str, request: LimitedRequest, *, credit: bool) -> Taken:
+    if request.head:
+        cursor.execute(f"SELECT downloads, resume_open FROM {table} WHERE link_id = %s", [request.link_id])
+        row = cursor.fetchone()
+        used_up = row is not None and row[0] >= request.limit and not row[1]
+        return Taken.USED_UP if used_up else Taken.OPEN
+    if credit and request.start is not None:  # the update decides: a racing resume may have taken it
+        cursor.execute(f"UPDATE {table} SET resume_open = %s WHERE link_id = %s AND resume_open "
+                       "AND resume_point <= %s", [False, request.link_id, request.start])
+        if cursor.rowcount == 1:
+            return Taken.RESUMED
+    cursor.execute(
+        f"INSERT INTO {table} (link_id, downloads, expires, resume_open) VALUES (%s, 1, %s, %s) "
+        f"ON CONFLICT (link_id) DO UPDATE SET downloads = {table}.downloads + 1 "
+        f"WHERE {table}.downloads < %s RETURNING downloads",
+        [request.link_id, request.expires, False, request.limit])
+    return Taken.COUNTED if cursor.fetchone() is not None else Taken.USED_UP
 
 
 def settle(link_id: str, took: Taken, outcome: Outcome, *, start: int = 0, sent: int = 0) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
-from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils import timezone
@@ -18,9 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import DownloadsUsedUp, KeySet, KeySetError, LinkError, LinkRevoked
-from . import counting
+from . import counter_http, counting
 from ..fleet.protocol import TOKEN_HEADER
-from ..nginx.counter import counter_token
 from ..nginx.signed_string import LINK_ID_PATTERN
 from ..paths import nginx_uri, quote_path
 from .conf import current_key_set, get_link_verifier, link_settings
@@ -116,30 +114,11 @@ def _plain(status: int, text: str) -> HttpResponse:
 @require_POST
 def take_download(request: HttpRequest) -> HttpResponse:
     """``POST /_secure_link/downloads/take?id=&limit=&expires=[&start=][&head=1][&request=]``: an origin
-    counts one download of a limited link it has verified (:func:`signing.django.counting.take`);
-    ``request`` is the request's id, the same when an edge retries it at another origin.
-
-    With the counter token only. 200 ``counted``, ``resumed`` or ``open``; 410 used up; 403
-    revoked; 400 for parameters nginx never sends; 503 when the database cannot answer (the
-    origin then refuses the download: never one uncounted).
-    """
-    refused = _refuse_without_fleet_token(request, counter=True)
-    if refused is not None:
-        return refused
-    query = request.GET
-    try:
-        start = query.get("start")
-        limited = counting.LimitedRequest(query["id"], int(query["limit"]), int(query["expires"]),
-                                          int(start) if start is not None else None, head=query.get("head") == "1",
-                                          request_id=query.get("request", ""))
-    except (KeyError, ValueError):
-        return _plain(400, "not a download-limited link's request")
-    try:
-        taken = counting.take(limited)
-    except DatabaseError:
-        return _plain(503, "the download counter cannot reach its database")
-    status = {counting.Taken.USED_UP: 410, counting.Taken.REVOKED: 403}.get(taken, 200)
-    return _plain(status, taken.value)
+    counts one download of a limited link it has verified (:func:`signing.django.counter_http.take`);
+    ``request`` is the request's id, the same when an edge retries it at another origin. With the
+    counter token only. :func:`signing.django.counter_http.counter_fast_path` answers the same
+    before Django's middleware."""
+    return _counter_answer(request)
 
 
 @csrf_exempt
@@ -148,30 +127,21 @@ def settle_download(request: HttpRequest) -> HttpResponse:
     """``POST /_secure_link/downloads/settle?id=&took=counted|resumed&outcome=none|cut[&start=&sent=]``:
     an origin ends a request that did not send the whole file (gives back, or leaves a resume
     credit). With the counter token only; 204, 400, or 503."""
-    refused = _refuse_without_fleet_token(request, counter=True)
-    if refused is not None:
-        return refused
-    query = request.GET
-    try:
-        took, outcome = counting.Taken(query["took"]), counting.Outcome(query["outcome"])
-        if took not in (counting.Taken.COUNTED, counting.Taken.RESUMED):
-            raise ValueError(took)
-        counting.settle(query["id"], took, outcome, start=int(query.get("start", 0)), sent=int(query.get("sent", 0)))
-    except (KeyError, ValueError):
-        return _plain(400, "not a download-limited link's request")
-    except DatabaseError:
-        return _plain(503, "the download counter cannot reach its database")
-    return HttpResponse(status=204)
+    return _counter_answer(request)
 
 
-def _refuse_without_fleet_token(request: HttpRequest, *, counter: bool = False) -> HttpResponse | None:
-    """404 unless a fleet token is configured, 403 without the right one (constant time), else None.
-    ``counter``: the counter token derived from it (:func:`signing.nginx.counter.counter_token`)."""
+def _counter_answer(request: HttpRequest) -> HttpResponse:
+    status, text = counter_http.answer(request.path, request.GET, request.headers.get(TOKEN_HEADER, ""), fleet_token())
+    if status == 404:
+        raise Http404(text)
+    return HttpResponse(status=204) if status == 204 else _plain(status, text)
+
+
+def _refuse_without_fleet_token(request: HttpRequest) -> HttpResponse | None:
+    """404 unless a fleet token is configured, 403 without the right one (constant time), else None."""
     token = fleet_token()
     if token is None:
         raise Http404("no fleet token is configured")
-    if counter:
-        token = counter_token(token)
     scheme, _, given = request.headers.get(TOKEN_HEADER, "").partition(" ")
     if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")

@@ -106,15 +106,14 @@ function M.take()
     local head = ngx.req.get_method() == "HEAD" -- sends no file bytes: takes nothing
     local range = var.http_range
     local start = range == nil and "0" or range:match(RESUME_FROM) -- nil: never a resume
-    -- The request's id: an edge's (server/origin_edges.conf), the same when it retries the request
-    -- at another origin, so that the counter takes it once; else this nginx's own.
+    -- An edge's request id (server/origin_edges.conf): the same when the edge retries the request
+    -- at another origin, so that the counter takes it once. A client's own request is never retried.
     local request = var.secure_link_take_request
-    if not request or #request ~= 32 or not request:match(REQUEST_ID) then
-        request = var.request_id
-    end
+    local retried = request and #request == 32 and request:match(REQUEST_ID)
     local path = "/_secure_link/downloads/take?id=" .. var.secure_link_take_id .. "&limit="
         .. var.secure_link_take_limit .. "&expires=" .. var.secure_link_take_expires
-        .. (start and ("&start=" .. start) or "") .. (head and "&head=1" or "") .. "&request=" .. request
+        .. (start and ("&start=" .. start) or "") .. (head and "&head=1" or "")
+        .. (retried and ("&request=" .. request) or "")
     local status, body = ask(var.secure_link_counter, var.secure_link_counter_token, path)
     if status == 200 then
         local taken = body:match("^(%l+)")
