@@ -77,6 +77,25 @@ def test_a_request_retried_at_another_origin_is_taken_once_by_its_request_id():
         LimitedRequest(LINK, 2, LATER, 0, request_id="not-hex")
 
 
+def test_a_first_attempt_that_gives_back_after_its_retry_was_answered_leaves_the_download_to_the_retry():
+    edge_id = "d" * 32
+    attempt = LimitedRequest(LINK, 1, LATER, 0, request_id=edge_id)
+    assert counting.take(attempt) is Taken.COUNTED  # origin A counts, then stalls
+    assert counting.take(attempt) is Taken.COUNTED  # the edge's retry at origin B: the same download
+    counting.settle(LINK, Taken.COUNTED, Outcome.NOTHING_SENT, request_id=edge_id)  # A gives up: B owns it
+    assert counting.downloads(LINK) == 1 and take(1) is Taken.USED_UP
+    counting.settle(LINK, Taken.COUNTED, Outcome.NOTHING_SENT, request_id=edge_id)  # B sends nothing either
+    assert counting.downloads(LINK) == 0
+
+
+def test_a_resume_that_sends_less_than_the_margin_earns_no_credit_whatever_byte_it_starts_at():
+    take(1)
+    counting.settle(LINK, Taken.COUNTED, Outcome.CUT, start=0, sent=5_000)
+    for first_byte in (1, 2):  # resuming one byte further each time, cut near the end
+        assert take(1, start=first_byte) is (Taken.RESUMED if first_byte == 1 else Taken.USED_UP)
+        counting.settle(LINK, Taken.RESUMED, Outcome.CUT, start=first_byte, sent=4_000)
+
+
 def test_a_revoked_link_is_refused_before_anything_is_counted(django_user_model):
     IssuedLink.objects.create(id=LINK, kid="k1", expires_at="2099-01-01T00:00:00Z", max_downloads=3,
                               revoked_at="2026-01-01T00:00:00Z")

@@ -164,3 +164,17 @@ def test_the_shipped_templates_name_every_placeholder_the_harness_fills():
         site = render_template(role.template, {role.upstream_placeholder: ["server 127.0.0.1:1;"], "LISTEN": [], "ACCESS_LOGS": [],
                                                "STATE_ROOT": "/s", "EXTRA": [], **extra})
         assert not [line for line in site.splitlines() if re.search(r"@[A-Z_]+@", line.partition("#")[0])]
+
+
+def test_the_counter_include_names_the_app_servers_and_an_install_without_them_keeps_it(tmp_path):
+    from signing.nginx.counter import COUNTER_INCLUDE, DownloadCounter
+
+    etc = tmp_path / "etc"
+    install(etc, KEYS)
+    assert 'default "";' in (etc / COUNTER_INCLUDE).read_text()  # none yet: limited links get 503
+    install(etc, KEYS, counter=DownloadCounter.of(["http://10.0.0.5:8000", "http://[fd00::5]:8000"], "fleet"))
+    written = (etc / COUNTER_INCLUDE).read_text()
+    assert 'default "http://10.0.0.5:8000 http://[fd00::5]:8000";' in written
+    assert (etc / COUNTER_INCLUDE).stat().st_mode & 0o777 == 0o600
+    install(etc, KEYS)  # again, without --counter (as the Lua path's message suggests)
+    assert (etc / COUNTER_INCLUDE).read_text() == written

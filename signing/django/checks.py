@@ -57,6 +57,7 @@ def check_secure_link_settings(app_configs: Sequence[Any] | None = None, **kwarg
     errors += _ttl_errors(config.default_ttl, config.max_ttl, config.share_ttl, config.expiry_bucket)
     errors += _prefix_errors(config.media_url, config.nginx_conf)
     errors += _retired_setting_warnings()
+    errors += _counter_database_errors()
     errors += _storage_errors()
     return errors
 
@@ -90,6 +91,23 @@ def _delivery_errors(delivery: DeliveryTarget, key_set: KeySet) -> list[checks.C
         hint=f"Activate {wanted} (manage.py rotate_key activate KID), or set SECURE_LINK_DELIVERY to the target "
              "the active key is for (docs/cdn.md).",
         id="secure_links.E010",
+    )]
+
+
+def _counter_database_errors() -> list[checks.CheckMessage]:
+    """The download counter's upsert needs ``ON CONFLICT … RETURNING``: SQLite 3.35 or later."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        return []
+    import sqlite3
+
+    if sqlite3.sqlite_version_info >= (3, 35):
+        return []
+    return [checks.Error(
+        f"SQLite {sqlite3.sqlite_version} cannot count downloads of limited links (the counter needs 3.35 or later)",
+        hint="Use PostgreSQL (DATABASE_URL), or a Python built with SQLite 3.35+ (Debian 12's has 3.40).",
+        id="secure_links.E012",
     )]
 
 

@@ -63,12 +63,14 @@ def take(query: Mapping[str, str]) -> Answer:
 
 
 def settle(query: Mapping[str, str]) -> Answer:
-    """``id``, ``took`` (counted, resumed), ``outcome`` (none, cut), ``start``, ``sent``: 204; 400; 503."""
+    """``id``, ``took`` (counted, resumed), ``outcome`` (none, cut), ``start``, ``sent``, ``request``:
+    204; 400; 503."""
     try:
         took, outcome = counting.Taken(query["took"]), counting.Outcome(query["outcome"])
         if took not in (counting.Taken.COUNTED, counting.Taken.RESUMED):
             raise ValueError(took)
-        counting.settle(query["id"], took, outcome, start=int(query.get("start", 0)), sent=int(query.get("sent", 0)))
+        counting.settle(query["id"], took, outcome, start=int(query.get("start", 0)), sent=int(query.get("sent", 0)),
+                        request_id=query.get("request", ""))
     except (KeyError, ValueError):
         return NOT_LIMITED
     except DatabaseError:

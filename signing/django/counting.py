@@ -2,7 +2,7 @@
 
 Each origin nginx asks the app (``POST /_secure_link/downloads/take``, then ``…/settle`` for
 a request that did not send the whole file; nginx/secure_link/lua/downloads.lua) and the app
-answers from one atomic statement, so a count is exact across any number of origins and app
+answers from one atomic upsert, so a count is exact across any number of origins and app
 servers, survives the restart of any of them, and is the count the API shows. On PostgreSQL
 an ``INSERT … ON CONFLICT DO UPDATE … WHERE downloads < limit RETURNING`` takes the row's lock;
 on SQLite the same statement holds the database's write lock.
@@ -14,12 +14,14 @@ The rule for Range requests and resumed downloads (docs/per-link.md):
 - a request that counted and was cut short after sending part of the file leaves a resume
   credit at ``start + sent - min(sent, RESUME_MARGIN)``: the next request whose single
   ``Range`` starts there or later (a plain GET starts at 0) takes the credit instead of a
-  download. A resume that is cut again leaves a new credit only if it moved the point on, so
-  one download gives one file, plus repeats of at most the margin;
+  download. A resume that is cut again leaves a new credit only if it sent more than the
+  margin (its point then moves on by what it really sent), so one download gives one file,
+  plus repeats of at most the margin (a file under the margin: one free retry after a cut);
 - a request that sent no file bytes (404, 304, 416, 5xx) gives back what it took;
 - a request is taken once by its request id: an edge that retries a request at another origin
-  (the first one died) sends the id it gave it, and the counter answers the retry as it answered
-  the first attempt, without taking a second download.
+  (the first one died or stalled) sends the id it gave it, and the counter answers the retry as
+  it answered the first attempt, without taking a second download; the first attempt's
+  give-back then leaves the download to the retry.
 
 A HEAD takes nothing: it is refused (410) when the link is used up and holds no credit.
 """
@@ -92,27 +94,32 @@ def take(request: LimitedRequest) -> Taken:
     """Count one download of the link, take its resume credit, or refuse.
 
     Two statements for a download, no ORM on the way (every limited download pays for them):
-    one reads the link's revocation, the request's earlier answer and whether a resume credit
-    could apply, one counts (or takes the credit); a request id adds the answer kept for a
-    retry. Raises django.db.DatabaseError when the database cannot answer (the origin answers 503).
+    one reads the link's revocation and whether a resume credit could apply, one counts (or
+    takes the credit). A request id (an edge's request, which it may retry at another origin)
+    adds one statement that answers a retry as its first attempt was answered, and one that
+    keeps the answer. Raises django.db.DatabaseError when the database cannot answer (the
+    origin answers 503).
     """
     counts, takes, links = (_table(model) for model in (DownloadCount, DownloadTake, IssuedLink))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT (SELECT 1 FROM {links} WHERE id = %s AND revoked_at IS NOT NULL), "
-                       f"(SELECT took FROM {takes} WHERE link_id = %s AND request_id = %s), "
                        f"(SELECT 1 FROM {counts} WHERE link_id = %s AND resume_open AND resume_point <= %s)",
-                       [request.link_id, request.link_id, request.request_id, request.link_id,
-                        -1 if request.start is None else request.start])
-        revoked, earlier, credit = cursor.fetchone()
+                       [request.link_id, request.link_id, -1 if request.start is None else request.start])
+        revoked, credit = cursor.fetchone()
         if revoked:
             return Taken.REVOKED
-        if earlier is not None and not request.head:
-            return Taken(earlier)  # a retry of a request that took already: the same answer, nothing more
+        retried = bool(request.request_id) and not request.head
+        if retried:  # one statement: a give-back of the first attempt either comes first or sees this mark
+            cursor.execute(f"UPDATE {takes} SET reused = %s WHERE link_id = %s AND request_id = %s RETURNING took",
+                           [True, request.link_id, request.request_id])
+            earlier = cursor.fetchone()
+            if earlier is not None:
+                return Taken(earlier[0])  # a retry of a request that took already: the same answer, nothing more
         taken = _take(cursor, counts, request, credit=bool(credit))
-        if request.request_id and taken in (Taken.COUNTED, Taken.RESUMED):
-            cursor.execute(f"INSERT INTO {takes} (link_id, request_id, took, expires) VALUES (%s, %s, %s, %s) "
-                           "ON CONFLICT (link_id, request_id) DO NOTHING",
-                           [request.link_id, request.request_id, taken.value, request.expires])
+        if retried and taken in (Taken.COUNTED, Taken.RESUMED):
+            cursor.execute(f"INSERT INTO {takes} (link_id, request_id, took, expires, reused) "
+                           "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (link_id, request_id) DO NOTHING",
+                           [request.link_id, request.request_id, taken.value, request.expires, False])
         return taken
 
 
@@ -135,18 +142,36 @@ def _take(cursor: Any, table: str, request: LimitedRequest, *, credit: bool) -> 
     return Taken.COUNTED if cursor.fetchone() is not None else Taken.USED_UP
 
 
-def settle(link_id: str, took: Taken, outcome: Outcome, *, start: int = 0, sent: int = 0) -> None:
-    """End a request that took ``took`` and did not send the whole file (see the module's rule)."""
+def settle(link_id: str, took: Taken, outcome: Outcome, *, start: int = 0, sent: int = 0,
+           request_id: str = "") -> None:
+    """End a request that took ``took`` and did not send the whole file (see the module's rule).
+
+    ``request_id``: the edge's id the take was recorded under. A request that sent nothing gives
+    its download back, unless a retry of it (at another origin) was answered with that download
+    meanwhile: the retry owns it then, and gives it back itself if it too sends nothing.
+    """
     if not LINK_ID_PATTERN.fullmatch(link_id):
         raise ValueError(f"{link_id!r} is not a link id")
-    table = _table()
+    if request_id and not REQUEST_ID.fullmatch(request_id):
+        raise ValueError(f"{request_id!r} is not a request id")
+    table, takes = _table(), _table(DownloadTake)
     with connection.cursor() as cursor:
+        if outcome is Outcome.NOTHING_SENT and request_id:
+            cursor.execute(f"DELETE FROM {takes} WHERE link_id = %s AND request_id = %s AND NOT reused",
+                           [link_id, request_id])
+            if cursor.rowcount == 0:
+                cursor.execute(f"UPDATE {takes} SET reused = %s WHERE link_id = %s AND request_id = %s AND reused",
+                               [False, link_id, request_id])
+                if cursor.rowcount == 1:
+                    return  # handed over to the retry that was answered with this download
         if outcome is Outcome.NOTHING_SENT and took is Taken.COUNTED:
             cursor.execute(f"UPDATE {table} SET downloads = downloads - 1 WHERE link_id = %s AND downloads > 0",
                            [link_id])
         elif outcome is Outcome.NOTHING_SENT and took is Taken.RESUMED:
             cursor.execute(f"UPDATE {table} SET resume_open = %s WHERE link_id = %s", [True, link_id])
-        elif outcome is Outcome.CUT:
+        elif outcome is Outcome.CUT and (took is Taken.COUNTED or sent > RESUME_MARGIN):
+            # A resume earns a new credit only by sending more than the margin: its point then moves
+            # on by what it really sent, so asking again from a later byte cannot repeat a file.
             point = start + sent - min(sent, RESUME_MARGIN)
             progress = "" if took is Taken.COUNTED else " AND (resume_point IS NULL OR resume_point < %s)"
             cursor.execute(f"UPDATE {table} SET resume_point = %s, resume_open = %s WHERE link_id = %s{progress}",

@@ -123,6 +123,7 @@ class DownloadTake(models.Model):
     request_id = models.CharField(max_length=32, editable=False)
     took = models.CharField(max_length=16, editable=False)
     expires = models.BigIntegerField()
+    reused = models.BooleanField(default=False, help_text="a retry was answered with it: the retry owns the download")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["link_id", "request_id"], name="one_take_per_request")]

@@ -53,7 +53,7 @@ class IssuedLinkViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return IssuedLink.objects.visible_to(self.request.user)
 
     @extend_schema(summary="Revoke one link", request=None,
-                   description="This link, and only it, is refused (403): at the origin at once, at every edge "
+                   description="This link, and only it, is refused (403): at every origin and edge "
                                "within SECURE_LINK_FLEET_BOUND. No key rotation, no nginx reload.",
                    responses={200: IssuedLinkSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUCH_LINK})
     @action(detail=True, methods=["post"])
@@ -107,6 +107,7 @@ def revocations_for_verifiers(request: HttpRequest) -> HttpResponse:
 def _plain(status: int, text: str) -> HttpResponse:
     response = HttpResponse(text + "\n", status=status, content_type="text/plain")
     response["Cache-Control"] = "no-store"
+    response["Content-Length"] = str(len(response.content))  # the origin's Lua reads no chunked answer
     return response
 
 

@@ -122,8 +122,9 @@ def origin_bucket(bucket: Bucket, credentials: Credentials, options: Mapping[str
 def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None = None,
             counter: DownloadCounter | None = None, replacing: Mapping[str, Path] | None = None) -> list[Path]:
     """Write the shipped folder, the role files, the keys includes, the Lua path and the download
-    counter's include (``counter``: the app servers an origin asks; none: limited links get 503)
-    into ``config_folder``, and with ``bucket`` the origin's secure_link_bucket.conf.
+    counter's include (``counter``: the app servers an origin asks; without one an existing include
+    stays, and a new one names none, so that limited links get 503) into ``config_folder``, and
+    with ``bucket`` the origin's secure_link_bucket.conf.
 
     ``secure_link/`` is replaced whole (a reader sees the old folder or the new one); the keys
     includes are the nginx keys of ``key_set``, and secure_link_bucket.conf holds the origin's
@@ -161,8 +162,9 @@ def install(config_folder: Path, key_set: KeySet, *, bucket: OriginBucket | None
     )
     written.append(folder / LUA_PATH_INCLUDE)
     written += key_set.nginx_keys().write_nginx_includes(folder)
-    write_private_file(folder / COUNTER_INCLUDE, counter.render() if counter else render_counter_include((), ""))
-    written.append(folder / COUNTER_INCLUDE)
+    if counter is not None or not (folder / COUNTER_INCLUDE).exists():  # an install without --counter keeps the one there
+        write_private_file(folder / COUNTER_INCLUDE, counter.render() if counter else render_counter_include((), ""))
+        written.append(folder / COUNTER_INCLUDE)
     if bucket_conf is not None:
         write_private_file(folder / BUCKET_INCLUDE, bucket_conf)
         written.append(folder / BUCKET_INCLUDE)
@@ -205,7 +207,8 @@ def install_report(config_folder: Path, key_set: KeySet, *, role: str, media_roo
                 f"{bucket.credentials.key_id} (mode 0600)") if bucket else ""
     if role == "origin":
         fetching += (f"; {COUNTER_INCLUDE} counts limited downloads at {', '.join(counter.urls)}" if counter else
-                     f"; {COUNTER_INCLUDE} names no counter: download-limited links get 503 until --counter is given")
+                     f"; {COUNTER_INCLUDE} as it was (a new one names no counter: download-limited links get 503 "
+                     "until --counter is given)")
     return (f"installed the nginx folder into {folder}: {SNIPPETS}/, "
             f"{', '.join(INSTALLED_ROLE_FILES)}, {LUA_PATH_INCLUDE}, {COUNTER_INCLUDE} and the keys includes "
             f"(keys {kids}; mode 0600){fetching}.\n"

@@ -98,7 +98,8 @@ class SecureLinkVerifier:
         Raises MalformedRequest (nginx: 400) for a path nginx refuses, BadSignature (403)
         for an invalid link, LinkExpired (410) for an expired one and LinkNotYetValid (403)
         before its ``not_before``. Revocation and download limits are state, not signature:
-        :class:`signing.link_state.LinkState` checks them.
+        :class:`signing.nginx.link_state.LinkState` and the app's counter
+        (``signing.django.counting``) check them.
         """
         uri = nginx_uri(raw_path)
         status, verified = self._check(uri, query, remote_addr, cookies)

@@ -42,7 +42,11 @@ local function addresses(list)
             found[#found + 1] = { "unix:" .. path, nil, "localhost" }
         else
             local authority = entry:match("^http://(.+)$")
-            local host, port = (authority or ""):match("^%[?(.-)%]?:(%d+)$")
+            -- An IPv6 address keeps its brackets: connect() parses "[::1]", not "::1".
+            local host, port = (authority or ""):match("^(%[[%x:.]+%]):(%d+)$")
+            if not host then
+                host, port = (authority or ""):match("^([%d.]+):(%d+)$")
+            end
             if host then
                 found[#found + 1] = { host, tonumber(port), authority }
             end
@@ -100,40 +104,50 @@ local function ask(counters, token, path)
     return nil, why
 end
 
+-- "&request=ID" for an edge's request (server/origin_edges.conf sets its id): the same id when
+-- the edge retries the request at another origin, so that the counter takes it once. A client's
+-- own request to this origin is never retried by anyone: "".
+local function edge_request(var)
+    local request = var.secure_link_take_request
+    if request and #request == 32 and request:match(REQUEST_ID) then
+        return "&request=" .. request
+    end
+    return ""
+end
+
 -- The access phase of /_secure_link/limited/ID/LIMIT/EXPIRES/PATH (captures of origin_limited.conf).
 function M.take()
     local var = ngx.var
     local head = ngx.req.get_method() == "HEAD" -- sends no file bytes: takes nothing
     local range = var.http_range
     local start = range == nil and "0" or range:match(RESUME_FROM) -- nil: never a resume
-    -- An edge's request id (server/origin_edges.conf): the same when the edge retries the request
-    -- at another origin, so that the counter takes it once. A client's own request is never retried.
-    local request = var.secure_link_take_request
-    local retried = request and #request == 32 and request:match(REQUEST_ID)
     local path = "/_secure_link/downloads/take?id=" .. var.secure_link_take_id .. "&limit="
         .. var.secure_link_take_limit .. "&expires=" .. var.secure_link_take_expires
-        .. (start and ("&start=" .. start) or "") .. (head and "&head=1" or "")
-        .. (retried and ("&request=" .. request) or "")
+        .. (start and ("&start=" .. start) or "") .. (head and "&head=1" or "") .. edge_request(var)
     local status, body = ask(var.secure_link_counter, var.secure_link_counter_token, path)
-    if status == 200 then
-        local taken = body:match("^(%l+)")
-        if taken == "counted" or taken == "resumed" then
-            -- A precondition (If-Match, If-Unmodified-Since) could only end the request without
-            -- the file (412) once counted: a download-limited link is one download, not a cache entry.
-            ngx.req.clear_header("If-Match")
-            ngx.req.clear_header("If-Unmodified-Since")
-            var.secure_link_took = taken -- a variable, not ngx.ctx: a filter that ends the request clears ctx
-            var.secure_link_took_start = start or ""
-        end
+    local taken = status == 200 and body:match("^(%l+)\n?$")
+    if taken == "open" then
         return
     end
+    if taken == "counted" or taken == "resumed" then
+        -- A precondition (If-Match, If-Unmodified-Since) could only end the request without
+        -- the file (412) once counted: a download-limited link is one download, not a cache entry.
+        ngx.req.clear_header("If-Match")
+        ngx.req.clear_header("If-Unmodified-Since")
+        var.secure_link_took = taken -- a variable, not ngx.ctx: a filter that ends the request clears ctx
+        var.secure_link_took_start = start or ""
+        return
+    end
+    -- Anything but those three words with a 200 (a wrong address answering, an error page) is
+    -- not the counter's yes: 503, never a download uncounted.
     if status == 410 then
         return ngx.exec("/_secure_link_errors/used_up." .. var.secure_link_error_format)
     end
     if status == 403 then
         return ngx.exec("/_secure_link_errors/403." .. var.secure_link_error_format)
     end
-    warn(status and ("the counter answered " .. status .. ": limited links get 503") or (body .. ": limited links get 503"))
+    warn(status and ("the counter answered " .. status .. (status == 200 and " without a count" or "")
+        .. ": limited links get 503") or (body .. ": limited links get 503"))
     return ngx.exit(503)
 end
 
@@ -167,7 +181,7 @@ function M.settle()
     end
     ngx.timer.at(0, send_settle, var.secure_link_counter, var.secure_link_counter_token,
         "/_secure_link/downloads/settle?id=" .. var.secure_link_take_id .. "&took=" .. took
-            .. "&outcome=" .. outcome .. extra)
+            .. "&outcome=" .. outcome .. extra .. edge_request(var))
 end
 
 return M

@@ -12,7 +12,7 @@ from signing.django.models import IssuedLink
 
 class Command(BaseCommand):
     help = (
-        "Revoke single links by their link id (the API's `id`): 403 at the origin at once and at every edge "
+        "Revoke single links by their link id (the API's `id`): 403 at every origin and edge within the fleet bound, a limited one at once "
         "within SECURE_LINK_FLEET_BOUND; the image's other links keep working. No key rotation, no reload."
     )
 
