@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.ports import free_port, stop_process
+from harness.ports import child_pids, free_port, stop_process
 from harness.stack import Stack, start_gunicorn, start_stack
 from signing import KeySet
 from signing.keys import KEYS_FILE_NAME
@@ -267,8 +267,7 @@ def _open_file_cache(report: Report, stack: Stack, data: BenchData, progress: Ca
 
 
 def worker_pids(master: subprocess.Popen[bytes]) -> list[int]:
-    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return child_pids(master.pid)
 
 
 def rss_kib(pid: int) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.nginx import MAIN_CONF, SNIPPETS_DIR, NginxServer, start_nginx
-from harness.ports import free_port, stop_process
+from harness.ports import child_pids, free_port, stop_process
 from harness.postgres import PostgresCluster, running_postgres
 from harness.stack import app_counter, prepare, start_gunicorn
 from signing import HMAC_SHA256, Key, KeySet, SecureLinkSigner, generate_secret
@@ -329,12 +329,8 @@ def _process_tree(pid: int) -> list[int]:
     """``pid`` and every process below it, as /proc lists them now."""
     found, pending = [], [pid]
     while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            pending += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
-        except OSError:
-            continue
+        found.append(current := pending.pop())
+        pending += child_pids(current)
     return found
 
 

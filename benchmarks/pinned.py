@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.nginx import NginxServer
+from harness.ports import child_pids
 
 from .budget import BUDGET
 from .load import wrk
@@ -120,8 +121,8 @@ Server = NginxServer | OtherServer
 
 def nginx_pids(server: NginxServer) -> list[int]:
     """The master's pid, then its workers' (not the cache manager and loader)."""
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    workers = [int(pid) for pid in children if b"worker process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    workers = [pid for pid in child_pids(server.process.pid)
+               if b"worker process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     return [server.process.pid, *workers]
 
 

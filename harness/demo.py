@@ -25,7 +25,7 @@ from app.demo_record import DEMO_RECORD
 from signing import generate_secret
 from signing.keys import write_private_file
 
-from .fleet import Cluster, download_logs_setting, start_cluster, start_fleet
+from .fleet import Cluster, cluster_download_logs, download_logs_setting, start_cluster, start_fleet
 from .nginx import REPO_ROOT, NginxServer
 from .ports import stop_like_ctrl_c_on_sigterm
 from .seaweedfs import SeaweedFS, start_seaweedfs
@@ -121,11 +121,21 @@ def prepare_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | N
     return env, seed(env), ensure_admin(env, var_dir)
 
 
-def storage_record(storage: SeaweedFS | None, var_dir: Path) -> dict[str, str]:
-    if storage is None:
-        return {"kind": "disk", "media_root": str(var_dir / "media")}
-    return {"kind": "s3", "url": str(storage.bucket("app")), "endpoint": storage.endpoint,
-            "bucket": storage.bucket().name, "credentials_file": str(storage.credentials_file("app"))}
+def write_record(var_dir: Path, *, verifiers: dict[str, NginxServer], edge: NginxServer,
+                 agents: dict[str, subprocess.Popen[bytes]], app_pids: dict[str, int], storage: SeaweedFS | None) -> Path:
+    """var/demo.json: the first verifier's address (the origin's), every verifier and every pid, the storage."""
+    stored = {"kind": "disk", "media_root": str(var_dir / "media")} if storage is None else {
+        "kind": "s3", "url": str(storage.bucket("app")), "endpoint": storage.endpoint,
+        "bucket": storage.bucket().name, "credentials_file": str(storage.credentials_file("app"))}
+    pids = {**app_pids, **{f"sync-keys {name}": agent.pid for name, agent in agents.items()},
+            **({"seaweedfs": storage.process.pid} if storage else {})}
+    record = var_dir / DEMO_RECORD
+    record.write_text(json.dumps({
+        "base_url": next(iter(verifiers.values())).base_url, "edge_url": edge.base_url,
+        "verifiers": [{"name": name, "url": server.base_url, "pid": server.process.pid}
+                      for name, server in verifiers.items()],
+        "pids": pids, "storage": stored}))
+    return record
 
 
 def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None, port: int, edge_port: int) -> int:
@@ -138,12 +148,8 @@ def run_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS | None,
     edge = fleet.edges["edge"]
     record = var_dir / DEMO_RECORD
     try:
-        verifiers = [{"name": name, "url": server.base_url, "pid": server.process.pid}
-                     for name, server in fleet.verifiers.items()]
-        pids = {"gunicorn": stack.gunicorn.pid, **{f"sync-keys {name}": agent.pid for name, agent in fleet.agents.items()},
-                **({"seaweedfs": storage.process.pid} if storage else {})}
-        record.write_text(json.dumps({"base_url": stack.base_url, "edge_url": edge.base_url, "verifiers": verifiers,
-                                      "pids": pids, "storage": storage_record(storage, var_dir)}))
+        write_record(var_dir, verifiers=fleet.verifiers, edge=edge, agents=fleet.agents,
+                     app_pids={"gunicorn": stack.gunicorn.pid}, storage=storage)
         servers = (f"nginx  {stack.base_url}  (pid {stack.nginx.process.pid}) -> gunicorn {stack.app_url} "
                    f"(pid {stack.gunicorn.pid})\n"
                    f"edge   {edge.base_url}  (pid {edge.process.pid}) -> origin nginx {stack.base_url}, caching each file once")
@@ -165,22 +171,17 @@ def run_cluster_demo(var_dir: Path, database_url: str | None, storage: SeaweedFS
                      edge_port: int) -> int:
     """``ORIGINS=N STORAGE=s3 make run``: N origins and N app servers with nothing shared but the bucket,
     the database and HTTP, the edge balancing across the origins (docs/scaling.md)."""
-    names = [f"origin-{index}" for index in range(1, len(origin_ports) + 1)]
-    env, demo, admin_login = prepare_demo(var_dir, database_url, storage, ",".join(
-        f"{name}={var_dir / name / 'downloads.log'}" for name in [*names, "edge"]))
+    env, demo, admin_login = prepare_demo(var_dir, database_url, storage,
+                                          cluster_download_logs(var_dir, len(origin_ports)))
     cluster = start_cluster(var_dir, env, storage=storage, origins=len(origin_ports), apps=len(origin_ports),
                             ports=origin_ports, edge_port=edge_port)
     assert cluster.edge is not None
     record = var_dir / DEMO_RECORD
     try:
-        verifiers = [{"name": name, "url": server.base_url, "pid": server.process.pid}
-                     for name, server in cluster.verifiers.items()]
-        pids = {**{f"gunicorn {cluster.app_url(index)}": app.pid for index, app in enumerate(cluster.apps)},
-                **{f"sync-keys {name}": agent.pid for name, agent in cluster.agents.items()},
-                "seaweedfs": storage.process.pid}
+        write_record(var_dir, verifiers=cluster.verifiers, edge=cluster.edge, agents=cluster.agents,
+                     app_pids={f"gunicorn {cluster.app_url(index)}": app.pid for index, app in enumerate(cluster.apps)},
+                     storage=storage)
         base = cluster.origins[0].base_url
-        record.write_text(json.dumps({"base_url": base, "edge_url": cluster.edge.base_url, "verifiers": verifiers,
-                                      "pids": pids, "storage": storage_record(storage, var_dir)}))
         apps = ", ".join(f"{cluster.app_url(index)} (pid {app.pid})" for index, app in enumerate(cluster.apps))
         servers = "\n".join(
             [f"nginx  {origin.base_url}  (pid {origin.process.pid}) -> gunicorn {apps}" for origin in cluster.origins]

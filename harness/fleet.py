@@ -22,6 +22,12 @@ from .seaweedfs import SeaweedFS
 from .stack import Stack, app_counter, django_environment, prepare, running_stack, start_gunicorn
 
 
+def cluster_download_logs(var_dir: Path, origins: int) -> str:
+    """``SECURE_LINK_DOWNLOAD_LOGS`` for a cluster laid out in ``var_dir``: origin-1..N and the edge."""
+    names = [*(f"origin-{index}" for index in range(1, origins + 1)), "edge"]
+    return ",".join(f"{name}={var_dir / name / 'downloads.log'}" for name in names)
+
+
 def download_logs_setting(var_dir: Path, edge_names: Sequence[str]) -> str:
     """``SECURE_LINK_DOWNLOAD_LOGS`` for a fleet laid out in ``var_dir``: each nginx's downloads.log."""
     runs = {"origin": var_dir / "nginx", **{name: var_dir / name for name in edge_names}}
@@ -199,9 +205,8 @@ def running_cluster(var_dir: Path, *, storage: SeaweedFS, database_url: str | No
     """``start_cluster`` on a prepared ``var_dir`` (the files in ``storage``'s bucket), stopped by pid on exit."""
     app_bucket = storage.bucket("app")
     prepare(var_dir, database_url=database_url, bucket=app_bucket)
-    edge_logs = {"SECURE_LINK_DOWNLOAD_LOGS": ",".join(
-        f"{name}={var_dir / name / 'downloads.log'}" for name in [*(f"origin-{i}" for i in range(1, origins + 1)), "edge"])}
-    env = django_environment(var_dir, database_url=database_url, bucket=app_bucket, **edge_logs)
+    env = django_environment(var_dir, database_url=database_url, bucket=app_bucket,
+                             SECURE_LINK_DOWNLOAD_LOGS=cluster_download_logs(var_dir, origins))
     cluster = start_cluster(var_dir, env, storage=storage, origins=origins, apps=apps, interval=interval)
     try:
         yield cluster

@@ -30,7 +30,7 @@ from signing.buckets import Bucket
 from signing.keys import write_private_file
 from signing.nginx.install import DEFAULT_FRESHNESS, OriginBucket, install, render_template, shipped_folder
 
-from .ports import free_port, stop_process, wait_for_port
+from .ports import child_pids, free_port, stop_process, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NGINX_DIR = shipped_folder()
@@ -112,11 +112,7 @@ class NginxServer:
         raise TimeoutError(f"nginx did not reload within 10 s:\n{self.error_log}")
 
     def _worker_pids(self) -> set[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return {int(pid) for pid in children.read_text().split()}
-        except OSError:
-            return set()
+        return set(child_pids(self.process.pid))
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -384,12 +380,10 @@ def _spawn(run_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     )
 
 
-def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interval: float = 1.0,
-                   revocations: bool = True) -> subprocess.Popen[bytes]:
-    """Start ``python -m signing sync-keys`` for ``server``: it pulls the keys from ``source`` every ``interval`` s.
-
-    With ``revocations`` it also keeps the revoked link ids in the server's state folder (every
-    verifier's agent does: the app writes nothing into nginx's folders).
+def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interval: float = 1.0) -> subprocess.Popen[bytes]:
+    """Start ``python -m signing sync-keys`` for ``server``: it pulls the keys from ``source`` every ``interval`` s,
+    and the revoked link ids into the server's state folder (every verifier's agent does: the app
+    writes nothing into nginx's folders).
     Its log is ``sync-keys.log`` in the server's run folder; stop it by its own pid.
     """
     test_command = shlex.join(config_test_command(server.run_dir, server.workers))
@@ -398,6 +392,6 @@ def start_key_sync(server: NginxServer, *, source: str, token_file: Path, interv
         [sys.executable, "-m", "signing", "sync-keys", "--from", source, "--token-file", str(token_file),
          "--output", str(server.run_dir), "--pid-file", str(server.run_dir / "nginx.pid"),
          "--test-command", test_command, "--interval", str(interval),
-         *(["--state-dir", str(server.state_root)] if revocations else [])],
+         "--state-dir", str(server.state_root)],
         cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
     )

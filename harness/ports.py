@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1", *, avoid: tuple[int, ...] = ()) -> int:
@@ -61,6 +62,14 @@ def _socket_inodes(pid: int) -> set[str]:
     except OSError:  # the process is gone, or a descriptor closed while we looked
         pass
     return inodes
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started, as /proc lists them now (none once it has gone)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

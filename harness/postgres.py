@@ -109,13 +109,11 @@ def start_postgres() -> PostgresCluster:
     if user is not None:
         for path in (base_dir, password_file):
             os.chown(path, user.pw_uid, user.pw_gid)
-    as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
-    environment = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     try:
         subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(base_dir / "data"), "-U", SUPERUSER, f"--pwfile={password_file}",
              "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
-            check=True, capture_output=True, env=environment, cwd=base_dir, **as_user,
+            check=True, capture_output=True, env=_ENVIRONMENT, cwd=base_dir, **_as_user(),
         )
     except subprocess.CalledProcessError as error:
         shutil.rmtree(base_dir, ignore_errors=True)
@@ -137,17 +135,23 @@ def start_postgres() -> PostgresCluster:
     raise AssertionError("unreachable")
 
 
-def _spawn(base_dir: Path, port: int) -> subprocess.Popen[bytes]:
+_ENVIRONMENT = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+
+
+def _as_user() -> dict[str, Any]:
+    """subprocess's arguments that run initdb and the server as the unprivileged user (when we are root)."""
     user = unprivileged_user()
-    as_user: dict[str, Any] = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
-    environment = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+
+
+def _spawn(base_dir: Path, port: int) -> subprocess.Popen[bytes]:
     with open(base_dir / "postgres.log", "ab") as log:  # the server keeps its own copy of the descriptor
         return subprocess.Popen(
             [str(postgres_bin_dir() / "postgres"), "-D", str(base_dir / "data"), "-p", str(port), "-k", str(base_dir),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
              "-c", "full_page_writes=off", "-c", "max_connections=200"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment, cwd=base_dir,
-            start_new_session=True, **as_user,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_ENVIRONMENT, cwd=base_dir,
+            start_new_session=True, **_as_user(),
         )
 
 

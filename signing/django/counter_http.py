@@ -11,6 +11,7 @@ Everything else goes to the wrapped application untouched.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -30,19 +31,26 @@ NOT_LIMITED = (400, "not a download-limited link's request")
 NO_DATABASE = (503, "the download counter cannot reach its database")
 
 
+def bearer_matches(authorization: str, token: str) -> bool:
+    """``Authorization: Bearer TOKEN`` names ``token`` (compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme == "Bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def answer(path: str, query: Mapping[str, str], authorization: str, fleet_token: str | None) -> Answer:
-    """The counter's answer to an origin: 404 without a fleet token, 403 without the counter token
-    (compared in constant time), else what :func:`take` or :func:`settle` say."""
+    """The counter's answer to an origin asking ``path`` (:data:`TAKE_PATH` or :data:`SETTLE_PATH`):
+    404 without a fleet token, 403 without the counter token, else what :func:`take` or
+    :func:`settle` say."""
     if fleet_token is None:
         return 404, "no fleet token is configured"
-    scheme, _, given = authorization.partition(" ")
-    if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), counter_token(fleet_token).encode()):
+    if not bearer_matches(authorization, _counter_token(fleet_token)):
         return 403, "the counter token is required"
-    if path == TAKE_PATH:
-        return take(query)
-    if path == SETTLE_PATH:
-        return settle(query)
-    return 404, "no such counter endpoint"
+    return (take if path == TAKE_PATH else settle)(query)
+
+
+@functools.lru_cache(maxsize=4)
+def _counter_token(fleet_token: str) -> str:
+    return counter_token(fleet_token)  # an HMAC: once per token, not once per limited download
 
 
 def take(query: Mapping[str, str]) -> Answer:

@@ -3,8 +3,6 @@ checked in Python when no nginx is in front (:mod:`signing.django.urls` routes t
 
 from __future__ import annotations
 
-import hmac
-
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
@@ -18,7 +16,7 @@ from rest_framework.response import Response
 
 from .. import DownloadsUsedUp, KeySet, KeySetError, LinkError, LinkRevoked
 from . import counter_http, counting
-from ..fleet.protocol import TOKEN_HEADER
+from ..fleet.protocol import SETTLE_PATH, TAKE_PATH, TOKEN_HEADER
 from ..nginx.signed_string import LINK_ID_PATTERN
 from ..paths import nginx_uri, quote_path
 from .conf import current_key_set, get_link_verifier, link_settings
@@ -119,7 +117,7 @@ def take_download(request: HttpRequest) -> HttpResponse:
     ``request`` is the request's id, the same when an edge retries it at another origin. With the
     counter token only. :func:`signing.django.counter_http.counter_fast_path` answers the same
     before Django's middleware."""
-    return _counter_answer(request)
+    return _counter_answer(request, TAKE_PATH)
 
 
 @csrf_exempt
@@ -128,11 +126,13 @@ def settle_download(request: HttpRequest) -> HttpResponse:
     """``POST /_secure_link/downloads/settle?id=&took=counted|resumed&outcome=none|cut[&start=&sent=]``:
     an origin ends a request that did not send the whole file (gives back, or leaves a resume
     credit). With the counter token only; 204, 400, or 503."""
-    return _counter_answer(request)
+    return _counter_answer(request, SETTLE_PATH)
 
 
-def _counter_answer(request: HttpRequest) -> HttpResponse:
-    status, text = counter_http.answer(request.path, request.GET, request.headers.get(TOKEN_HEADER, ""), fleet_token())
+def _counter_answer(request: HttpRequest, endpoint: str) -> HttpResponse:
+    """The counter's answer through Django's URLconf, which may mount it under a prefix: by the
+    endpoint the view stands for, not by the request's path."""
+    status, text = counter_http.answer(endpoint, request.GET, request.headers.get(TOKEN_HEADER, ""), fleet_token())
     if status == 404:
         raise Http404(text)
     return HttpResponse(status=204) if status == 204 else _plain(status, text)
@@ -143,8 +143,7 @@ def _refuse_without_fleet_token(request: HttpRequest) -> HttpResponse | None:
     token = fleet_token()
     if token is None:
         raise Http404("no fleet token is configured")
-    scheme, _, given = request.headers.get(TOKEN_HEADER, "").partition(" ")
-    if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not counter_http.bearer_matches(request.headers.get(TOKEN_HEADER, ""), token):
         return HttpResponse("a verifier's fleet token is required\n", status=403, content_type="text/plain")
     return None
 
