@@ -200,3 +200,14 @@ def test_the_wsgi_fast_path_answers_the_counter_before_django_and_passes_everyth
     assert call(SETTLE_PATH, f"id={LINK}&took=counted&outcome=none") == b"" and answers[-1] == "204 No Content"
     assert counting.downloads(LINK) == 0
     assert call("/api/images/") == b"django" and passed_on == ["/api/images/"]
+
+
+def test_the_counter_views_answer_under_a_prefix_a_project_mounts_them_at(fleet_token):
+    from django.test import RequestFactory
+
+    from signing.django.views import take_download
+
+    request = RequestFactory().post(f"/downloads-app{TAKE_PATH}?id={LINK}&limit=1&expires={LATER}&start=0",
+                                    HTTP_AUTHORIZATION=f"Bearer {counter_token(fleet_token)}")
+    answer = take_download(request)
+    assert (answer.status_code, answer.content) == (200, b"counted\n")
