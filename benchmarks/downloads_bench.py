@@ -21,6 +21,7 @@ from . import cpu_profile
 from .load import CONNECTIONS, WRK_SECONDS, wrk
 from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
 from .results import Report
+from .syscalls import add_syscall_rows
 from .setup import BenchData
 
 
@@ -180,6 +181,9 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
     paired.add_rows(report, section)
     if label == "20KB":
         peer = "peer's minimal config (django-nginx-secure-links)"
+        progress("downloads: syscalls per request (strace)")
+        add_syscall_rows(report, stack.nginx, {scenario: str(target) for scenario, target in targets.items()
+                                               if scenario != CONTROL}, base=STATIC)
         for scenario, goal in (("signed link", 0.95), ("signed link with filename and disposition", 0.92)):
             report.target(f"nginx 20KB by CPU: {scenario} / unprotected static", paired.cpu_ratio(scenario, STATIC), goal,
                           note=f"{paired.extra_user_us(scenario, STATIC):.2f} µs user per request above static, "

@@ -20,6 +20,7 @@ from tests.client import fetch
 from .budget import BUDGET
 from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
 from .results import Report
+from .syscalls import add_syscall_rows
 from .setup import BenchData
 
 EDGE_ADDRESSES = ("127.0.0.21", "127.0.0.22")
@@ -70,6 +71,7 @@ def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, dat
         targets = {STATIC: f"/unprotected/{name}", CONTROL: f"/unprotected-again/{name}", "edge cache hit": link}
         if label == "20KB":
             paired, rejected = measure_trusted_pairs(edge, targets, progress=lambda message: progress(f"edge: {message}"))
+            add_syscall_rows(report, edge, {STATIC: targets[STATIC], "edge cache hit": link}, base=STATIC, label="edge: ")
             paired.add_rows(report, f"{section}, {label}")
             report.target("edge 20KB by CPU: cache hit / unprotected static from the same edge",
                           paired.cpu_ratio("edge cache hit", STATIC), 0.90,

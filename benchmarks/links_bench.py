@@ -28,6 +28,7 @@ from .edge_bench import CHECK_VARIABLES
 from .load import rotating_script, wrk
 from .pinned import CONTROL, PAIRS, SECONDS, STATIC, cpu_times, measure_pairs, measure_trusted_pairs
 from .results import Report
+from .syscalls import add_syscall_rows
 from .setup import BenchData
 
 SHORT_PAIRS = 3  # figures without a target, and the directory token's (which has a wide margin): fewer pairs
@@ -67,6 +68,8 @@ def _link_kinds(report: Report, server: NginxServer, md5: SecureLinkSigner, hmac
         "HMAC-SHA256 link": hmac.sign(f"/media/{name}", ttl=3600).url,
     }
     _check_all(server.base_url, targets)
+    add_syscall_rows(report, server, {scenario: str(target) for scenario, target in targets.items() if scenario != CONTROL},
+                     base=STATIC, label="link kinds: ")
     progress(f"links: 20KB static, MD5 and HMAC-SHA256 links, {PAIRS} alternating pairs of {SECONDS} s")
     paired, rejected = measure_trusted_pairs(server, targets, progress=lambda message: progress(f"links: {message}"))
     section = f"Link kinds on one nginx, 20 KB file (pinned, {PAIRS} alternating pairs of {SECONDS} s)"
@@ -275,6 +278,9 @@ def _limited_downloads(report: Report, data: BenchData, key_set: KeySet, progres
                     progress(f"links: download limits{', with the download log' if with_log else ''}, {LIMITED_PAIRS} pairs")
                     paired = measure_pairs(server, measured, pairs=LIMITED_PAIRS, seconds=SHORT_SECONDS)
                     if not with_log:
+                        add_syscall_rows(report, server, {ordinary: str(targets[ordinary]),
+                                                          "download-limited link": limited[:BUDGET.count(1000, 200)]},
+                                         base=ordinary, label="counted at the origin: ")
                         behind = _behind_the_origin(server, app, postgres, targets[counted], str(targets[ordinary]))
                 finally:
                     server.stop()
