@@ -75,7 +75,7 @@ def _cache_hits(report: Report, edge: NginxServer, signer: SecureLinkSigner, dat
             paired.add_rows(report, f"{section}, {label}")
             report.target("edge 20KB by CPU: cache hit / unprotected static from the same edge",
                           paired.cpu_ratio("edge cache hit", STATIC), 0.90,
-                          note=f"{paired.extra_user_us('edge cache hit', STATIC):.2f} µs user per hit above static; "
+                          note=f"{paired.extra_text('edge cache hit', STATIC)} per hit above static; "
                                f"where it goes: the variants of edge.conf; {paired.load_text}", rejected=rejected)
         else:
             paired = measure_pairs(edge, targets, pairs=pairs)
