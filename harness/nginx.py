@@ -209,7 +209,7 @@ def write_config(
     install(run_dir, key_set, bucket=bucket, counter=counter, replacing=snippets)
     logs = ["access_log access.log secure_link;"] if access_log else []
     if download_log:
-        logs.append("access_log downloads.log secure_link_downloads if=$secure_link_id;")
+        logs.append("access_log downloads.log secure_link_downloads buffer=64k flush=1s if=$secure_link_id;")
     LinkState(state_root).ensure()
     listen_lines = [f"listen {'[' + host + ']' if ':' in host else host}:{port};" for host, port in listen]
     template = site_template or role.template

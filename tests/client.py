@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import http.client
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+
+# How long an nginx keeps what it stat'ed or opened (nginx/secure_link/location/open_files.conf):
+# a revocation, a deleted or renamed file is seen within it (plus up to a second: nginx's clock
+# moves in whole seconds), read from the shipped file itself.
+OPEN_FILE_CACHE_VALID = float(re.search(
+    r"^open_file_cache_valid (\d+)s;", (Path(__file__).parent.parent / "nginx/secure_link/location/open_files.conf")
+    .read_text(), re.M).group(1))  # type: ignore[union-attr]
 
 
 @dataclass
@@ -67,3 +78,13 @@ def first_demo_image(api_url: str, server_url: str, demo: dict) -> dict:
     body = fetch(server_url, request_target(api["download_url"])).body
     assert len(body) == api["size"]
     return {"id": first["id"], "bytes": body}
+
+
+
+def until(predicate: Callable[[], object], *, within: float) -> float:
+    """Seconds until ``predicate()`` held; fails after ``within``."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < within, f"not within {within} s"
+        time.sleep(0.05)
+    return time.monotonic() - started

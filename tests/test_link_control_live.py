@@ -24,7 +24,7 @@ import requests
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import NginxServer
 from harness.stack import seed
-from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth
+from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth, until
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -66,15 +66,6 @@ def link_api(fleet: Fleet, demo: dict, link_id: str, action: str = "") -> reques
 
 def ask(server: NginxServer, link: dict, **options: object) -> Response:
     return fetch(server.base_url, target(link["url"]), **options)  # type: ignore[arg-type]
-
-
-def until(predicate, *, within: float) -> float:
-    """Seconds until ``predicate()`` held; fails after ``within``."""
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < within, f"not within {within} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_a_minted_link_carries_its_signed_id_and_is_recorded(fleet, demo, image):
@@ -192,7 +183,9 @@ def test_logs_hold_link_ids_and_no_token_and_the_owner_reads_the_download_log(fl
     assert ask(fleet.edges["edge-b"], link).status == 200
     tokens = [parse_qs(urlsplit(entry["url"]).query)["md5"][0] for entry in (link, plain)]
     assert all(len(token) == 22 for token in tokens)
-    time.sleep(0.5)  # nginx writes its access log line once the answer is sent
+    for server in fleet.verifiers.values():  # the download log is buffered: its lines arrive within flush=1s
+        log = server.run_dir / "downloads.log"
+        until(lambda: log.exists() and f'"link":"{plain["id"]}"' in log.read_text(), within=3)
     logs = {}
     for name, server in fleet.verifiers.items():
         for log in ("access.log", "error.log", "downloads.log", "sync-keys.log"):
@@ -235,9 +228,10 @@ def test_refusals_are_logged_with_the_link_id(fleet, demo, image):
     assert [ask(fleet.edges["edge-a"], link).status for _ in range(2)] == [200, 410]
     link_api(fleet, demo, link["id"], "revoke")
     until(lambda: ask(fleet.edges["edge-a"], link).status == 403, within=EDGE_BOUND)
-    time.sleep(0.3)
-    statuses = [entry["status"] for entry in link_api(fleet, demo, link["id"], "downloads").json()]
-    assert statuses[:2] == [200, 410] and statuses[-1] == 403
+    def statuses() -> list[int]:  # the download log is buffered: its lines arrive within flush=1s
+        return [entry["status"] for entry in link_api(fleet, demo, link["id"], "downloads").json()]
+    until(lambda: statuses()[-1:] == [403], within=3)
+    assert statuses()[:2] == [200, 410]
 
 
 # Range requests and resumed downloads (signing/django/counting.py states the rule).
