@@ -2,7 +2,7 @@
 # Install Debian's nginx (with http_secure_link_module) and its lua module (HMAC-SHA256 links,
 # not-before times, the counters of download-limited links); with --test also PostgreSQL's
 # server (the tests start a throwaway cluster of their own), ffmpeg (a real HLS client) and
-# Chromium (a real browser); with --bench also wrk, perf, and the njs and set-misc modules
+# Chromium (a real browser); with --bench also wrk, perf, strace, and the njs and set-misc modules
 # (the benchmark's comparison of HMAC engines; never loaded by the shipped config).
 # Idempotent: does nothing when they are already there. Never starts a system service.
 set -euo pipefail
@@ -47,6 +47,9 @@ if [ -n "$for_bench" ] && [ ! -e /usr/lib/nginx/modules/ngx_http_js_module.so ];
 fi
 if [ -n "$for_bench" ] && [ ! -e /usr/lib/nginx/modules/ngx_http_set_misc_module.so ]; then
   packages+=(libnginx-mod-http-set-misc)
+fi
+if [ -n "$for_bench" ] && ! command -v strace >/dev/null; then
+  packages+=(strace)  # the syscalls per request (benchmarks/syscalls.py)
 fi
 if [ -n "$for_bench" ] && ! command -v perf >/dev/null; then
   packages+=(linux-perf)  # the profile of where nginx's CPU goes

@@ -35,8 +35,8 @@ def new_link_id() -> str:
             return _fresh_ids.pop()
         except IndexError:
             text = base64.urlsafe_b64encode(os.urandom(12 * _ID_BATCH)).decode("ascii")
-            _fresh_ids.extend(link_id for index in range(0, len(text), 16)
-                              if not (link_id := text[index:index + 16]).startswith("-"))
+            _fresh_ids.extend([link_id for index in range(0, len(text), 16)
+                               if (link_id := text[index:index + 16])[0] != "-"])
 
 
 def check_link_fields(link_id: str, not_before: int | None, max_downloads: int | None) -> None:

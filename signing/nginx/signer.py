@@ -28,6 +28,7 @@ from .folder_cookie import COOKIE_NAME, FOLDER_KIND, cookie_folder_bytes, folder
 from .signed_string import DIRECTORY_KIND, check_link_fields, link_fields, new_link_id, signed_string
 
 _MAX_REMEMBERED_LINKS = 16384
+_new_tuple = tuple.__new__
 _CacheKey = TypeVar("_CacheKey")
 
 
@@ -146,8 +147,10 @@ class SecureLinkSigner(LinkClock):
                                                                                       + message_tail)
             else:
                 check_link_fields(link_id, None, None)
-            fields = link_id.encode("ascii") + b"|||"  # link_fields(link_id), on the hot path
-            url_fields = f"&id={link_id}"
+            # The hot path: link_fields(link_id) is ID|||, and the link is built in one step.
+            token = key.tokenize(b"%d" % expires + message_head + link_id.encode("ascii") + b"|||" + message_tail)
+            return _new_tuple(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}&id={link_id}", path,
+                                           expires, kid, link_id, None, None))
         else:
             if link_id is None:
                 link_id = new_link_id()
@@ -158,8 +161,9 @@ class SecureLinkSigner(LinkClock):
             url_fields = f"&id={link_id}" + (f"&nb={not_before}" if not_before is not None else "") + (
                 f"&limit={max_downloads}" if max_downloads is not None else "")
         token = key.tokenize(b"%d" % expires + message_head + fields + message_tail)
-        return SignedLink(f"{url_head}{token}&expires={expires}{url_tail}{url_fields}", path, expires, kid,
-                          link_id, not_before, max_downloads)
+        # SignedLink(...) without the Python frame of a NamedTuple's __new__: the same tuple, every field given.
+        return _new_tuple(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}{url_fields}", path, expires, kid,
+                                       link_id, not_before, max_downloads))
 
     def sign_directory(
         self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
