@@ -31,6 +31,7 @@ from .results import Report
 from .syscalls import add_syscall_rows
 from .setup import BenchData
 
+FEATURE_BUDGET = 0.5  # µs of worker CPU (user + system) a feature may cost a link that does not use it
 SHORT_PAIRS = 3  # figures without a target, and the directory token's (which has a wide margin): fewer pairs
 SHORT_SECONDS = 2
 HERE = Path(__file__).parent
@@ -228,13 +229,22 @@ def _feature_costs(report: Report, data: BenchData, key_set: KeySet, progress: C
         costs[feature] = paired.extra_cpu_us("shipped check", f"without {feature}")
     costs[f"a fleet's includes ({2 * FLEET_KEYS} keys, {FLEET_EDGES} edges) over one key (two nginx)"] = (
         paired.extra_cpu_us(fleet, "shipped check"))
+    def verdict(cost: float) -> str:
+        """Within the budget, over it by more than the A/A control's own difference, or neither."""
+        if cost <= FEATURE_BUDGET:
+            return "met"
+        return "NOT MET" if cost - noise > FEATURE_BUDGET else f"cannot resolve (within the A/A control's {noise:.2f} µs)"
+
     for feature, cost in costs.items():
         report.add(section, f"cost of {feature}", cost, "µs",
-                   f"budget 0.5 µs: {'met' if cost <= 0.5 else 'NOT MET'}; A/A control {noise:.2f} µs")
+                   f"budget {FEATURE_BUDGET} µs: {verdict(cost)}; A/A control {noise:.2f} µs")
     worst = max(costs, key=lambda feature: costs[feature])
-    report.target("nginx 20KB: the costliest feature's extra CPU (user + system) per ordinary link", costs[worst], 0.5,
-                  higher_is_better=False, unit=" µs",
-                  note=f"{worst}; every feature: the section 'What each feature costs'; A/A control {noise:.2f} µs")
+    unresolved = verdict(costs[worst]).startswith("cannot")
+    report.target("nginx 20KB: the costliest feature's extra CPU (user + system) per ordinary link", costs[worst],
+                  FEATURE_BUDGET, higher_is_better=False, unit=" µs",
+                  note=f"{worst}; every feature: the section 'What each feature costs'; A/A control {noise:.2f} µs",
+                  rejected=f"cannot resolve it: over the budget by less than the A/A control's {noise:.2f} µs"
+                  if unresolved else "")
     report.add(section, "every feature since the first format: today's link over a link of before ids on its config",
                paired.extra_cpu_us(today, whole), "µs", f"{paired.extra_text(today, whole)}; two nginx; link ids, "
                "start times, limits, revocation, cookies")

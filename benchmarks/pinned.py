@@ -73,9 +73,14 @@ class PairedResult:
                 f"{self.extra_system_us(numerator, denominator):+.2f} µs system")
 
     def cpu_ratio(self, numerator: str, denominator: str) -> float:
-        """The denominator's total CPU per request over the numerator's: the rate ratio of a worker
-        alone on its core (user and system alike; before issue 31 only user time counted)."""
-        return self.cpu_us(denominator) / self.cpu_us(numerator)
+        """The denominator's total CPU per request over the numerator's (user and system alike; before
+        issue 31 only user time counted): the rate ratio of a worker alone on its core. The median of
+        the pairs' ratios, so that a pair the machine disturbed moves both of its runs and the
+        verdict not at all."""
+        return statistics.median(
+            (base_user + base_system) / (user + system) for user, system, base_user, base_system in zip(
+                self.user_us[numerator], self.system_us[numerator], self.user_us[denominator],
+                self.system_us[denominator], strict=True))
 
     def median(self, scenario: str) -> float:
         return statistics.median(self.rates[scenario])

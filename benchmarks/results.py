@@ -87,13 +87,15 @@ How these figures are measured. Every figure comes from this one run, side by si
 figures: nginx (master and worker) pinned to one core and wrk to the other; the scenarios run
 back to back in alternating order (A-B, B-A, ...), six pairs of 2 s for each figure with a
 target; the rate ratio is the median of the per-pair ratios (min-max beside it). Every target
-is judged by all the CPU a request costs the worker, user and system: T_base / T, from the
-worker's utime and stime in /proc (nginx alone on its core: one over it is the rate); each
+is judged by all the CPU a request costs the worker, user and system: the median over the
+pairs of T_base / T, from the worker's utime and stime in /proc (nginx alone on its core: one
+over it is the rate); each
 note says how much of the extra is user and how much system time. Each such run has an A/A
 control (a second, identical unprotected location) and is rejected when the control is more
 than 3% off by total CPU; a rejected run is
 measured once more, and a figure whose second run is rejected too gets no verdict
-(REJECTED). CPU per request does not depend on who set the rate, so a saturated wrk (at 10 MB
+(REJECTED). Syscalls per request come from strace -c on the worker, outside the timed pairs.
+CPU per request does not depend on who set the rate, so a saturated wrk (at 10 MB
 it copies 3 GB/s out of its sockets) and the control's rate ratio are reported, not judged.
 The load average before every run is recorded. Sections without a target use fewer pairs.
 A smoke run (make bench-quick) gives no verdicts."""
