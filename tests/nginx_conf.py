@@ -105,7 +105,8 @@ class Evaluator:
             return nginx_arg(self.query, name[4:].encode()) or b""
         if name.startswith("cookie_"):
             return nginx_cookie(list(self.cookie_headers), name[7:].encode()) or b""
-        builtins = {"uri": self.uri, "remote_addr": self.remote_addr.encode(), "secure_link_expires": self.expires}
+        builtins = {"uri": self.uri, "args": self.query, "remote_addr": self.remote_addr.encode(),
+                    "secure_link_expires": self.expires}
         if name in builtins:
             return builtins[name]
         if name in self.captures:

@@ -157,12 +157,30 @@ def test_the_link_fields_map_reads_what_the_verifier_reads():
     from signing.nginx.signed_string import LINK_ID_PATTERN
     from signing.nginx.verifier import _LINK_FIELDS
 
-    entries = map_entries("$secure_link_fields")
+    entries = map_entries("$secure_link_link_fields")
     (pattern,) = [key for key in entries if key.startswith("~")]
     assert pattern == "~^" + _LINK_FIELDS.pattern.decode().replace("(?P<", "(?<") + "$"  # PCRE's spelling
     assert f"(?P<secure_link_id>{LINK_ID_PATTERN.pattern}):" in _LINK_FIELDS.pattern.decode()
     assert entries[pattern] == ["$secure_link_id|$secure_link_nb|$secure_link_limit|"] and entries["::"] == [""]
     assert entries["default"] == ["!"]
+    id_alone = map_entries("$secure_link_id_field")  # a link without nb and limit: the same id, nothing else
+    assert id_alone == {"": [""], f"~^(?<secure_link_id>{LINK_ID_PATTERN.pattern})$": ["$secure_link_id|||"],
+                        "default": ["!"]}
+
+
+def test_the_options_gate_names_every_optional_argument_the_rules_read():
+    """$secure_link_options is "" only when none of the optional $arg_ can be non-empty: its pattern
+    names every argument the rules read besides those every link carries, as ngx_http_arg finds them."""
+    rules = (SNIPPETS / "http" / "rules.conf").read_text() + (SNIPPETS / "location" / "check.conf").read_text()
+    code = "\n".join(line.split("#", 1)[0] for line in rules.splitlines())
+    optional = set(re.findall(r"\$arg_(\w+)", code)) - {"md5", "expires", "kid", "id"}
+    (pattern,) = [key for key in map_entries("$secure_link_options") if key.startswith("~")]
+    names = re.fullmatch(r"~\*\(\?:\^\|&\)\(\?:([a-z|]+)\)=", pattern)
+    assert names is not None and set(names.group(1).split("|")) == optional
+    assert map_entries("$secure_link_options")["default"] == [""]
+    for gated in ("$secure_link_client", "$secure_link_disposition", "$secure_link_filename"):
+        assert map_entries(gated) == {"": [""], "default": [gated + "_argument"]}
+    assert map_entries("$secure_link_fields") == {"": ["$secure_link_id_field"], "default": ["$secure_link_link_fields"]}
 
 
 def test_logs_name_the_link_by_id_and_never_log_the_query():
@@ -181,7 +199,8 @@ def map_entries(variable: str) -> dict[str, list[str]]:
 
 
 def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
-    assert map_entries("$secure_link_algorithm") == {"": ["md5"], "default": ["hmac"]}
+    assert map_entries("$secure_link_algorithm") == {"": ["md5"], "default": ["$secure_link_algorithm_argument"]}
+    assert map_entries("$secure_link_algorithm_argument") == {"": ["md5"], "default": ["hmac"]}
     assert map_entries("$secure_link_status") == {"md5": ["$secure_link_md5_status"], "hmac": ["$secure_link_hmac"]}
     # No MD5 key in the query: a folder cookie, if there is one, decides (secure_link/folder.conf).
     assert map_entries("$secure_link_md5_status") == {"": ["$secure_link_cookie_route"], "default": ["$secure_link"]}
