@@ -20,11 +20,11 @@ from tests.client import fetch
 from . import cpu_profile
 from .load import CONNECTIONS, WRK_SECONDS, wrk
 from .pinned import CONTROL, PAIRS, SECONDS, STATIC, measure_pairs, measure_trusted_pairs
-
-STATIC_CACHED = "unprotected static with the shipped open_file_cache"
 from .results import Report
 from .syscalls import add_syscall_rows
 from .setup import BenchData
+
+STATIC_CACHED = "unprotected static with the shipped open_file_cache"
 
 
 
@@ -182,8 +182,7 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
     if label == "20KB":
         peer = "peer's minimal config (django-nginx-secure-links)"
         progress("downloads: syscalls per request (strace)")
-        add_syscall_rows(report, stack.nginx, {scenario: str(target) for scenario, target in targets.items()
-                                               if scenario != CONTROL}, base=STATIC)
+        add_syscall_rows(report, stack.nginx, targets, base=STATIC)
         for scenario, goal in (("signed link", 0.90), ("signed link with filename and disposition", 0.85)):
             report.target(f"nginx 20KB by CPU: {scenario} / unprotected static", paired.cpu_ratio(scenario, STATIC), goal,
                           note=f"{paired.extra_text(scenario, STATIC)} per request above static, "

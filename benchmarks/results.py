@@ -28,14 +28,16 @@ class Target:
     unit: str = "x"  # "x" for a ratio; a count says what it counts
     note: str = ""  # the measured reason when a target is not met
     rejected: str = ""  # why the run behind the figure cannot be trusted: then it has no verdict
+    unresolved: str = ""  # why a trusted run still cannot tell met from not met (the gap is within its noise)
 
     @property
     def met(self) -> bool:
-        return not self.rejected and (self.ratio >= self.goal if self.higher_is_better else self.ratio <= self.goal)
+        return not (self.rejected or self.unresolved) and (
+            self.ratio >= self.goal if self.higher_is_better else self.ratio <= self.goal)
 
     @property
     def verdict(self) -> str:
-        return "REJECTED" if self.rejected else "met" if self.met else "NOT MET"
+        return "REJECTED" if self.rejected else "CANNOT RESOLVE" if self.unresolved else "met" if self.met else "NOT MET"
 
     @property
     def goal_text(self) -> str:
@@ -58,11 +60,14 @@ class Report:
         return rate
 
     def target(self, name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x",
-               note: str = "", rejected: str = "") -> Target:
+               note: str = "", rejected: str = "", unresolved: str = "") -> Target:
         if BUDGET.quick:
             rejected = "smoke run (make bench-quick): no verdict"
-        target = Target(name, ratio, goal, higher_is_better, unit, f"run rejected: {rejected}; {note}" if rejected else note,
-                        rejected)
+        if rejected:
+            note = f"run rejected: {rejected}; {note}"
+        elif unresolved:
+            note = f"cannot resolve: {unresolved}; {note}"
+        target = Target(name, ratio, goal, higher_is_better, unit, note, rejected, unresolved)
         self.targets.append(target)
         return target
 
@@ -89,14 +94,14 @@ back to back in alternating order (A-B, B-A, ...), six pairs of 2 s for each fig
 target; the rate ratio is the median of the per-pair ratios (min-max beside it). Every target
 is judged by all the CPU a request costs the worker, user and system: the median over the
 pairs of T_base / T, from the worker's utime and stime in /proc (nginx alone on its core: one
-over it is the rate); each
-note says how much of the extra is user and how much system time. Each such run has an A/A
-control (a second, identical unprotected location) and is rejected when the control is more
-than 3% off by total CPU; a rejected run is
-measured once more, and a figure whose second run is rejected too gets no verdict
-(REJECTED). Syscalls per request come from strace -c on the worker, outside the timed pairs.
-CPU per request does not depend on who set the rate, so a saturated wrk (at 10 MB
-it copies 3 GB/s out of its sockets) and the control's rate ratio are reported, not judged.
+over it is the rate); each note says how much of the extra is user and how much system time.
+Each such run has an A/A control (a second, identical unprotected location) and is rejected
+when the control is more than 3% off by total CPU; a rejected run is measured once more, and
+a figure whose second run is rejected too gets no verdict (REJECTED). A figure over its goal
+by less than its run's A/A difference gets none either (CANNOT RESOLVE). Syscalls per request
+come from strace -c on the worker, outside the timed pairs. CPU per request does not depend
+on who set the rate, so a saturated wrk (at 10 MB it copies 3 GB/s out of its sockets) and
+the control's rate ratio are reported, not judged.
 The load average before every run is recorded. Sections without a target use fewer pairs.
 A smoke run (make bench-quick) gives no verdicts."""
 

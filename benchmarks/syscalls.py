@@ -19,16 +19,12 @@ from urllib.parse import urlsplit
 from harness.nginx import NginxServer
 
 from .budget import BUDGET
+from .pinned import CONTROL, nginx_pids
 from .results import Report
 
 REQUESTS = 1000
 SECTION = (f"Syscalls per request (strace -c -f on the worker, {REQUESTS:,} requests over one keep-alive connection, "
            "outside the timed pairs)")
-
-
-def _workers(server: NginxServer) -> list[int]:
-    master = server.process.pid
-    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
 
 def syscalls_per_request(server: NginxServer, targets: str | Sequence[str], requests: int = REQUESTS) -> dict[str, float]:
@@ -37,7 +33,7 @@ def syscalls_per_request(server: NginxServer, targets: str | Sequence[str], requ
     paths = [targets] if isinstance(targets, str) else list(targets)
     with tempfile.NamedTemporaryFile(prefix="strace-", suffix=".txt") as output:
         tracer = subprocess.Popen(["strace", "-c", "-f", "-qq", "-o", output.name,
-                                   *(argument for pid in _workers(server) for argument in ("-p", str(pid)))],
+                                   *(argument for pid in nginx_pids(server)[1:] for argument in ("-p", str(pid)))],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.3)  # attached
@@ -70,10 +66,10 @@ def _parse(table: str) -> dict[str, int]:
 
 
 def add_syscall_rows(report: Report, server: NginxServer, targets: Mapping[str, str | Sequence[str]], base: str,
-                     label: str = "") -> dict[str, dict[str, float]]:
-    """Measure every scenario of ``targets`` and add one row each: its syscalls per request, and those
-    it makes beyond ``base``'s, named."""
-    measured = {name: syscalls_per_request(server, target) for name, target in targets.items()}
+                     label: str = "") -> None:
+    """Measure every scenario of ``targets`` (but the A/A control, the same location as static) and add
+    one row each: its syscalls per request, and those it makes beyond ``base``'s, named."""
+    measured = {name: syscalls_per_request(server, target) for name, target in targets.items() if name != CONTROL}
     for name, table in measured.items():
         extra = {call: table.get(call, 0) - measured[base].get(call, 0) for call in {*table, *measured[base]}}
         named = ", ".join(f"{call} {count:+.2f}" for call, count in sorted(extra.items(), key=lambda item: -abs(item[1]))
@@ -82,4 +78,3 @@ def add_syscall_rows(report: Report, server: NginxServer, targets: Mapping[str, 
                    f"beyond {base}: {named or 'none'}" if name != base else
                    ", ".join(f"{call} {count:.2f}" for call, count in sorted(table.items(), key=lambda item: -item[1])
                              if count >= 0.05))
-    return measured

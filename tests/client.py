@@ -8,7 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import requests
 
 # How long an nginx keeps what it stat'ed or opened (nginx/secure_link/location/open_files.conf):
 # a revocation, a deleted or renamed file is seen within it (plus up to a second: nginx's clock
@@ -69,6 +73,24 @@ def token_auth(demo: dict) -> dict[str, str]:
     return {"Authorization": f"Token {demo['token']}"}
 
 
+def mint_link(api_url: str, demo: dict, image: dict, **options: Any) -> dict:
+    """``POST /api/images/<id>/links/`` as the demo user, at the app ``api_url``: the minted link."""
+    import requests
+
+    response = requests.post(f"{api_url}/api/images/{image['id']}/links/", json=options, headers=token_auth(demo),
+                             timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def link_api(api_url: str, demo: dict, link_id: str, action: str = "") -> requests.Response:
+    """``GET /api/links/<id>/[action/]`` as the demo user (``POST`` for ``revoke``)."""
+    import requests
+
+    url = f"{api_url}/api/links/{link_id}/{action + '/' if action else ''}"
+    return (requests.post if action == "revoke" else requests.get)(url, headers=token_auth(demo), timeout=10)
+
+
 def first_demo_image(api_url: str, server_url: str, demo: dict) -> dict:
     """The first demo image (asked of the app at ``api_url``), with its bytes as ``server_url`` serves them."""
     import requests
@@ -78,7 +100,6 @@ def first_demo_image(api_url: str, server_url: str, demo: dict) -> dict:
     body = fetch(server_url, request_target(api["download_url"])).body
     assert len(body) == api["size"]
     return {"id": first["id"], "bytes": body}
-
 
 
 def until(predicate: Callable[[], object], *, within: float) -> float:

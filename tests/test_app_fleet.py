@@ -34,3 +34,13 @@ def test_the_token_gets_every_key_and_no_signing_choice(client, fleet_token, set
     served = KeySet.parse(response.content.decode())
     assert served.keys == settings.SECURE_LINK["KEYS"].keys and served.active_kid is None
     assert "active:" not in response.content.decode()
+
+
+def test_a_fleet_token_replaced_on_disk_counts_from_the_next_request(client, fleet_token, settings):
+    from signing.django.views import fleet_token as configured_token
+
+    assert configured_token() == fleet_token
+    settings.SECURE_LINK["FLEET_TOKEN_FILE"].write_text("another-token-of-the-fleet\n")  # read once, then cached
+    assert configured_token() == "another-token-of-the-fleet"
+    assert client.get(KEYS_PATH, HTTP_AUTHORIZATION=f"Bearer {fleet_token}").status_code == 403
+    assert client.get(KEYS_PATH, HTTP_AUTHORIZATION="Bearer another-token-of-the-fleet").status_code == 200

@@ -30,8 +30,9 @@ def start_demo(var_dir: Path, database_url: str | None,
     env = {key: value for key, value in os.environ.items()
            if key not in ("DATABASE_URL", "STORAGE", "STORAGE_URL", "ORIGINS")}
     port = free_port()
-    edge_port = free_port(avoid=(port, *range(port + 1, port + origins + 1)))
-    while origins > 1 and any(not port_is_free(edge_port + index) for index in range(1, origins)):
+    edge_port = free_port(avoid=(port,))
+    # The demo puts origins 2.. at EDGE_PORT+1..: those must be free too, and none of them PORT.
+    while any(edge_port + index == port or not port_is_free(edge_port + index) for index in range(1, origins)):
         edge_port = free_port(avoid=(port, edge_port))
     env.update(APP_VAR_DIR=str(var_dir), PORT=str(port), EDGE_PORT=str(edge_port), ORIGINS=str(origins))
     if storage:

@@ -24,7 +24,7 @@ from app.downloads.models import share_subject
 from harness.ports import free_port, stop_process
 from harness.stack import Stack, django_environment, prepare, seed, start_gunicorn, start_stack
 from signing import Key, KeySet, SecureLinkSigner, TimedTokenSigner
-from tests.client import OPEN_FILE_CACHE_VALID, fetch, until
+from tests.client import OPEN_FILE_CACHE_VALID, fetch, request_target as path_of, until
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -64,11 +64,6 @@ def uploaded(stack: Stack, api: requests.Session) -> dict:
                         data={"title": "Holiday"}, timeout=10)
     assert response.status_code == 201, response.text
     return {**response.json(), "bytes": data}
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
 
 
 EXPECTED_DISPOSITION = "attachment; filename=\"my photo __ _1.png\"; filename*=UTF-8''my%20photo%20%E7%85%A7%E7%89%87%20%231.png"

@@ -24,7 +24,8 @@ import requests
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import NginxServer
 from harness.stack import seed
-from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth, until
+from tests.client import Response, fetch, first_demo_image, link_api as app_link_api, mint_link
+from tests.client import request_target as target, token_auth as auth, until
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
 
@@ -53,15 +54,11 @@ def image(fleet: Fleet, demo: dict) -> dict:
 
 
 def mint(fleet: Fleet, demo: dict, image: dict, **options: object) -> dict:
-    response = requests.post(f"{fleet.stack.base_url}/api/images/{image['id']}/links/", json=options,
-                             headers=auth(demo), timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return mint_link(fleet.stack.base_url, demo, image, **options)
 
 
 def link_api(fleet: Fleet, demo: dict, link_id: str, action: str = "") -> requests.Response:
-    url = f"{fleet.stack.base_url}/api/links/{link_id}/{action + '/' if action else ''}"
-    return (requests.post if action == "revoke" else requests.get)(url, headers=auth(demo), timeout=10)
+    return app_link_api(fleet.stack.base_url, demo, link_id, action)
 
 
 def ask(server: NginxServer, link: dict, **options: object) -> Response:

@@ -23,7 +23,8 @@ from harness.nginx import NginxServer
 from harness.postgres import PostgresCluster, running_postgres
 from harness.seaweedfs import SeaweedFS, start_seaweedfs
 from harness.stack import manage, seed
-from tests.client import Response, fetch, first_demo_image, request_target as target, token_auth as auth
+from tests.client import Response, fetch, first_demo_image, link_api as app_link_api, mint_link
+from tests.client import request_target as target
 
 pytestmark = pytest.mark.nginx
 
@@ -64,16 +65,12 @@ def image(cluster: Cluster, demo: dict) -> dict:
     return first_demo_image(cluster.app_url(), cluster.origins[0].base_url, demo)
 
 
-def mint(cluster: Cluster, demo: dict, image: dict, app: int = 0, **options: object) -> dict:
-    response = requests.post(f"{cluster.app_url(app)}/api/images/{image['id']}/links/", json=options,
-                             headers=auth(demo), timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()
+def mint(cluster: Cluster, demo: dict, image: dict, **options: object) -> dict:
+    return mint_link(cluster.app_url(), demo, image, **options)
 
 
 def link_api(cluster: Cluster, demo: dict, link_id: str, action: str = "", app: int = 0) -> requests.Response:
-    url = f"{cluster.app_url(app)}/api/links/{link_id}/{action + '/' if action else ''}"
-    return (requests.post if action == "revoke" else requests.get)(url, headers=auth(demo), timeout=10)
+    return app_link_api(cluster.app_url(app), demo, link_id, action)
 
 
 def ask(server: NginxServer, link: dict, **options: object) -> Response:

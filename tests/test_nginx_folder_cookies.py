@@ -22,14 +22,15 @@ from signing.nginx.signed_string import signed_string
 from tests.client import fetch
 from tests.conftest import NginxSite
 from tests.parity import past, python_status
+from tests.test_nginx_hmac_and_directories import VIDEO_FILES
 
 pytestmark = pytest.mark.nginx
 
 FOLDER = "/media/videos/42/"
-# The same bytes as test_nginx_hmac_and_directories.py writes to the same names of the shared site: nginx keeps
-# a file open for a second (open_files.conf), and files are replaced by a new name, never rewritten in place.
-FILES = {"index.m3u8": b"#EXTM3U\n720p/seg001.ts\n", "720p/seg001.ts": b"segment one", "720p/seg 2.ts": b"two", "a\nb": b"newline",
-         "x": b"plain x"}
+# test_nginx_hmac_and_directories.py writes its files under the same names into the same shared site,
+# rewriting them in place: the same bytes, or nginx (which keeps a file and its size for a second,
+# open_files.conf) could send one at the other's length.
+FILES = {**VIDEO_FILES, "a\nb": b"newline", "x": b"plain x"}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from signing import (
-    BadSignature, Key, KeySet, LinkExpired, TokenStatus, MalformedRequest, SecureLinkSigner, SecureLinkVerifier,
+    BadSignature, Key, KeySet, LinkExpired, TokenStatus, MalformedRequest, SecureLinkSigner, SecureLinkVerifier, SignedLink,
     UnsafePath, nginx_uri,
 )
 from signing.algorithms import md5_token as token_for
@@ -423,3 +423,10 @@ def test_link_ids_are_unique_across_threads_and_never_shared_with_a_forked_child
     with os.fdopen(read_end) as pipe:
         child_ids = set(pipe.read().split(","))
     assert len(child_ids) == 300 and not child_ids & buffered
+
+
+def test_a_plain_link_is_a_whole_signed_link_tuple():
+    """sign() builds an ordinary link with tuple.__new__ (no NamedTuple frame): every field is there."""
+    link = SecureLinkSigner(KEYS).sign("/media/a.png", ttl=60)
+    assert len(link) == len(SignedLink._fields) and link == SignedLink(*link)
+    assert (link.path, link.kid, link.not_before, link.max_downloads) == ("/media/a.png", "k1", None, None)

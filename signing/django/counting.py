@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from django.db import connection, models
 
-from ..nginx.signed_string import LINK_ID_PATTERN, MAX_DOWNLOADS_LIMIT
+from ..nginx.signed_string import check_link_fields
 from .models import DownloadCount, DownloadTake, IssuedLink
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
@@ -76,14 +76,17 @@ class LimitedRequest:
     request_id: str = ""  # the first nginx's $request_id (32 hex digits); "" for none
 
     def __post_init__(self) -> None:
-        if not LINK_ID_PATTERN.fullmatch(self.link_id):
-            raise ValueError(f"{self.link_id!r} is not a link id")
-        if not 1 <= self.limit <= MAX_DOWNLOADS_LIMIT:
-            raise ValueError(f"limit must be 1 to {MAX_DOWNLOADS_LIMIT}, got {self.limit}")
+        _check_ids(self.link_id, self.request_id, limit=self.limit)
         if self.start is not None and self.start < 0:
             raise ValueError("start must not be negative")
-        if self.request_id and not REQUEST_ID.fullmatch(self.request_id):
-            raise ValueError(f"{self.request_id!r} is not a request id")
+
+
+def _check_ids(link_id: str, request_id: str, limit: int | None = None) -> None:
+    """ValueError unless ``link_id`` (and ``limit``) are what a signer emits and ``request_id`` is
+    empty or an nginx $request_id."""
+    check_link_fields(link_id, None, limit)
+    if request_id and not REQUEST_ID.fullmatch(request_id):
+        raise ValueError(f"{request_id!r} is not a request id")
 
 
 def _table(model: type[models.Model] = DownloadCount) -> str:
@@ -150,10 +153,7 @@ def settle(link_id: str, took: Taken, outcome: Outcome, *, start: int = 0, sent:
     its download back, unless a retry of it (at another origin) was answered with that download
     meanwhile: the retry owns it then, and gives it back itself if it too sends nothing.
     """
-    if not LINK_ID_PATTERN.fullmatch(link_id):
-        raise ValueError(f"{link_id!r} is not a link id")
-    if request_id and not REQUEST_ID.fullmatch(request_id):
-        raise ValueError(f"{request_id!r} is not a request id")
+    _check_ids(link_id, request_id)
     table, takes = _table(), _table(DownloadTake)
     with connection.cursor() as cursor:
         if outcome is Outcome.NOTHING_SENT and request_id:

@@ -160,16 +160,29 @@ def _keys_now() -> KeySet:
     return current_key_set()
 
 
+_read_tokens: dict[tuple[str, int, int, int], str | None] = {}  # (path, inode, size, mtime) -> the file's token
+
+
 def fleet_token() -> str | None:
-    """The fleet token from ``SECURE_LINK_FLEET_TOKEN_FILE``, or None when there is none."""
+    """The fleet token from ``SECURE_LINK_FLEET_TOKEN_FILE``, or None when there is none.
+
+    Asked on every counter and agent request: the file is read again only when its stat changes
+    (a token replaced on disk counts from the next request), not on every request.
+    """
     path = link_settings().fleet_token_file
     if path is None:
         return None
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        status = path.stat()
+        version = (str(path), status.st_ino, status.st_size, status.st_mtime_ns)
+        token = _read_tokens.get(version, "")
+        if token == "":  # not read in this version yet
+            token = path.read_text(encoding="utf-8").strip() or None
+            _read_tokens.clear()
+            _read_tokens[version] = token
+        return token
     except OSError:
         return None
-    return token or None
 
 
 def serve_signed_media(request: HttpRequest, path: str) -> HttpResponse | HttpResponseBase:

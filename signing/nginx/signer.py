@@ -147,23 +147,23 @@ class SecureLinkSigner(LinkClock):
                                                                                       + message_tail)
             else:
                 check_link_fields(link_id, None, None)
-            # The hot path: link_fields(link_id) is ID|||, and the link is built in one step.
+            # The hot path: link_fields(link_id) is ID|||, and the link is built in one step. SignedLink(...)
+            # without the Python frame of a NamedTuple's __new__: the same tuple, every one of its 7 fields given
+            # (tests/test_secure_link.py checks the count).
             token = key.tokenize(b"%d" % expires + message_head + link_id.encode("ascii") + b"|||" + message_tail)
             return _new_tuple(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}&id={link_id}", path,
                                            expires, kid, link_id, None, None))
-        else:
-            if link_id is None:
-                link_id = new_link_id()
-            check_link_fields(link_id, not_before, max_downloads)
-            if not_before is not None and not_before > expires:
-                raise ValueError(f"the link would open at {not_before}, after it expires at {expires}")
-            fields = link_fields(link_id, not_before, max_downloads)
-            url_fields = f"&id={link_id}" + (f"&nb={not_before}" if not_before is not None else "") + (
-                f"&limit={max_downloads}" if max_downloads is not None else "")
-        token = key.tokenize(b"%d" % expires + message_head + fields + message_tail)
-        # SignedLink(...) without the Python frame of a NamedTuple's __new__: the same tuple, every field given.
-        return _new_tuple(SignedLink, (f"{url_head}{token}&expires={expires}{url_tail}{url_fields}", path, expires, kid,
-                                       link_id, not_before, max_downloads))
+        if link_id is None:
+            link_id = new_link_id()
+        check_link_fields(link_id, not_before, max_downloads)
+        if not_before is not None and not_before > expires:
+            raise ValueError(f"the link would open at {not_before}, after it expires at {expires}")
+        token = key.tokenize(b"%d" % expires + message_head + link_fields(link_id, not_before, max_downloads)
+                             + message_tail)
+        url_fields = f"&id={link_id}" + (f"&nb={not_before}" if not_before is not None else "") + (
+            f"&limit={max_downloads}" if max_downloads is not None else "")
+        return SignedLink(f"{url_head}{token}&expires={expires}{url_tail}{url_fields}", path, expires, kid, link_id,
+                          not_before, max_downloads)
 
     def sign_directory(
         self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
