@@ -32,7 +32,7 @@ from .syscalls import add_syscall_rows
 from .setup import BenchData
 
 FEATURE_BUDGET = 0.5  # µs of worker CPU (user + system) a feature may cost a link that does not use it
-SHORT_PAIRS = 3  # figures without a target, and the directory token's (which has a wide margin): fewer pairs
+SHORT_PAIRS = 2  # figures without a target, and the directory token's (which has a wide margin): fewer pairs
 SHORT_SECONDS = 2
 HERE = Path(__file__).parent
 BEFORE_IDS = HERE / "before_link_ids"
