@@ -11,11 +11,13 @@ file format, one entry per line (or comma-separated)::
     my-key=cloudcdn:BASE64URL a Cloud CDN key (the kid is its key name)
     ak1=akamai:HEX            an Akamai EdgeAuth key
     active: k1 since 1767225600
+    retired: k0
 
 Without an ``active:`` line the last key signs. ``since`` is when the active key started
 signing: every other key has signed nothing since, so once the longest link lifetime has
-passed their links are all dead and they may be retired. Secrets never appear in a message
-or a repr.
+passed their links are all dead and they may be retired. A retired key's id stays reserved
+on the ``retired:`` line: a kid never comes back with another secret, so every log, status
+line and alert that names it means one key. Secrets never appear in a message or a repr.
 """
 
 from __future__ import annotations
@@ -84,11 +86,13 @@ class KeyState(enum.Enum):
 
 @dataclass(frozen=True)
 class KeySet:
-    """Keys oldest first, the pinned active key id (else the last key signs) and since when."""
+    """Keys oldest first, the pinned active key id (else the last key signs) and since when,
+    and the ids of retired keys, which are never given out again."""
 
     keys: tuple[Key, ...] = ()
     active_kid: str | None = None
     active_since: int | None = None
+    retired_kids: tuple[str, ...] = ()
 
     # Reading ---------------------------------------------------------------------------
 
@@ -97,17 +101,23 @@ class KeySet:
         """Read a keys file's text; KeySetError names the line, never a secret."""
         keys: dict[str, Key] = {}
         active_kid, active_since = None, None
+        retired: list[str] = []
         for line_number, line in enumerate(text.splitlines(), start=1):
             for entry in line.split("#", 1)[0].split(","):
                 entry = entry.strip()
                 if entry.startswith("active:"):
                     active_kid, active_since = _parse_active(entry, line_number)
+                elif entry.startswith("retired:"):
+                    retired += _parse_retired(entry, line_number)
                 elif entry:
                     key = _parse_key(entry, line_number)
                     if key.kid in keys:
                         raise KeySetError(f"line {line_number}: key id {key.kid!r} appears twice")
                     keys[key.kid] = key
-        return cls(tuple(keys.values()), active_kid, active_since)
+        both = [kid for kid in retired if kid in keys]
+        if both:
+            raise KeySetError(f"key id {both[0]!r} is both a key and retired: a retired key id is never used again")
+        return cls(tuple(keys.values()), active_kid, active_since, tuple(dict.fromkeys(retired)))
 
     @classmethod
     def from_file(cls, path: Path) -> KeySet:
@@ -194,6 +204,8 @@ class KeySet:
         if self.active_kid:
             since = f" since {self.active_since}" if self.active_since is not None else ""
             lines.append(f"active: {self.active_kid}{since}\n")
+        if self.retired_kids:
+            lines.append(f"retired: {' '.join(self.retired_kids)}  # reserved: never used again\n")
         return "".join(lines)
 
     def nginx_includes(self) -> dict[str, str]:
@@ -212,7 +224,7 @@ class KeySet:
         if len(keys) == len(self.keys):
             return self
         active = self.active_kid if any(key.kid == self.active_kid for key in keys) else None
-        return KeySet(keys, active, self.active_since if active else None)
+        return KeySet(keys, active, self.active_since if active else None, self.retired_kids)
 
     def write_nginx_includes(self, directory: Path) -> list[Path]:
         """Write nginx's keys includes into ``directory`` (each 0600, replaced atomically)."""
@@ -241,11 +253,14 @@ class KeySet:
         Its secret is fresh unless given; a CDN's key needs it given (the CDN holds the
         public key, or the same secret).
         """
-        kid = kid or next(f"k{n}" for n in range(1, len(self.keys) + 2) if f"k{n}" not in self)
+        kid = kid or self.unused_kid()
         if not KID_PATTERN.fullmatch(kid):
             raise KeySetError(_BAD_KID.format(kid=kid))
         if kid in self:
             raise KeySetError(f"key id {kid!r} exists already")
+        if kid in self.retired_kids:
+            raise KeySetError(f"key id {kid!r} was retired and is never used again (logs and alerts name it): "
+                              f"choose another, e.g. {self.unused_kid()}")
         if secret is None and isinstance(algorithm, CDNKeyAlgorithm):
             raise KeySetError(f"a {algorithm.name} key comes from the CDN's side: give its secret "
                               f"({algorithm.secret_format})")
@@ -254,17 +269,22 @@ class KeySet:
         if problems:
             raise KeySetError(problems[0].message)
         if not self.keys:
-            return KeySet((key,), kid, now), key
+            return KeySet((key,), kid, now, self.retired_kids), key
         # The current signer stays active explicitly, or the new (last) key would sign at once.
         since = self.active_since if self.active_kid else None
-        return KeySet((*self.keys, key), self.active.kid, since), key
+        return KeySet((*self.keys, key), self.active.kid, since, self.retired_kids), key
+
+    def unused_kid(self) -> str:
+        """The first ``kN`` that is neither a key nor retired."""
+        return next(f"k{n}" for n in range(1, len(self.keys) + len(self.retired_kids) + 2)
+                    if f"k{n}" not in self and f"k{n}" not in self.retired_kids)
 
     def activate(self, kid: str, *, now: int) -> KeySet:
         """``kid`` signs new links from ``now`` on."""
         self[kid]
         if kid == self.active_kid_or_last:
             raise KeySetError(f"{kid} already signs new links")
-        return KeySet(self.keys, kid, now)
+        return KeySet(self.keys, kid, now, self.retired_kids)
 
     def retire_safe_after(self, max_lifetime: int) -> int | None:
         """When every link signed by a key other than the active one has expired, if known."""
@@ -281,7 +301,8 @@ class KeySet:
             raise KeySetError(
                 f"links signed with {kid} may live until {when}; retire it after that, or pass --force to revoke them now"
             )
-        return KeySet(tuple(key for key in self.keys if key.kid != kid), self.active_kid, self.active_since)
+        return KeySet(tuple(key for key in self.keys if key.kid != kid), self.active_kid, self.active_since,
+                      (*self.retired_kids, kid))
 
     def states(self, *, now: int, max_lifetime: int) -> list[tuple[Key, KeyState]]:
         """Each key and where it stands, oldest first."""
@@ -303,9 +324,19 @@ class KeySet:
 
 
 def nginx_includes_directory(output: Path) -> Path:
-    """The folder to write nginx's keys includes into: ``output``, or the folder of its MD5 include."""
+    """The folder to write nginx's keys includes into: ``output``, or the folder of one of them.
+
+    KeySetError for a ``.conf`` file of another name: nginx's rules include both files by
+    name, from one folder, so a file elsewhere would never be read.
+    """
     output = Path(output)
-    return output.parent if output.name == MD5.nginx_include else output
+    names = [algorithm.nginx_include for algorithm in NGINX_ALGORITHMS]
+    if output.name in names:
+        return output.parent
+    if output.suffix == ".conf" and not output.is_dir():
+        raise KeySetError(f"{output} is a file name, but nginx's rules include {' and '.join(names)} by those names: "
+                          f"give their folder instead, {output.parent}")
+    return output
 
 
 def write_private_file(path: Path, content: str) -> None:
@@ -342,6 +373,14 @@ def _parse_active(entry: str, line_number: int) -> tuple[str, int | None]:
     if len(words) == 3 and words[1] == "since" and words[2].isdigit():
         return words[0], int(words[2])
     raise KeySetError(f"line {line_number}: expected 'active: KID' or 'active: KID since UNIX_SECONDS'")
+
+
+def _parse_retired(entry: str, line_number: int) -> list[str]:
+    kids = entry[len("retired:"):].split()
+    bad = [kid for kid in kids if not KID_PATTERN.fullmatch(kid)]
+    if bad:
+        raise KeySetError(f"line {line_number}: " + _BAD_KID.format(kid=bad[0]))
+    return kids
 
 
 def _key_problems(key: Key) -> list[KeyProblem]:

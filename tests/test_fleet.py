@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.fleet import Fleet, running_fleet
 from harness.nginx import REPO_ROOT, NginxServer, config_test_command
 from signing.django.fleet import PROBE_NAME
 from harness.stack import seed
-from signing import SecureLinkSigner
+from signing import KeySet, SecureLinkSigner
 from signing.fleet.protocol import FLEET_TOKEN_FILE_NAME
 from tests.client import fetch
 
@@ -123,6 +125,45 @@ def test_activate_force_says_what_will_break(fleet):
     assert "--force: activating k3 although links signed with it will get 403 or no answer at:" in forced.stdout
     assert "edge-a" in forced.stdout and "edge-b" not in forced.stdout.split("at:")[1]
     assert fleet.stack.key_set().active.kid == "k3"
+
+
+def accepts(server: NginxServer, key_set: KeySet, kid: str) -> int:
+    return fetch(server.base_url, SecureLinkSigner(key_set.with_active(kid)).sign(f"/media/{PROBE_NAME}", ttl=60).url).status
+
+
+def test_keys_written_by_the_command_itself_still_reach_nginx_through_the_agent(fleet):
+    """`--nginx-keys` writes the origin's includes before its agent looks: the agent must reload all the same."""
+    includes = str(fleet.stack.nginx.run_dir)
+    added = manage(fleet, "rotate_key", "add", "k9", "--nginx-keys", includes)
+    assert added.returncode == 0, added.stderr
+    key_set = fleet.stack.key_set()
+    deadline = time.monotonic() + FLEET_BOUND
+    while accepts(fleet.stack.nginx, key_set, "k9") != 200:
+        assert time.monotonic() < deadline, "the origin never loaded the k9 its includes on disk hold"
+        time.sleep(0.1)
+    activated = manage(fleet, "rotate_key", "activate", "k9", "--nginx-keys", includes)
+    assert activated.returncode == 0, activated.stderr
+    retired = manage(fleet, "rotate_key", "retire", "k1", "--force", "--nginx-keys", includes)
+    assert retired.returncode == 0, retired.stderr
+    assert "every verifier refuses k1 now" in retired.stdout
+    assert {name: accepts(server, key_set, "k1") for name, server in fleet.verifiers.items()} == {
+        "origin": 403, "edge-a": 403, "edge-b": 403}
+    assert {name: accepts(server, key_set, "k9") for name, server in fleet.verifiers.items()} == {
+        "origin": 200, "edge-a": 200, "edge-b": 200}
+    assert fleet.stack.key_set().retired_kids == ("k1",)
+
+
+def test_a_cdn_key_beside_the_nginx_keys_is_named_not_probed(fleet, tmp_path):
+    pem = tmp_path / "cloudfront.pem"
+    pem.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    added = manage(fleet, "rotate_key", "add", "cf1", "--algorithm", "cloudfront", "--private-key", str(pem),
+                   "--key-pair-id", "K2JCJMDEHXQW5F")
+    assert added.returncode == 0, added.stderr
+    status = manage(fleet, "secure_link_fleet")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "cf1 (cloudfront): checked by cloudfront, not by these verifiers; not probed" in status.stdout
+    assert all(line.endswith("in step") for line in status.stdout.splitlines()[:3])
 
 
 class CorruptSource(http.server.BaseHTTPRequestHandler):

@@ -154,3 +154,23 @@ def test_a_reload_that_could_not_be_signalled_is_retried(app, nginx_master, tmp_
     assert "cannot signal nginx" in (agent.sync_once().error or "")
     agent.pid_file = pid_file  # the files on disk are new now, but nginx never loaded them
     assert agent.sync_once().changed and hup_count(hups) == 1
+
+
+def test_the_first_round_reloads_nginx_even_when_the_files_on_disk_are_already_the_wanted_ones(app, nginx_master,
+                                                                                                 tmp_path):
+    pid_file, hups = nginx_master
+    NEW.write_nginx_includes(tmp_path)  # written by someone else; whether nginx loaded them is unknown
+    App.body = NEW.render().encode()
+    agent = sync(app, tmp_path, pid_file)
+    assert agent.sync_once().changed and hup_count(hups) == 1
+    assert agent.sync_once().changed is False and hup_count(hups) == 1
+
+
+def test_includes_another_writer_put_on_disk_are_reloaded_all_the_same(app, nginx_master, tmp_path):
+    pid_file, hups = nginx_master
+    App.body = OLD.render().encode()
+    agent = sync(app, tmp_path, pid_file)
+    assert agent.sync_once().changed and hup_count(hups) == 1
+    NEW.write_nginx_includes(tmp_path)  # as `rotate_key add --nginx-keys` does, before the agent's next round
+    App.body = NEW.render().encode()
+    assert agent.sync_once().changed and hup_count(hups, at_least=2) == 2  # nginx never loaded what is on disk

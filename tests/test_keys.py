@@ -162,3 +162,25 @@ class TestLifecycle:
         assert later["k1"] is KeyState.RETIRABLE
         unknown = KeySet.parse(f"k1={A}\nk2={B}\nactive: k2").states(now=1, max_lifetime=1)
         assert unknown[0][1] is KeyState.UNKNOWN
+
+
+def test_retired_key_ids_survive_the_keys_file_and_every_change():
+    key_set = KeySet.parse(f"k1={A}\nk2={B}\nactive: k2 since 100\n")
+    retired = key_set.retire("k1", now=10**9, max_lifetime=60)
+    assert retired.retired_kids == ("k1",) and retired.kids == ("k2",)
+    assert KeySet.parse(retired.render()) == retired
+    added, key = retired.add(now=10**9)
+    assert key.kid == "k3" and added.retired_kids == ("k1",)
+    assert added.activate("k3", now=10**9).retired_kids == ("k1",)
+    assert added.nginx_keys().retired_kids == ("k1",)
+    assert "k1" not in added.nginx_includes()["secure_link_keys.conf"]
+
+
+def test_a_retired_key_id_is_refused_when_added_or_found_among_the_keys():
+    key_set = KeySet.parse(f"k2={B}\nretired: k1\n")
+    with pytest.raises(KeySetError, match="key id 'k1' was retired and is never used again.*e.g. k3"):
+        key_set.add("k1", now=1)
+    with pytest.raises(KeySetError, match="key id 'k1' is both a key and retired"):
+        KeySet.parse(f"k1={A}\nretired: k1\n")
+    with pytest.raises(KeySetError, match="line 2: key id 'K1' is not valid"):
+        KeySet.parse(f"k2={B}\nretired: K1\n")

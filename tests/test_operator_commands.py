@@ -99,6 +99,15 @@ class TestSecureLinkKeys:
         with pytest.raises(CommandError, match="differs from the settings"):
             run("secure_link_keys", "--output", str(output), "--check")
 
+    @pytest.mark.parametrize("name", ["keys.conf", "nginx/secure_link.conf"])
+    def test_a_file_of_another_name_is_refused_with_one_line_naming_the_folder(self, tmp_path, name):
+        with pytest.raises(CommandError) as refused:
+            run("secure_link_keys", "--output", str(tmp_path / name))
+        message = str(refused.value)
+        assert "\n" not in message and message.endswith(f"give their folder instead, {(tmp_path / name).parent}")
+        assert "secure_link_keys.conf and secure_link_hmac_keys.conf" in message
+        assert not list(tmp_path.rglob("*.conf"))
+
 
 class TestRotateKey:
     @pytest.fixture
@@ -149,6 +158,21 @@ class TestRotateKey:
         monkeypatch.setattr(rotate_key.time, "sleep", slept.append)
         output = self.rotate(keys_file, "retire", "old", "--force")
         assert slept == [2.0] and "waiting 2.0 s for the app servers to sign with new" in output
+
+    def test_a_retired_key_id_is_never_given_out_again(self, tmp_path, monkeypatch):
+        keys_file = tmp_path / "secure_link.keys"
+        keys_file.write_text("k1=" + "o" * 43 + "\n")
+        monkeypatch.setattr(rotate_key, "now", lambda: 1_000_000)
+        monkeypatch.setattr(rotate_key.time, "sleep", lambda seconds: None)
+        self.rotate(keys_file, "add")
+        self.rotate(keys_file, "activate", "k2", "--force")
+        self.rotate(keys_file, "retire", "k1", "--force", "--no-wait")
+        self.rotate(keys_file, "add")
+        key_set = KeySet.from_file(keys_file)
+        assert key_set.kids == ("k2", "k3") and key_set.retired_kids == ("k1",)
+        with pytest.raises(CommandError, match="key id 'k1' was retired and is never used again .*e.g. k4"):
+            self.rotate(keys_file, "add", "k1")
+        assert "retired, never used again: k1" in self.rotate(keys_file, "status")
 
     def test_activate_refuses_when_no_verifier_is_known(self, keys_file):
         self.rotate(keys_file, "add", "new")
@@ -223,7 +247,7 @@ def test_rotate_key_status_without_a_keys_file_says_how_to_start(tmp_path):
 
 def test_secure_link_keys_check_says_when_the_file_does_not_exist(tmp_path):
     with pytest.raises(CommandError, match="does not exist: write it with --output"):
-        run("secure_link_keys", "--output", str(tmp_path / "none.conf"), "--check")
+        run("secure_link_keys", "--output", str(tmp_path / "no-such-folder"), "--check")
 
 
 def test_sign_url_refuses_a_path_out_of_the_media_root_before_looking_for_it():

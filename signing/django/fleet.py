@@ -94,9 +94,9 @@ def http_get(base_url: str, target: str, *, timeout: float, limit: int | None = 
 
 
 def probe_target(key_set: KeySet, kid: str) -> str:
-    """The link to the probe file signed with key ``kid`` of ``key_set``."""
+    """The link to the probe file signed with key ``kid`` of ``key_set``, an nginx key (KeySetError otherwise)."""
     media_url = link_settings().media_url
-    return SecureLinkSigner(key_set.with_active(kid), prefix=media_url).sign(media_url + PROBE_NAME, ttl=300).url
+    return SecureLinkSigner(key_set.nginx_keys().with_active(kid), prefix=media_url).sign(media_url + PROBE_NAME, ttl=300).url
 
 
 def probe(verifier: Verifier, target: str, kid: str, *, timeout: float) -> Verdict:

@@ -3,7 +3,7 @@
 Every verifier (the origin's nginx and each edge) runs one agent,
 ``python -m signing sync-keys``, beside its nginx. Every ``interval`` seconds it asks the
 app for the key set (``GET /_secure_link/keys`` with the fleet token in a header, never in
-the URL), and when the includes that key set renders differ from the files on disk it
+the URL), and when the includes that key set renders differ from what nginx runs it
 
 1. refuses anything that does not parse as a usable key set (a truncated answer, an error
    page, a key nginx cannot hold): the last good includes stay, one log line says why;
@@ -11,8 +11,12 @@ the URL), and when the includes that key set renders differ from the files on di
    old files back if the test fails;
 3. sends nginx's master SIGHUP: new workers verify with the new keys, old ones finish.
 
-So a retired key stops at a verifier within ``interval`` + one fetch + one reload, and a
-verifier that cannot reach the app keeps verifying with its last good keys. Secrets never
+What nginx runs is what the agent last had it load, never the files on disk: another writer
+(``rotate_key --nginx-keys``, a hand edit) can put the wanted includes there without a reload,
+so the agent reloads once when it starts and again whenever the wanted includes differ from
+those it last loaded. So a retired key stops at a verifier within ``interval`` + one fetch +
+one reload, whoever wrote the files, and a verifier that cannot reach the app keeps
+verifying with its last good keys. Secrets never
 reach a log line, a URL or a world-readable file.
 
 With a state folder (``--state-dir``, the verifier's ``$secure_link_state_root``) the agent
@@ -72,7 +76,8 @@ class KeySync:
     """Pulls the key set from ``source`` and installs it in one nginx's config folder.
 
     ``source`` must be https, or http to a loopback address (the demo): the answer holds
-    every secret. What this nginx runs is remembered, so a reload that failed is retried.
+    every secret. What this nginx runs is what this agent last had it load (unknown at
+    start, so the first round reloads), so a reload that failed is retried.
     """
 
     def __init__(
@@ -100,7 +105,7 @@ class KeySync:
         self.timeout = timeout
         self._last_error: str | None = None
         self.revocation_error: str | None = None
-        self._running: dict[str, str | None] | None = None  # the includes nginx runs; None: those on disk
+        self._running: dict[str, str | None] | None = None  # the includes nginx last loaded; None: unknown
 
     def __repr__(self) -> str:
         return f"<KeySync {self.source} -> {self.output}>"
@@ -163,20 +168,19 @@ class KeySync:
             return self._failed(str(error))
         wanted: dict[str, str | None] = dict(key_set.nginx_includes())
         on_disk = {name: _read(self.output / name) for name in wanted}
-        running = self._running if self._running is not None else on_disk
-        if running == wanted:
+        if self._running == wanted and on_disk == wanted:
             self._last_error = None
             return SyncResult(False, key_set.kids)
-        for name, content in wanted.items():
-            write_private_file(self.output / name, content or "")
+        if on_disk != wanted:
+            for name, content in wanted.items():
+                write_private_file(self.output / name, content or "")
         problem = self._test_config()
         if problem:
             _restore(self.output, on_disk)
             return self._failed(f"nginx refused the new keys, the old ones are back: {problem}")
         try:
             os.kill(int(self.pid_file.read_text().strip()), signal.SIGHUP)
-        except (OSError, ValueError) as error:
-            self._running = running  # not reloaded: the next round tries again
+        except (OSError, ValueError) as error:  # not reloaded: self._running stays, the next round tries again
             return self._failed(f"wrote the keys but cannot signal nginx ({self.pid_file}): {error}")
         self._running = wanted
         logger.info("keys %s installed in %s; nginx reloads", ", ".join(key_set.kids), self.output)

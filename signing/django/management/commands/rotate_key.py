@@ -73,8 +73,11 @@ class Command(BaseCommand):
             self.status(key_set)
             return
         try:
-            changed = getattr(self, action)(key_set, kid, options)
             nginx_folder = nginx_includes_directory(options["nginx_keys"]) if options["nginx_keys"] else None
+        except KeySetError as error:
+            raise CommandError(f"--nginx-keys {error}") from None
+        try:
+            changed = getattr(self, action)(key_set, kid, options)
         except KeySetError as error:
             raise CommandError(str(error)) from None
         changed.write(keys_file)
@@ -107,6 +110,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{label}: verifies only; in use until {utc_iso(safe_after)}")
             else:
                 self.stdout.write(f"{label}: {state.value}")
+        if key_set.retired_kids:
+            self.stdout.write(f"retired, never used again: {', '.join(key_set.retired_kids)}")
 
     def add(self, key_set: KeySet, kid: str | None, options: dict[str, Any]) -> KeySet:
         algorithm = ALGORITHMS[options["algorithm"]]

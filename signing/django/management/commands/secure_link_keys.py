@@ -29,6 +29,9 @@ class Command(BaseCommand):
         kids = ", ".join(key_set.kids)
         try:
             folder = nginx_includes_directory(options["output"])
+        except KeySetError as error:
+            raise CommandError(f"--output {error}") from None
+        try:
             contents = key_set.nginx_includes()
         except KeySetError as error:
             raise CommandError(f"the settings' keys cannot be used: {error}") from None
