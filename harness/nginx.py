@@ -207,7 +207,8 @@ def write_config(
         (run_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
     _link(run_dir / "nginx.conf", main_conf)
     install(run_dir, key_set, bucket=bucket, counter=counter, replacing=snippets)
-    logs = ["access_log access.log secure_link;"] if access_log else []
+    logs = ["access_log access.log secure_link;",
+            "access_log failures.log secure_link_failures if=$secure_link_failure;"] if access_log else []
     if download_log:
         logs.append("access_log downloads.log secure_link_downloads buffer=64k flush=1s if=$secure_link_id;")
     LinkState(state_root).ensure()

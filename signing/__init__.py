@@ -13,7 +13,7 @@ what a reader looks for:
   only by a Django project.
 """
 
-__version__ = "0.12.0"
+__version__ = "0.13.0"
 
 from .algorithms import HMAC_SHA256 as HMAC_SHA256
 from .algorithms import MD5 as MD5

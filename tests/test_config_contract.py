@@ -186,11 +186,29 @@ def test_the_options_gate_names_every_optional_argument_the_rules_read():
 def test_logs_name_the_link_by_id_and_never_log_the_query():
     rules = (SNIPPETS / "http" / "rules.conf").read_text()
     formats = dict(re.findall(r"^log_format (\w+) (.*?);$", rules, flags=re.M | re.S))
-    assert set(formats) == {"secure_link", "secure_link_downloads"}
+    assert set(formats) == {"secure_link", "secure_link_downloads", "secure_link_failures"}
     for text in formats.values():
-        assert "$request" not in text.replace("$request_method", "") and "$args" not in text
+        assert "$request" not in text.replace("$request_method", "").replace("$request_time", "") and "$args" not in text
         assert "$arg_" not in text and "$uri" not in text and "$http_referer" not in text
     assert "$secure_link_id" in formats["secure_link"] and "$secure_link_id" in formats["secure_link_downloads"]
+
+
+QUIET = ["stderr", "emerg"]  # secure_link/location/quiet_errors.conf: no error-log line in a request
+
+
+def test_every_location_a_token_can_reach_writes_no_error_log_line(role):
+    """nginx quotes the request line, token and all, with every failure it logs: only a location that
+    answers without a file or an upstream, or that only edges reach (by path), may log errors."""
+    answers_only = {"return", "default_type", "add_header", "internal", "charset"}
+    for location in find(CONFIG, "location"):
+        levels = [directive.args for directive in find(location.block or [], "error_log")]
+        if levels:
+            assert levels == [QUIET], location.args
+            continue
+        names = {directive.name for directive in location.block or []}
+        edges_only = role != "edge" and location.args[0].startswith("/_edge/")
+        assert names <= answers_only or edges_only, f"location {' '.join(location.args)} logs errors with the token"
+    assert find(parse((SNIPPETS / "location" / "quiet_errors.conf").read_text()), "error_log")[0].args == QUIET
 
 
 def map_entries(variable: str) -> dict[str, list[str]]:
@@ -257,11 +275,11 @@ def test_internal_locations_are_internal(role):
     location = find(CONFIG, "location", "/_protected/media/")
     assert len(location) == 1
     if role == "origin-s3":  # the object of the same key, through the origin's cache
-        assert [d.name for d in location[0].block][:2] == ["internal", "rewrite"]
-        assert location[0].block[1].args == ["(?s)^/_protected/media/(.*)\\z", "/$1?", "break"]
+        assert [d.name for d in location[0].block][:3] == ["internal", "error_log", "rewrite"]
+        assert location[0].block[2].args == ["(?s)^/_protected/media/(.*)\\z", "/$1?", "break"]
         return
-    assert [d.name for d in location[0].block] == ["internal", "alias"]
-    assert location[0].block[1].args == media_location_alias()
+    assert [d.name for d in location[0].block] == ["internal", "error_log", "alias"]
+    assert location[0].block[2].args == media_location_alias()
 
 
 def media_location_alias() -> list[str]:

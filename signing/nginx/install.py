@@ -177,7 +177,8 @@ def include_lines(role: str, *, media_root: Path | None = None, state_root: Path
     whose files are in a bucket with ``bucket``), with their paths."""
     state = config_value(state_root, what="the state folder") if state_root else "/var/lib/secure_link"
     logs = ("    access_log /var/log/nginx/access.log secure_link;  # never `combined`: it logs the token\n"
-            "    access_log /var/log/nginx/downloads.log secure_link_downloads buffer=64k flush=1s if=$secure_link_id;\n")
+            "    access_log /var/log/nginx/downloads.log secure_link_downloads buffer=64k flush=1s if=$secure_link_id;\n"
+            "    access_log /var/log/nginx/failures.log secure_link_failures if=$secure_link_failure;  # no token in the error log\n")
     if role == "edge":
         return ("In http { }:\n"
                 "    proxy_cache_path /var/cache/nginx/secure_link keys_zone=secure_link_edge:50m levels=1:2 "
