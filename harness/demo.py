@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def port_is_free(port: int) -> bool:
 
 
 def main() -> int:
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     port = int(os.environ.get("PORT", "8080"))
     edge_port = int(os.environ.get("EDGE_PORT", port + 1))
     if edge_port == port:

@@ -83,6 +83,17 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
             process.wait(timeout=timeout)
 
 
+def interrupt_process(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float) -> None:
+    """Ctrl-C ``process`` (SIGINT) and wait ``timeout`` s for it to stop by itself; if it does not, stop it
+    by its pid all the same (SIGTERM, then SIGKILL) and raise ``subprocess.TimeoutExpired``: nothing lingers."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(process)  # type: ignore[arg-type]
+        raise
+
+
 def stop_like_ctrl_c_on_sigterm() -> None:
     """Make SIGTERM raise KeyboardInterrupt, so that ``finally`` blocks stop what was started."""
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

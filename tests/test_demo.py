@@ -19,7 +19,7 @@ import requests
 
 from harness.demo import port_is_free
 from harness.nginx import REPO_ROOT
-from harness.ports import free_port, stop_process
+from harness.ports import free_port, interrupt_process, stop_process
 from harness.stack import django_environment
 
 pytestmark = [pytest.mark.nginx, pytest.mark.database]
@@ -105,8 +105,7 @@ def test_demo_runs_on_the_database_it_is_given_and_stops_cleanly(tmp_path, datab
         assert "nginx keeps serving signed links. Restarting gunicorn" in restarted
         assert requests.get(f"{base}/api/images/", headers={"Authorization": f"Token {token}"}, timeout=10).status_code == 200
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        interrupt_process(process, timeout=30)
     assert process.returncode == 0
     assert (tmp_path / "var" / "db.sqlite3").exists() != bool(database_url)  # the data lives where it was told
     assert not (tmp_path / "var" / "demo.json").exists()
@@ -151,8 +150,7 @@ def test_demo_with_storage_s3_keeps_its_files_in_a_bucket_and_every_printed_comm
         weed = [line for line in (var / "seaweedfs" / "weed.log").read_text().splitlines() if "Start Seaweed" in line]
         assert weed  # the demo's own SeaweedFS, in var/seaweedfs
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        interrupt_process(process, timeout=30)
     assert process.returncode == 0
     assert "and SeaweedFS" in process.stdout.read()
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
@@ -185,8 +183,7 @@ def test_demo_with_two_origins_counts_each_limit_once_and_lists_every_verifier_a
         assert [requests.get(once.replace(origins[0], entry["url"]), timeout=10).status_code
                 for entry in record["verifiers"]] == [410, 410, 410]
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        interrupt_process(process, timeout=60)
     assert process.returncode == 0
     for pid in pids:
         with pytest.raises(ProcessLookupError):

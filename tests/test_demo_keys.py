@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import requests
 from PIL import Image as PillowImage
 
 from harness.nginx import REPO_ROOT
+from harness.ports import interrupt_process
 from harness.stack import django_environment
 from signing import HMAC_SHA256, Key, KeySet, generate_secret
 from signing.keys import KEYS_FILE_NAME
@@ -72,5 +72,4 @@ def test_with_an_hmac_key_active_every_probe_passes_and_a_rotation_alone_keeps_t
         for command in re.search(r"Reload nginx by hand: (.+?)   \(the edge: (.+?)\)$", output, re.M).groups():
             assert subprocess.run(command, shell=True, cwd=REPO_ROOT, capture_output=True).returncode == 0, command
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        interrupt_process(process, timeout=30)
