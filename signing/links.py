@@ -34,7 +34,7 @@ class SignedLink(NamedTuple):
     path: str
     expires: int  # Unix seconds
     kid: str
-    link_id: str | None = None  # None for a directory link
+    link_id: str | None = None  # None for a CDN's link, or one minted before link ids
     not_before: int | None = None  # Unix seconds; None: valid at once
     max_downloads: int | None = None  # None: unlimited
 
@@ -76,12 +76,16 @@ class CookieGrant(NamedTuple):
     ``cookies`` maps each cookie's name to its value, which is sent as is (only RFC 6265
     cookie-octets, never quoted). ``path`` is the folder's URL path, ending with ``/``: the
     cookies' ``Path``, so that a browser sends them with the folder's requests alone.
+    ``link_id`` names the grant (ours: revocable alone, named in the download log; None for
+    a CDN's cookies); ``not_before`` is when it opens, if not at once.
     """
 
     cookies: dict[str, str]
     path: str
     expires: int  # Unix seconds
     kid: str
+    link_id: str | None = None
+    not_before: int | None = None  # Unix seconds
 
     @property
     def expires_at(self) -> datetime:
@@ -91,9 +95,14 @@ class CookieGrant(NamedTuple):
     def expires_iso(self) -> str:
         return utc_iso(self.expires)
 
+    @property
+    def not_before_at(self) -> datetime | None:
+        return None if self.not_before is None else datetime.fromtimestamp(self.not_before, tz=timezone.utc)
+
     def as_json(self) -> dict[str, object]:
-        """``{"cookies": {name: value}, "path": ..., "expires_at": ISO 8601}``."""
-        return {"cookies": dict(self.cookies), "path": self.path, "expires_at": self.expires_iso}
+        """``{"id": ..., "cookies": {name: value}, "path": ..., "expires_at": ISO 8601, "not_before": ISO 8601 or null}``."""
+        return {"id": self.link_id, "cookies": dict(self.cookies), "path": self.path, "expires_at": self.expires_iso,
+                "not_before": None if self.not_before is None else utc_iso(self.not_before)}
 
     def attributes(self, *, secure: bool = True, domain: str | None = None) -> list[tuple[str, str | bool]]:
         """The cookies' attributes, as the CDNs recommend: ``Path`` the folder, ``Expires`` the

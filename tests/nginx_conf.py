@@ -135,7 +135,7 @@ class Evaluator:
             python_pattern = re.sub(r"\(\?<(\w+)>", r"(?P<\1>", pattern.lstrip("~*"))
             match = re.search(python_pattern.encode(), value, flags)
             if match:
-                self.captures.update({k: v for k, v in match.groupdict().items() if v is not None})
+                self.captures.update({k: v or b"" for k, v in match.groupdict().items()})  # unmatched: "", as in nginx
                 return self.expand(result)
         return default
 

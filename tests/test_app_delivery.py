@@ -158,13 +158,16 @@ def test_the_image_page_sets_the_cookies_and_shows_the_file_by_its_plain_url(use
     assert "md5=" not in page.content.decode()
 
 
-def test_sign_url_prints_a_folders_cookies(settings):
+def test_sign_url_prints_a_folders_cookies_and_records_the_grant(settings, db):
     (Path(settings.MEDIA_ROOT) / "videos" / "42").mkdir(parents=True)
     out = StringIO()
     call_command("sign_url", "videos/42/", "--directory", "--cookie", "--json", "--ttl", "60", stdout=out)
     printed = json.loads(out.getvalue())
-    assert set(printed) == {"cookies", "path", "expires_at"} and printed["path"] == "/media/videos/42/"
-    assert printed["cookies"][COOKIE_NAME].startswith("/media/videos/42/:k2:")
+    assert set(printed) == {"id", "cookies", "path", "expires_at", "not_before"} and printed["path"] == "/media/videos/42/"
+    assert printed["cookies"][COOKIE_NAME].startswith("/media/videos/42/:k2:") and printed["not_before"] is None
+    assert f":id={printed['id']}:" in printed["cookies"][COOKIE_NAME]
+    record = IssuedLink.objects.get(pk=printed["id"])
+    assert (record.kind, record.path, record.owner) == ("cookie", "/media/videos/42/", None)
     out = StringIO()
     call_command("sign_url", "videos/42/", "--directory", "--cookie", stdout=out)
     assert out.getvalue().startswith(f"{COOKIE_NAME}=/media/videos/42/:k2:")

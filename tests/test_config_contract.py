@@ -230,8 +230,8 @@ def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
 
 
 NGINX_CAPTURE_NAMES = {"prefix": "secure_link_dir", "below": "secure_link_dir_below", "kid": "secure_link_dir_kid",
-                       "expires": "secure_link_dir_expires", "ip": "secure_link_dir_ip",
-                       "token": "secure_link_dir_token", "file": "secure_link_dir_file"}
+                       "expires": "secure_link_dir_expires", "ip": "secure_link_dir_ip", "id": "secure_link_dir_id",
+                       "nb": "secure_link_dir_nb", "token": "secure_link_dir_token", "file": "secure_link_dir_file"}
 
 
 def directory_location():
@@ -239,15 +239,35 @@ def directory_location():
     return location
 
 
+def GRANT_STATE_CHECKS(not_before: str) -> list[tuple[list[str], list[tuple[str, list[str]]]]]:
+    """What a directory link's and a folder cookie's check does once the token verified: as check.conf
+    does for a file link, a revoked id is refused, and a start time not yet reached."""
+    opens_at = ('return (package.loaded["secure_link.lua.not_before"] or require("secure_link.lua.not_before"))'
+                '.opens_at(ngx.arg[1])')
+    return [(["(-f", "$secure_link_revoked_file)"], [("return", ["403"])]),
+            ([f"({not_before})"], [("set_by_lua", ["$secure_link_opens_at", opens_at, not_before])]),
+            (["($secure_link_opens_at)"], [("rewrite", ["^", "/_secure_link_errors/not_yet_valid.$secure_link_error_format",
+                                                         "last"])])]
+
+
+def test_the_directory_check_refuses_a_revoked_grant_and_one_not_yet_open():
+    block = directory_location().block
+    checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
+    assert checks[-3:] == GRANT_STATE_CHECKS("$secure_link_dir_nb")
+    assert [d.args for d in block if d.name == "set"] == [["$secure_link_id", "$secure_link_dir_id"]]
+    assert map_entries("$secure_link_dir_fields") == {"": [""], "default": ["$secure_link_dir_id|$secure_link_dir_nb||"]}
+
+
 def test_the_directory_location_is_the_python_pattern():
     python_pattern = re.sub(r"\(\?P<(\w+)>", lambda m: f"(?<{NGINX_CAPTURE_NAMES[m.group(1)]}>", directory_pattern(SIGNER.prefix))
     assert directory_location().args[1] == python_pattern
 
 
+@pytest.mark.parametrize("not_before", [None, 1_700_000_000])
 @pytest.mark.parametrize("bound", [False, True])
 @pytest.mark.parametrize("prefix", ["/media/videos/42/", "/media/", "/media/a b/你好/"])
-def test_config_hashes_exactly_what_the_directory_signer_signs(prefix: str, bound: bool):
-    directory = SIGNER.sign_directory(prefix, ttl=60, client_ip="192.0.2.7" if bound else None)
+def test_config_hashes_exactly_what_the_directory_signer_signs(prefix: str, bound: bool, not_before: int | None):
+    directory = SIGNER.sign_directory(prefix, ttl=60, client_ip="192.0.2.7" if bound else None, not_before=not_before)
     uri = nginx_uri(directory.url_for("720p/seg 1.ts").encode())
     parts = parse_directory_uri(uri, SIGNER.prefix)
     assert parts is not None and parts["prefix"] == prefix.encode()
@@ -316,6 +336,7 @@ def test_config_builds_the_directory_hmac_message_the_signer_signs():
 
 COOKIE_CAPTURE_NAMES = {"folder": "secure_link_cookie_folder", "kid": "secure_link_cookie_kid",
                         "expires": "secure_link_cookie_expires", "ip": "secure_link_cookie_ip",
+                        "id": "secure_link_cookie_id", "nb": "secure_link_cookie_nb",
                         "token": "secure_link_cookie_signature"}
 
 
@@ -358,24 +379,32 @@ def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_loca
     assert block[0].name == "internal"
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [(["($secure_link_cookie_hmac_key)"], [("set_by_lua", [
-                          "$secure_link_cookie_hmac", HMAC_CALL,
-                          "$secure_link_cookie_hmac_key|$secure_link_cookie_token&$secure_link_cookie_hmac_head$secure_link_cookie_folder"])]),
+                          "$secure_link_cookie_hmac", HMAC_CALL, "$secure_link_cookie_hmac_key|$secure_link_cookie_token&"
+                          "$secure_link_cookie_hmac_head$secure_link_cookie_fields$secure_link_cookie_folder"])]),
                       (["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),
-                      (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])])]
-    assert find(block, "rewrite")[0].args == ["(?s)^/_secure_link/folder/media/(.*)\\z", "/_secure_link/directory/$1", "last"]
+                      (["($secure_link_cookie_status", "=", "0", ")"], [("return", ["410"])]),
+                      *GRANT_STATE_CHECKS("$secure_link_cookie_nb")]
+    # The grant's id names its revocation file and its log lines; read through the token, whose pattern sets it.
+    assert [d.args for d in block if d.name == "set"] == [["$secure_link_id", "$secure_link_cookie_link_id"]]
+    assert map_entries("$secure_link_cookie_link_id") == {"": [""], "default": ["$secure_link_cookie_id"]}
+    assert [d for d in block if d.name == "rewrite"][0].args == ["(?s)^/_secure_link/folder/media/(.*)\\z", "/_secure_link/directory/$1", "last"]
     assert [(d.name, d.args) for d in block][-1] == ("return", ["404"])  # nothing falls through to a root
 
 
+@pytest.mark.parametrize("not_before", [None, 1_700_000_000])
 @pytest.mark.parametrize("bound", [False, True])
 @pytest.mark.parametrize("folder", ["/media/videos/42/", "/media/", "/media/a.b/c~d_e-f/"])
-def test_config_hashes_exactly_what_the_folder_cookie_signer_signs(folder: str, bound: bool):
+def test_config_hashes_exactly_what_the_folder_cookie_signer_signs(folder: str, bound: bool, not_before: int | None):
     from signing.nginx.folder_cookie import COOKIE_NAME, parse_folder_cookie
 
-    grant = SIGNER.sign_folder_cookie(folder, ttl=60, client_ip="192.0.2.7" if bound else None)
+    grant = SIGNER.sign_folder_cookie(folder, ttl=60, client_ip="192.0.2.7" if bound else None, not_before=not_before)
     parts = parse_folder_cookie(grant.cookies[COOKIE_NAME].encode(), SIGNER.prefix)
     assert parts is not None and parts["folder"] == folder.encode() and grant.path == folder
-    evaluator = Evaluator(CONFIG, KEYS, b"/_secure_link/folder" + folder.encode() + b"seg.ts", b"", "192.0.2.7", b"")
-    evaluator.captures.update({COOKIE_CAPTURE_NAMES[name]: value for name, value in parts.items()})
+    cookie = f"{COOKIE_NAME}={grant.cookies[COOKIE_NAME]}".encode()
+    evaluator = Evaluator(CONFIG, KEYS, b"/_secure_link/folder" + folder.encode() + b"seg.ts", b"", "192.0.2.7", b"",
+                          cookie_headers=(cookie,))  # the cookie map's pattern sets the captures
+    assert evaluator.expand("$secure_link_cookie_token") == parts["token"]
+    assert {name: evaluator.captures.get(COOKIE_CAPTURE_NAMES[name], b"") for name in parts} == parts
     block = folder_location().block
     assert find(block, "secure_link")[0].args == ["$secure_link_cookie_token,$secure_link_cookie_expires"]
     assert token_for(evaluator.expand(find(block, "secure_link_md5")[0].args[0])) == parts["token"].decode()

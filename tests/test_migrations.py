@@ -24,7 +24,7 @@ from django.core.management import call_command
 from tests.app_fixtures import png_bytes
 
 BEFORE = [("downloads", "0002_issued_links"), ("secure_links", None)]
-AFTER = [("downloads", "0003_issued_links_move_to_secure_links"), ("secure_links", "0002_download_counts")]
+AFTER = [("downloads", "0003_issued_links_move_to_secure_links"), ("secure_links", "0003_grant_kind")]
 
 pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
@@ -92,7 +92,7 @@ def test_issued_links_move_to_the_packages_app_with_every_row_and_their_state(da
     assert sorted(links) == ["LimitedLink00002", "PlainLink0000001", "RevokedLink00003"]
     for link in links.values():
         assert link.owner_id == owner.pk and link.created_at == created and link.expires_at == expires
-        assert link.path is None  # the old layout recorded none
+        assert link.path is None and link.kind == "file"  # the old layout recorded no path, and file links only
     assert [links[i].subject for i in sorted(links)] == [f"image:{images[0].pk}", f"image:{images[0].pk}",
                                                          f"image:{images[1].pk}"]
     assert links["LimitedLink00002"].created_by.username == "staff" and links["LimitedLink00002"].not_before == created

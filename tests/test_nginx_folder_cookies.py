@@ -9,6 +9,7 @@ signed with the real secret, so nginx refuses them for their shape, not their to
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from signing import UnsafePath
-from signing.algorithms import md5_token
+from signing.algorithms import hmac_token, md5_token
 from signing.nginx.folder_cookie import COOKIE_NAME, FOLDER_KIND
 from signing.nginx.signed_string import signed_string
 from tests.client import fetch
@@ -77,8 +78,21 @@ def edit_token(cookie: str) -> str:
 
 
 def edit_expiry(cookie: str) -> str:
-    folder_and_kid, expires, token = cookie.rsplit(":", 2)
-    return f"{folder_and_kid}:{int(expires) + 1}:{token}"
+    return re.sub(r":[a-z0-9_-]+:([0-9]+):", lambda m: m.group(0).replace(m.group(1), str(int(m.group(1)) + 1)), cookie,
+                  count=1)
+
+
+def old_cookie(site: NginxSite, kid: str = "k1") -> str:
+    """A cookie as signers minted them before grants had ids: no id, no start time."""
+    expires = b"%d" % (int(site.signer(kid).get_timestamp()) + 300)
+    secret = site.key_set[kid].secret.encode()
+    signed = signed_string(expires, kid.encode(), b"", FOLDER_KIND, b"", FOLDER.encode())
+    token = md5_token(signed + b"|" + secret) if kid.startswith("k") else hmac_token(secret, signed)
+    return f"{COOKIE_NAME}={FOLDER}:{kid}:{expires.decode()}:{token}"
+
+
+def grant_id(cookie: str) -> str:
+    return re.search(r":id=([A-Za-z0-9_-]+):", cookie).group(1)
 
 
 CASES: dict[str, CookieCase] = {}
@@ -129,7 +143,25 @@ for _algorithm, _kid in (("md5", "k1"), ("hmac", "h1")):
             lambda s, k=_kid: (FOLDER + "index.m3u8", "x" + cookie_of(s, k)), 403),
         "quoted": CookieCase(
             lambda s, k=_kid: (FOLDER + "index.m3u8", cookie_of(s, k).replace("=", '="', 1) + '"'), 403),
+        "minted before grants had ids": CookieCase(lambda s, k=_kid: (FOLDER + "index.m3u8", old_cookie(s, k)), 200),
+        "its start time passed": CookieCase(
+            lambda s, k=_kid: (FOLDER + "index.m3u8", cookie_of(s, k, not_before=1_700_000_000)), 200),
+        "its start time to come": CookieCase(
+            lambda s, k=_kid: (FOLDER + "index.m3u8", cookie_of(s, k, not_before=int(s.signer(k).get_timestamp()) + 200)),
+            403),
+        "the start time removed": CookieCase(lambda s, k=_kid: (FOLDER + "index.m3u8", re.sub(
+            r":nb=[0-9]+:", ":", cookie_of(s, k, not_before=int(s.signer(k).get_timestamp()) + 200))), 403),
+        "the start time moved earlier": CookieCase(lambda s, k=_kid: (FOLDER + "index.m3u8", re.sub(
+            r":nb=[0-9]+:", ":nb=1700000000:", cookie_of(s, k, not_before=int(s.signer(k).get_timestamp()) + 200))), 403),
+        "the id removed": CookieCase(lambda s, k=_kid: (FOLDER + "index.m3u8", re.sub(r":id=[A-Za-z0-9_-]+:", ":",
+                                                                                         cookie_of(s, k))), 403),
+        "the id swapped for another grant's": CookieCase(lambda s, k=_kid: (FOLDER + "index.m3u8", swapped_id(s, k)), 403),
     }.items()})
+
+
+def swapped_id(site: NginxSite, kid: str) -> str:
+    mine, other = cookie_of(site, kid), cookie_of(site, kid)
+    return mine.replace(grant_id(mine), grant_id(other))
 
 CASES.update({
     # The grant is the cookie's alone: a query link decides when it names an MD5 key (or HMAC).
@@ -160,14 +192,14 @@ CASES.update({
 
 def directory_token_as_cookie(site: NginxSite, kid: str) -> str:
     url = site.signer(kid).sign_directory(FOLDER, ttl=300).url
-    _, expires, token = url.split("/-/")[1].rstrip("/").split(",")
-    return f"{COOKIE_NAME}={FOLDER}:{kid}:{expires}:{token}"
+    fields = url.split("/-/")[1].rstrip("/").split(",")  # KID, EXPIRES, id=ID, TOKEN
+    return f"{COOKIE_NAME}={FOLDER}:{':'.join(fields)}"
 
 
 def cookie_token_as_directory_link(site: NginxSite, kid: str) -> str:
     value = site.signer(kid).sign_folder_cookie(FOLDER, ttl=300).cookies[COOKIE_NAME]
-    _, kid, expires, token = value.split(":")
-    return f"{FOLDER}-/{kid},{expires},{token}/index.m3u8"
+    fields = value[len(FOLDER):].split(":")  # KID, EXPIRES, id=ID, TOKEN
+    return f"{FOLDER}-/{','.join(fields)}/index.m3u8"
 
 
 def edit_token_arg(url: str) -> str:

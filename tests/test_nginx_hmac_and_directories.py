@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from signing import MalformedRequest, SecureLinkSigner, SecureLinkVerifier, nginx_uri
+from signing import MalformedRequest, SecureLinkSigner, SecureLinkVerifier, SignedLink, nginx_uri
+from signing.algorithms import hmac_token, md5_token
+from signing.nginx.signed_string import DIRECTORY_KIND, signed_string
 from tests.client import fetch
 from tests.conftest import NginxSite
 from tests.parity import Case, link_field_cases, past, python_status
@@ -138,8 +140,38 @@ DIRECTORY_CASES = {
         "key id swapped to the other algorithm": (
             lambda s, kid=kid: s.signer(kid).sign_directory(VIDEOS, ttl=300).url_for("index.m3u8").replace(
                 f"/-/{kid},", "/-/h2," if kid == "k1" else "/-/k2,"), 403, "127.0.0.1"),
+        "minted before links had ids": (lambda s, kid=kid: _old_directory_link(s, kid), 200, "127.0.0.1"),
+        "its start time passed": (lambda s, kid=kid: s.signer(kid).sign_directory(VIDEOS, ttl=300, not_before=1_700_000_000)
+                                  .url_for("index.m3u8"), 200, "127.0.0.1"),
+        "its start time to come": (lambda s, kid=kid: _opening_later(s, kid).url_for("index.m3u8"), 403, "127.0.0.1"),
+        "the start time removed": (lambda s, kid=kid: re.sub(r",nb=[0-9]+,", ",", _opening_later(s, kid).url_for("x")),
+                                   403, "127.0.0.1"),
+        "the start time moved earlier": (lambda s, kid=kid: re.sub(r",nb=[0-9]+,", ",nb=1700000000,",
+                                                                   _opening_later(s, kid).url_for("index.m3u8")), 403, "127.0.0.1"),
+        "the id removed": (lambda s, kid=kid: re.sub(r",id=[A-Za-z0-9_-]+,", ",", s.signer(kid).sign_directory(VIDEOS, ttl=300)
+                                                     .url_for("index.m3u8")), 403, "127.0.0.1"),
+        "the id swapped for another link's": (lambda s, kid=kid: _swapped_directory_id(s, kid), 403, "127.0.0.1"),
     }.items()
 }
+
+
+def _opening_later(site: NginxSite, kid: str) -> SignedLink:
+    signer = site.signer(kid)
+    return signer.sign_directory(VIDEOS, ttl=300, not_before=signer.get_timestamp() + 200)
+
+
+def _swapped_directory_id(site: NginxSite, kid: str) -> str:
+    mine, other = (site.signer(kid).sign_directory(VIDEOS, ttl=300) for _ in range(2))
+    return mine.url_for("index.m3u8").replace(f",id={mine.link_id},", f",id={other.link_id},")
+
+
+def _old_directory_link(site: NginxSite, kid: str) -> str:
+    """A directory link as signers minted them before links had ids: no id, no start time."""
+    expires = b"%d" % (site.signer(kid).get_timestamp() + 300)
+    secret = site.key_set[kid].secret.encode()
+    signed = signed_string(expires, kid.encode(), b"", DIRECTORY_KIND, b"", VIDEOS.encode())
+    token = md5_token(signed + b"|" + secret) if kid.startswith("k") else hmac_token(secret, signed)
+    return f"{VIDEOS}-/{kid},{expires.decode()},{token}/index.m3u8"
 
 
 def _edit_directory_token(url: str) -> str:
@@ -153,9 +185,10 @@ def _edit_directory_expiry(url: str) -> str:
 
 
 def _directory_token_as_file_link(url: str, kid: str) -> str:
-    expires, token = url.split("/-/")[1].rstrip("/").split(",")[1:3]
+    fields = url.split("/-/")[1].rstrip("/").split(",")
+    expires, link_id, token = fields[1], fields[2].removeprefix("id="), fields[-1]
     argument = "md5" if kid.startswith("k") else "hmac"
-    return f"/media/videos/42/index.m3u8?{argument}={token}&expires={expires}&kid={kid}"
+    return f"/media/videos/42/index.m3u8?{argument}={token}&expires={expires}&kid={kid}&id={link_id}"
 
 
 def check(site: NginxSite, case: Case) -> None:
@@ -233,6 +266,8 @@ def seeds(site: NginxSite) -> list[tuple[str, str]]:
             (signer.sign_directory(VIDEOS, ttl=300).url_for("720p/seg001.ts"), "127.0.0.1"),
             (signer.sign_directory(VIDEOS, ttl=300, client_ip="127.0.0.2").url_for("index.m3u8"), "127.0.0.2"),
             (past(signer).sign_directory(VIDEOS, ttl=60).url_for("index.m3u8"), "127.0.0.1"),
+            (signer.sign_directory(VIDEOS, ttl=300, not_before=1_700_000_000).url_for("index.m3u8"), "127.0.0.1"),
+            (_opening_later(site, kid).url_for("720p/seg001.ts"), "127.0.0.1"),
         ]
     return links
 

@@ -86,7 +86,7 @@ def test_a_name_that_could_leave_the_media_root_has_no_url(nginx_settings):
 
 
 @pytest.mark.parametrize("kid", ["k1", "h1"])
-def test_directory_helper_template_tag_and_command_sign_folders_nginx_accepts(nginx_settings, settings, kid):
+def test_directory_helper_template_tag_and_command_sign_folders_nginx_accepts(nginx_settings, settings, kid, db):
     settings.SECURE_LINK = {**settings.SECURE_LINK, "ACTIVE_KID": kid}
     expected = (nginx_settings.media_root / "names" / "a b.txt").read_bytes()
     from_helper = sign_directory("names/", ttl=60).url

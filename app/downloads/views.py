@@ -49,7 +49,7 @@ from signing.django.views import IssuedLinkViewSet
 
 from .models import Image
 from .serializers import ImageLinkSerializer, ImageSerializer, ImageTitleSerializer, ShareLinkSerializer
-from .sharing import NoFolderOfItsOwn, image_folder_cookies, share_signer
+from .sharing import NoFolderOfItsOwn, image_folder_cookies, issue_image_folder_cookies, share_signer
 
 
 def visible_images(request: HttpRequest | Request) -> QuerySet[Image]:
@@ -198,13 +198,16 @@ class ImageViewSet(
         options = CookieOptionsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:
-            grant = image_folder_cookies(image, ttl=options.validated_data.get("ttl"),
-                                         client_ip=client_address(request) if options.validated_data["bind_ip"] else None)
+            grant = issue_image_folder_cookies(
+                image, created_by=request.user, ttl=options.validated_data.get("ttl"),
+                client_ip=client_address(request) if options.validated_data["bind_ip"] else None,
+                not_before=options.validated_data.get("not_before"))
         except NoFolderOfItsOwn as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         except ValueError as error:  # an option the delivery target cannot carry
             raise ValidationError({"detail": str(error)}, code="invalid") from None
         body = FolderCookiesSerializer({**grant.as_json(), "expires_at": grant.expires_at,
+                                        "not_before": grant.not_before_at,
                                         "url": plain_url(image.file.name, request)}).data
         response = Response(body)
         set_folder_cookies(response, grant)

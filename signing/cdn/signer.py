@@ -138,7 +138,7 @@ class CDNLinkSigner(LinkClock):
             cookies = signer.cookie(f"{folder}*", expires=expires, not_before=not_before, ip=client)
         else:
             cookies = signer.cookie(f"{self.target.base_url}{folder}", expires=expires)
-        return CookieGrant(cookies, folder, expires, kid)
+        return CookieGrant(cookies, folder, expires, kid, None, not_before)
 
     def sign_directory(self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None,
                        kid: str | None = None) -> SignedLink:

@@ -14,11 +14,11 @@ from .models import IssuedLink
 
 @admin.register(IssuedLink)
 class IssuedLinkAdmin(admin.ModelAdmin):
-    list_display = ["id", "subject", "owner", "created_by", "created_at", "expires_at", "not_before", "max_downloads",
+    list_display = ["id", "kind", "subject", "owner", "created_by", "created_at", "expires_at", "not_before", "max_downloads",
                     "downloads", "status"]
-    list_filter = ["created_at", "expires_at", "revoked_at"]
+    list_filter = ["kind", "created_at", "expires_at", "revoked_at"]
     search_fields = ["id", "subject", "path", "owner__username", "created_by__username"]
-    readonly_fields = ["id", "subject", "path", "owner", "created_by", "created_at", "kid", "expires_at", "not_before",
+    readonly_fields = ["id", "kind", "subject", "path", "owner", "created_by", "created_at", "kid", "expires_at", "not_before",
                        "max_downloads", "revoked_at", "downloads", "status"]
     actions = ["revoke"]
 

@@ -164,15 +164,23 @@ def sign_directory(
     *,
     ttl: int | timedelta | None = None,
     client_ip: str | None = None,
+    not_before: int | None = None,
+    link_id: str | None = None,
     request: HttpRequest | None = None,
 ) -> SignedLink:
     """Sign every file below the stored folder ``name`` (``videos/42/``) with one token.
 
     ``url`` ends with ``/``: append a file's path below the folder (``720p/seg001.ts``),
-    or let a player resolve a playlist's relative URLs against it.
+    or let a player resolve a playlist's relative URLs against it. It carries a link id
+    (random unless given) and ``not_before`` (Unix seconds) when given; :func:`issue_directory`
+    also records it, so that it can be revoked alone.
     """
-    signed = get_link_signer().sign_directory(
-        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+    signer = get_link_signer()
+    options: dict[str, object] = {"client_ip": client_ip}
+    if signer.carries_link_ids:  # a CDN's signer refuses directory links, with the reason
+        options |= {"link_id": link_id, "not_before": not_before}
+    signed = signer.sign_directory(
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, **options  # type: ignore[arg-type]
     )
     return signed.with_base(absolute_url("", request))
 
@@ -182,16 +190,77 @@ def sign_folder_cookie(
     *,
     ttl: int | timedelta | None = None,
     client_ip: str | None = None,
+    not_before: int | None = None,
+    link_id: str | None = None,
 ) -> CookieGrant:
     """The delivery target's cookies for every file below the stored folder ``name`` (``videos/42/``).
 
-    Our nginx checks one cookie, ``secure_link_folder``; CloudFront, Cloud CDN and Akamai
-    their own (docs/cdn.md). Set them on a response with :func:`set_folder_cookies`. Raises
-    UnsafePath for a folder a cookie cannot grant exactly (names outside ``A-Z a-z 0-9 . _ ~ -``).
+    Our nginx checks one cookie, ``secure_link_folder``, which names the grant by its link id
+    (random unless given); CloudFront, Cloud CDN and Akamai their own (docs/cdn.md). Set them
+    on a response with :func:`set_folder_cookies`; :func:`issue_folder_cookie` also records the
+    grant. Raises UnsafePath for a folder a cookie cannot grant exactly (names outside
+    ``A-Z a-z 0-9 . _ ~ -``), ValueError for an option the target cannot carry.
     """
-    return get_link_signer().sign_folder_cookie(
-        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip
+    signer = get_link_signer()
+    options: dict[str, object] = {"client_ip": client_ip, "not_before": not_before}
+    if link_id is not None and signer.carries_link_ids:
+        options["link_id"] = link_id
+    return signer.sign_folder_cookie(
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, **options  # type: ignore[arg-type]
     )
+
+
+def _record_grant(kind: str, grant: SignedLink | CookieGrant, *, owner: AbstractBaseUser | None, subject: str,
+                  created_by: AbstractBaseUser | None) -> IssuedLink:
+    from .models import IssuedLink
+
+    return IssuedLink.objects.create(
+        id=grant.link_id, owner=owner, subject=subject, path=grant.path, kind=kind, created_by=created_by,
+        kid=grant.kid, expires_at=grant.expires_at, not_before=grant.not_before_at,
+    )
+
+
+def issue_directory(
+    name: str,
+    *,
+    owner: AbstractBaseUser | None,
+    subject: str = "",
+    created_by: AbstractBaseUser | None = None,
+    ttl: int | timedelta | None = None,
+    client_ip: str | None = None,
+    not_before: datetime | None = None,
+    request: HttpRequest | None = None,
+) -> tuple[SignedLink, IssuedLink]:
+    """Sign a directory link to the stored folder ``name`` and record it by its link id, as
+    :func:`issue_link` records a file link: revocable alone (one stream, every other viewer's
+    grant of the folder keeps working), its requests in the download log by its id."""
+    from .models import GrantKind
+
+    link = sign_directory(name, ttl=ttl, client_ip=client_ip, request=request, link_id=new_link_id(),
+                          not_before=None if not_before is None else int(not_before.timestamp()))
+    return link, _record_grant(GrantKind.DIRECTORY, link, owner=owner, subject=subject, created_by=created_by)
+
+
+def issue_folder_cookie(
+    name: str,
+    *,
+    owner: AbstractBaseUser | None,
+    subject: str = "",
+    created_by: AbstractBaseUser | None = None,
+    ttl: int | timedelta | None = None,
+    client_ip: str | None = None,
+    not_before: datetime | None = None,
+) -> tuple[CookieGrant, IssuedLink | None]:
+    """The folder cookies of the stored folder ``name``, recorded by the grant's link id as
+    :func:`issue_directory` records a directory link. A CDN's cookies carry no link id: they are
+    signed, not recorded (the record is None)."""
+    from .models import GrantKind
+
+    grant = sign_folder_cookie(name, ttl=ttl, client_ip=client_ip, link_id=new_link_id(),
+                               not_before=None if not_before is None else int(not_before.timestamp()))
+    if grant.link_id is None:
+        return grant, None
+    return grant, _record_grant(GrantKind.COOKIE, grant, owner=owner, subject=subject, created_by=created_by)
 
 
 def plain_url(name: str, request: HttpRequest | None = None) -> str:

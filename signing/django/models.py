@@ -18,6 +18,14 @@ class IssuedLinkStatus(models.TextChoices):
     NOT_YET_VALID = "not_yet_valid"
 
 
+class GrantKind(models.TextChoices):
+    """What an issued link opens: one file, or every file below a folder (by a directory link or a cookie)."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    COOKIE = "cookie"
+
+
 class IssuedLinkQuerySet(models.QuerySet["IssuedLink"]):
     def alive(self) -> IssuedLinkQuerySet:
         """Links not revoked and not expired (used-up links are told apart by their count)."""
@@ -37,13 +45,15 @@ class IssuedLink(models.Model):
     revocation); a revocation reaches every verifier through its sync agent, and the origins'
     download counter (:mod:`signing.django.counting`) refuses a revoked limited link at once.
     ``subject`` names what it is a link to in the project's terms (``"image:42"``); ``path`` is
-    the URL path it signs (None for links recorded before paths were).
+    the URL path it signs (None for links recorded before paths were): a file's, or for a
+    directory link or a folder cookie (``kind``) the folder's, ending with ``/``.
     """
 
     id = models.CharField(primary_key=True, max_length=64, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+")
     subject = models.CharField(max_length=200, blank=True, editable=False)
     path = models.CharField(max_length=1024, null=True, blank=True, editable=False)
+    kind = models.CharField(max_length=16, choices=GrantKind.choices, default=GrantKind.FILE, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     kid = models.CharField(max_length=64, editable=False)

@@ -23,6 +23,22 @@ def ttl_within_maximum(ttl: int) -> int:
     return ttl
 
 
+def check_not_before(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A ``not_before`` among ``attrs`` must be a positive Unix time before the grant expires (400 otherwise)."""
+    not_before = attrs.get("not_before")
+    if not_before is not None:
+        if not_before.timestamp() < 1:
+            raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
+                                              code="invalid")
+        ttl = attrs.get("ttl") or link_settings().default_ttl
+        if not_before.timestamp() >= timezone.now().timestamp() + ttl:
+            raise serializers.ValidationError(
+                {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
+                code="invalid",
+            )
+    return attrs
+
+
 class TTLOptionsSerializer(serializers.Serializer):
     """A lifetime, at most ``SECURE_LINK_MAX_TTL``."""
 
@@ -47,18 +63,7 @@ class LinkOptionsSerializer(TTLOptionsSerializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        not_before = attrs.get("not_before")
-        if not_before is not None:
-            if not_before.timestamp() < 1:
-                raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
-                                                  code="invalid")
-            ttl = attrs.get("ttl") or link_settings().default_ttl
-            if not_before.timestamp() >= timezone.now().timestamp() + ttl:
-                raise serializers.ValidationError(
-                    {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
-                    code="invalid",
-                )
-        return attrs
+        return check_not_before(attrs)
 
     def validate_filename(self, filename: str) -> str:
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
@@ -68,11 +73,20 @@ class LinkOptionsSerializer(TTLOptionsSerializer):
 
 class CookieOptionsSerializer(TTLOptionsSerializer):
     bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the cookies.")
+    not_before = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 UTC, like expires_at: the cookies are refused (403) until then.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return check_not_before(attrs)
 
 
 class FolderCookiesSerializer(serializers.Serializer):
     """Cookies that open every file of a folder; also sent as Set-Cookie headers."""
 
+    id = serializers.CharField(allow_null=True, help_text="The grant's link id: GET /api/links/<id>/, POST "
+                               "/api/links/<id>/revoke/ (these cookies alone). null for a CDN's cookies, not recorded.")
+    not_before = serializers.DateTimeField(allow_null=True)
     cookies = serializers.DictField(child=serializers.CharField(),
                                     help_text="Cookie name -> value, as the delivery target checks them.")
     path = serializers.CharField(help_text="The folder the cookies open (their Path).")
@@ -100,7 +114,7 @@ class IssuedLinkSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IssuedLink
-        fields = ["id", "subject", "path", "kid", "created_at", "expires_at", "not_before", "max_downloads",
+        fields = ["id", "kind", "subject", "path", "kid", "created_at", "expires_at", "not_before", "max_downloads",
                   "downloads", "status", "revoked_at"]
         read_only_fields = fields
 

@@ -1,10 +1,12 @@
 """Directory links: the URL form that carries a token in the path, and how nginx reads it.
 
-``/media/videos/42/-/k1,1767225600[,ip],TOKEN/720p/seg001.ts``: the signed prefix (up to the
-first ``/-/``), then ``KID,EXPIRES[,ip],TOKEN``, then the file below the prefix. Because the
-token is a path segment, a relative URL resolved against a playlist's URL keeps it. The
-pattern below is the one of the ``location ~`` in nginx/secure_link/directory.conf,
-applied, as nginx does, to the normalised ``$uri``.
+``/media/videos/42/-/k1,1767225600[,ip][,id=ID[,nb=NOT_BEFORE]],TOKEN/720p/seg001.ts``: the
+signed prefix (up to the first ``/-/``), then ``KID,EXPIRES``, the binding, the grant's own
+fields (its link id and start time, signed as a file link's are; links minted before ids
+have none), the token, then the file below the prefix. Because the token is a path segment,
+a relative URL resolved against a playlist's URL keeps it. The pattern below is the one of
+the ``location ~`` in nginx/secure_link/server/directory.conf, applied, as nginx does, to the
+normalised ``$uri``.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ def directory_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a directory link under ``media_prefix`` (as in the nginx configs)."""
     return (
         rf"^(?P<prefix>{re.escape(media_prefix)}(?P<below>(?:[^/]+/)*?)){SEPARATOR}/"
-        r"(?P<kid>[a-z0-9][a-z0-9_-]*),(?P<expires>[0-9]+),(?:(?P<ip>ip),)?(?P<token>[A-Za-z0-9_-]+)/"
+        r"(?P<kid>[a-z0-9][a-z0-9_-]*),(?P<expires>[0-9]+),(?:(?P<ip>ip),)?"
+        r"(?:id=(?P<id>[A-Za-z0-9_-]{8,64}),(?:nb=(?P<nb>[1-9][0-9]{0,14}),)?)?(?P<token>[A-Za-z0-9_-]+)/"
         r"(?P<file>.+)$"
     )
 
 
 def parse_directory_uri(uri: bytes, media_prefix: str) -> dict[str, bytes] | None:
-    """The parts of a directory link's ``$uri`` (``ip`` is b"" when absent), or None for a file link."""
+    """The parts of a directory link's ``$uri`` (``ip``, ``id``, ``nb`` are b"" when absent), or None for a file link."""
     return match_parts(directory_pattern(media_prefix), uri)
 
 
@@ -59,6 +62,15 @@ def directory_prefix_bytes(prefix: str, media_prefix: str) -> bytes:
     return prefix.encode("utf-8")
 
 
-def directory_url(quoted_prefix: str, kid: str, expires: int, bound: bool, token: str) -> str:
+def grant_fields(link_id: str | None, not_before: int | None, separator: str) -> str:
+    """A directory link's or a folder cookie's own fields as its URL or value carries them:
+    ``id=ID`` and ``nb=NOT_BEFORE``, each followed by ``separator``; empty without an id."""
+    if link_id is None:
+        return ""
+    return f"id={link_id}{separator}" + (f"nb={not_before}{separator}" if not_before is not None else "")
+
+
+def directory_url(quoted_prefix: str, kid: str, expires: int, bound: bool, token: str,
+                  link_id: str | None = None, not_before: int | None = None) -> str:
     flag = ",ip" if bound else ""
-    return f"{quoted_prefix}{SEPARATOR}/{kid},{expires}{flag},{token}/"
+    return f"{quoted_prefix}{SEPARATOR}/{kid},{expires}{flag},{grant_fields(link_id, not_before, ',')}{token}/"

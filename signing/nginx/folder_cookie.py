@@ -2,9 +2,10 @@
 
 A player that follows absolute segment URLs (``/media/videos/42/720p/seg001.ts``) keeps no
 token from its playlist's URL; a cookie scoped to the folder goes with every request
-instead. The cookie ``secure_link_folder`` holds ``FOLDER:KID:EXPIRES[:ip]:TOKEN``; its
-token signs ``EXPIRES|KID|CLIENT|folder||FOLDER`` ("folder" stands where a file link's
-disposition stands, so a cookie's token verifies as nothing else).
+instead. The cookie ``secure_link_folder`` holds ``FOLDER:KID:EXPIRES[:ip][:id=ID[:nb=NB]]:TOKEN``;
+its token signs ``EXPIRES|KID|CLIENT|folder||[ID|NB||]FOLDER`` ("folder" stands where a file
+link's disposition stands, so a cookie's token verifies as nothing else; the grant's id and
+start time are signed as a file link's are, and a cookie minted before ids has none).
 
 nginx checks it in ``nginx/secure_link/folder.conf`` with the pattern below, which is the one
 of ``nginx/secure_link/rules.conf`` (the contract test compares them). A signed folder is
@@ -19,7 +20,7 @@ import functools
 import re
 from collections.abc import Sequence
 
-from .directory import match_parts
+from .directory import grant_fields, match_parts
 from ..exc import UnsafePath
 
 COOKIE_NAME = "secure_link_folder"
@@ -33,12 +34,13 @@ def folder_cookie_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a folder cookie's value under ``media_prefix`` (as in rules.conf)."""
     return (
         rf"^(?P<folder>{re.escape(media_prefix)}(?:{_SEGMENT})*):(?P<kid>[a-z0-9][a-z0-9_-]*):"
-        r"(?P<expires>[0-9]+):(?:(?P<ip>ip):)?(?P<token>[A-Za-z0-9_-]+)$"
+        r"(?P<expires>[0-9]+):(?:(?P<ip>ip):)?(?:id=(?P<id>[A-Za-z0-9_-]{8,64}):(?:nb=(?P<nb>[1-9][0-9]{0,14}):)?)?"
+        r"(?P<token>[A-Za-z0-9_-]+)$"
     )
 
 
 def parse_folder_cookie(value: bytes, media_prefix: str) -> dict[str, bytes] | None:
-    """The parts of a folder cookie's value (``ip`` is b"" when absent), or None if it is not one."""
+    """The parts of a folder cookie's value (``ip``, ``id``, ``nb`` are b"" when absent), or None if it is not one."""
     return match_parts(folder_cookie_pattern(media_prefix), value)
 
 
@@ -54,9 +56,10 @@ def cookie_folder_bytes(folder: str, media_prefix: str) -> bytes:
     return folder.encode("ascii")
 
 
-def folder_cookie_value(folder: str, kid: str, expires: int, bound: bool, token: str) -> str:
-    """The cookie's value: ``FOLDER:KID:EXPIRES[:ip]:TOKEN``."""
-    return f"{folder}:{kid}:{expires}{':ip' if bound else ''}:{token}"
+def folder_cookie_value(folder: str, kid: str, expires: int, bound: bool, token: str,
+                        link_id: str | None = None, not_before: int | None = None) -> str:
+    """The cookie's value: ``FOLDER:KID:EXPIRES[:ip][:id=ID[:nb=NB]]:TOKEN``."""
+    return f"{folder}:{kid}:{expires}{':ip' if bound else ''}:{grant_fields(link_id, not_before, ':')}{token}"
 
 
 def nginx_cookie(cookie_headers: Sequence[bytes], name: bytes) -> bytes | None:

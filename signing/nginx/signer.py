@@ -166,41 +166,58 @@ class SecureLinkSigner(LinkClock):
                           not_before, max_downloads)
 
     def sign_directory(
-        self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
+        self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None,
+        link_id: str | None = None, not_before: int | None = None,
     ) -> SignedLink:
         """Sign every file under the decoded directory ``prefix`` (``/media/videos/42/``) for ``ttl`` seconds.
 
-        The link's ``url`` ends with ``/``; ``url_for("720p/seg001.ts")`` gives a file's.
-        Raises UnsafePath for a prefix that cannot be signed.
+        The link's ``url`` ends with ``/``; ``url_for("720p/seg001.ts")`` gives a file's. It
+        carries a link id as a file link does (revocable alone, named in the download log) and
+        ``not_before`` when given. Raises UnsafePath for a prefix that cannot be signed, ValueError
+        for bad options.
         """
         kid = self.active_kid if kid is None else kid
-        expires, bound, token = self._folder_token(
-            DIRECTORY_KIND, directory_prefix_bytes(prefix, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid)
-        return SignedLink(directory_url(quote_path(prefix), kid, expires, bound, token), prefix, expires, kid)
+        expires, bound, token, link_id = self._folder_token(
+            DIRECTORY_KIND, directory_prefix_bytes(prefix, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid,
+            link_id=link_id, not_before=not_before)
+        return SignedLink(directory_url(quote_path(prefix), kid, expires, bound, token, link_id, not_before), prefix,
+                          expires, kid, link_id, not_before)
 
     def sign_folder_cookie(
-        self, folder: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None
+        self, folder: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None,
+        link_id: str | None = None, not_before: int | None = None,
     ) -> CookieGrant:
         """The cookie that opens every file below the decoded ``folder`` (``/media/videos/42/``) for ``ttl`` seconds.
 
-        nginx checks it at the origin and at every edge (``nginx/secure_link/folder.conf``).
-        Raises UnsafePath for a folder a cookie cannot grant: outside the prefix, or a name
-        outside ``A-Z a-z 0-9 . _ ~ -`` (a directory link can sign those).
+        nginx checks it at the origin and at every edge (``nginx/secure_link/server/folder.conf``).
+        Like a directory link it carries a link id and ``not_before`` when given. Raises
+        UnsafePath for a folder a cookie cannot grant: outside the prefix, or a name outside
+        ``A-Z a-z 0-9 . _ ~ -`` (a directory link can sign those).
         """
         kid = self.active_kid if kid is None else kid
-        expires, bound, token = self._folder_token(
-            FOLDER_KIND, cookie_folder_bytes(folder, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid)
-        return CookieGrant({COOKIE_NAME: folder_cookie_value(folder, kid, expires, bound, token)}, folder, expires, kid)
+        expires, bound, token, link_id = self._folder_token(
+            FOLDER_KIND, cookie_folder_bytes(folder, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid,
+            link_id=link_id, not_before=not_before)
+        value = folder_cookie_value(folder, kid, expires, bound, token, link_id, not_before)
+        return CookieGrant({COOKIE_NAME: value}, folder, expires, kid, link_id, not_before)
 
     def _folder_token(
-        self, kind: bytes, folder: bytes, *, ttl: int | timedelta, client_ip: str | None, kid: str
-    ) -> tuple[int, bool, str]:
-        """``(expires, bound, token)`` of a grant of every file below ``folder``: a directory link or a cookie."""
+        self, kind: bytes, folder: bytes, *, ttl: int | timedelta, client_ip: str | None, kid: str,
+        link_id: str | None, not_before: int | None,
+    ) -> tuple[int, bool, str, str]:
+        """``(expires, bound, token, link_id)`` of a grant of every file below ``folder``: a directory
+        link or a cookie. Its id is random unless given (with an expiry bucket, derived, as a file link's)."""
         key = self._key(kid)
         expires = self.expires_for(ttl)
         client = canonical_client_address(client_ip) if client_ip else ""
-        signed = signed_string(b"%d" % expires, key.kid, client.encode(), kind, b"", folder)
-        return expires, bool(client), key.tokenize(signed + key.suffix)
+        head = signed_string(b"%d" % expires, key.kid, client.encode(), kind, b"", b"")
+        if link_id is None:
+            link_id = new_link_id() if self._unbucketed else key.derived_link_id(head + folder)
+        check_link_fields(link_id, not_before, None)
+        if not_before is not None and not_before > expires:
+            raise ValueError(f"the grant would open at {not_before}, after it expires at {expires}")
+        signed = head + link_fields(link_id, not_before) + folder
+        return expires, bool(client), key.tokenize(signed + key.suffix), link_id
 
     def _key(self, kid: str) -> _PreparedKey:
         key = self._keys.get(kid)

@@ -55,7 +55,7 @@ class VerifiedLink:
     kid: str
     disposition: str
     filename_field: str  # quote(name), or quote(name):quote(ascii name)
-    link_id: str | None = None  # None for a link without an id (minted before ids, or a directory link)
+    link_id: str | None = None  # None for a link without an id (minted before ids)
     not_before: int | None = None
     max_downloads: int | None = None
 
@@ -155,15 +155,19 @@ class SecureLinkVerifier:
     def _check_folder_grant(
         self, uri: bytes, kind: bytes, folder: bytes, parts: dict[str, bytes], remote_addr: str
     ) -> tuple[TokenStatus, VerifiedLink]:
-        """A directory link's or a folder cookie's token (``parts``: kid, expires, ip, token) for ``folder``."""
+        """A directory link's or a folder cookie's token (``parts``: kid, expires, ip, id, nb, token) for ``folder``."""
         kid, expires_text = parts["kid"], parts["expires"]
         key = self._keys.get(kid.lower())
         algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
         expires = algorithm.read_expires(expires_text)
         client = remote_addr.encode("ascii") if parts["ip"] else b""
-        signed = signed_string(expires_text, kid, client, kind, b"", folder)
+        link_id, not_before = parts["id"], parts["nb"]  # the patterns allow an nb only after an id
+        fields = b"%s|%s||" % (link_id, not_before) if link_id else b""
+        signed = signed_string(expires_text, kid, client, kind, b"", folder, fields)
         valid = self._valid(key, algorithm, expires, parts["token"], signed)
-        return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "")
+        return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "",
+                                                          link_id.decode() if link_id else None,
+                                                          int(not_before) if not_before else None)
 
     @staticmethod
     def _valid(key: Key | None, algorithm: SigningAlgorithm, expires: int, token: bytes, signed: bytes) -> bool:

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from signing import LinkError, SignedLink
 from signing.django.conf import link_settings
-from signing.django.links import media_folder, media_path, sign_directory, sign_file, sign_folder_cookie
+from signing.django.links import issue_directory, issue_folder_cookie, media_folder, media_path, sign_file
 from signing.nginx.directory import directory_prefix_bytes
 from signing.nginx.folder_cookie import cookie_folder_bytes
 from signing.paths import check_signable_path
@@ -42,10 +42,12 @@ class Command(BaseCommand):
                             help="refused (403) until then: ISO 8601 UTC (2026-12-24T18:00:00Z) or Unix seconds")
         parser.add_argument("--json", action="store_true", help="print {url, id, expires_at, kid} as JSON")
         parser.add_argument("--directory", action="store_true",
-                            help="sign a folder (videos/42/): one token for every file below it, e.g. an HLS stream")
+                            help="sign a folder (videos/42/): one token for every file below it, e.g. an HLS stream; "
+                                 "recorded by its id, which revoke_link and the API take")
         parser.add_argument("--cookie", action="store_true",
                             help="with --directory: print the folder's cookies (Name=Value lines; with --json "
-                                 "{cookies, path, expires_at}) instead of a link, for players that follow absolute URLs")
+                                 "{id, cookies, path, expires_at, not_before}) instead of a link, for players that "
+                                 "follow absolute URLs; recorded by its id like a directory link")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = link_settings()
@@ -88,10 +90,11 @@ class Command(BaseCommand):
             self.stdout.write(url)
 
     def print_cookies(self, name: str, options: dict[str, Any]) -> None:
-        if options["filename"] or options["inline"] or options["max_downloads"] or options["not_before"]:
-            raise CommandError("--filename, --inline, --max-downloads and --not-before apply to files, not to --cookie")
+        if options["filename"] or options["inline"] or options["max_downloads"]:
+            raise CommandError("--filename, --inline and --max-downloads apply to files, not to --cookie")
         try:
-            grant = sign_folder_cookie(name, ttl=options["ttl"], client_ip=options["bind_ip"])
+            grant, _ = issue_folder_cookie(name, owner=None, ttl=options["ttl"], client_ip=options["bind_ip"],
+                                           not_before=parse_moment_at(options["not_before"]))
         except (LinkError, ValueError) as error:
             raise CommandError(str(error)) from None
         if options["json"]:
@@ -101,10 +104,11 @@ class Command(BaseCommand):
 
     def sign(self, name: str, options: dict[str, Any]) -> SignedLink:
         if options["directory"]:
-            if options["filename"] or options["inline"] or options["max_downloads"] or options["not_before"]:
-                raise CommandError("--filename, --inline, --max-downloads and --not-before apply to files, "
-                                   "not to --directory links")
-            return sign_directory(name, ttl=options["ttl"], client_ip=options["bind_ip"])
+            if options["filename"] or options["inline"] or options["max_downloads"]:
+                raise CommandError("--filename, --inline and --max-downloads apply to files, not to --directory links")
+            link, _ = issue_directory(name, owner=None, ttl=options["ttl"], client_ip=options["bind_ip"],
+                                      not_before=parse_moment_at(options["not_before"]))
+            return link
         return sign_file(
             name,
             ttl=options["ttl"],
@@ -114,6 +118,12 @@ class Command(BaseCommand):
             not_before=parse_moment(options["not_before"]),
             max_downloads=options["max_downloads"],
         )
+
+
+def parse_moment_at(text: str | None) -> datetime | None:
+    """``--not-before`` as an aware datetime (None when not given)."""
+    moment = parse_moment(text)
+    return None if moment is None else datetime.fromtimestamp(moment, tz=timezone.utc)
 
 
 def parse_moment(text: str | None) -> int | None:
