@@ -176,7 +176,8 @@ def make_parser() -> argparse.ArgumentParser:
     sign = with_signer(commands.add_parser("sign", help="print a signed link"), signing=True)
     sign.add_argument("path", help="decoded URL path, e.g. '/media/images/a b.jpg'")
     sign.add_argument("--ttl", type=int, required=True, help="lifetime in seconds")
-    sign.add_argument("--client-ip", help="bind the link to this client address")
+    sign.add_argument("--client-ip", metavar="ADDR[/LENGTH]",
+                      help="bind the link to this client address, or with /LENGTH to its network of LENGTH bits")
     sign.add_argument("--filename", help="download name sent in Content-Disposition")
     sign.add_argument("--inline", action="store_true", help="Content-Disposition: inline")
     sign.add_argument("--base-url", default="", help="scheme and host to prepend")
@@ -189,7 +190,8 @@ def make_parser() -> argparse.ArgumentParser:
                          signing=True)
     cookie.add_argument("folder", help="decoded folder path ending with '/', e.g. /media/videos/42/")
     cookie.add_argument("--ttl", type=int, required=True, help="lifetime in seconds")
-    cookie.add_argument("--client-ip", help="bind the cookie to this client address")
+    cookie.add_argument("--client-ip", metavar="ADDR[/LENGTH]",
+                        help="bind the cookie to this client address, or with /LENGTH to its network of LENGTH bits")
     cookie.set_defaults(run=command_sign_cookie)
 
     verify = with_signer(commands.add_parser("verify", help="check a link as nginx would"), signing=False)

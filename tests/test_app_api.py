@@ -154,7 +154,10 @@ def test_minted_link_defaults_to_the_original_name_as_attachment(user, make_imag
         ({"disposition": "evil"}, "disposition", "not a valid choice"),
         ({"filename": "a\r\nb.png"}, "filename", "control characters"),
         ({"filename": "x" * 300}, "filename", "no more than 255"),
-        ({"bind_ip": "maybe"}, "bind_ip", "valid boolean"),
+        ({"bind_ip": "maybe"}, "bind_ip", "true, false or a prefix length of 8 to 32"),
+        ({"bind_ip": 7}, "bind_ip", "true, false or a prefix length of 8 to 32"),
+        ({"bind_ip": 33}, "bind_ip", "true, false or a prefix length of 8 to 32"),
+        ({"bind_ip": 24, "bind_ip6": 16}, "bind_ip6", "greater than or equal to 32"),
     ],
 )
 def test_bad_link_options_get_a_400_per_field(user, make_image, client_for, options, field, message):
@@ -172,6 +175,31 @@ def test_bind_ip_binds_to_the_callers_address(user, make_image, client_for):
     verify_url(url, remote_addr="192.0.2.9")
     with pytest.raises(BadSignature):
         verify_url(url, remote_addr="192.0.2.10")
+
+
+@pytest.mark.parametrize("caller, options, flag, inside, outside", [
+    ("192.0.2.9", {"bind_ip": 24}, "&ip=24", "192.0.2.77", "192.0.3.9"),
+    ("::ffff:192.0.2.9", {"bind_ip": 16}, "&ip=16", "192.0.200.1", "192.1.2.9"),  # IPv4-mapped: IPv4's length
+    ("2001:db8:1:2::9", {"bind_ip": 24}, "&ip=64", "2001:db8:1:2:ffff::1", "2001:db8:1:3::9"),  # IPv6: /64
+    ("2001:db8:1:2::9", {"bind_ip": 24, "bind_ip6": 48}, "&ip=48", "2001:db8:1:3::9", "2001:db8:2:2::9"),
+    ("2001:db8:1:2::9", {"bind_ip": True, "bind_ip6": 56}, "&ip=56", "2001:db8:1:20::1", "2001:db8:1:100::1"),
+])
+def test_bind_ip_with_a_length_binds_to_the_callers_network(user, make_image, client_for, caller, options, flag,
+                                                            inside, outside):
+    image = make_image(user)
+    url = client_for(user).post(f"/api/images/{image.pk}/links/", options, format="json", REMOTE_ADDR=caller).data["url"]
+    assert flag in url
+    verify_url(url, remote_addr=caller)
+    verify_url(url, remote_addr=inside)
+    with pytest.raises(BadSignature):
+        verify_url(url, remote_addr=outside)
+
+
+def test_folder_cookies_bound_to_the_callers_network(user, make_image, client_for):
+    image = make_image(user)
+    answer = client_for(user).post(f"/api/images/{image.pk}/cookies/", {"bind_ip": 24}, format="json",
+                                   REMOTE_ADDR="192.0.2.9")
+    assert answer.status_code == 200 and ":ip24:id=" in answer.data["cookies"]["secure_link_folder"]
 
 
 def test_bind_ip_believes_x_real_ip_only_from_a_trusted_proxy(user, make_image, client_for):

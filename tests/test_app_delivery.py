@@ -26,7 +26,8 @@ from signing.django.checks import check_secure_link_settings
 from signing.django.conf import get_link_verifier, link_settings
 from app.downloads.models import Image
 from signing.django.models import IssuedLink
-from signing import KeySet
+from signing import BadSignature, KeySet
+from tests.app_fixtures import verify_url
 from signing.cdn.cloudfront import cloudfront_secret
 from signing.nginx.folder_cookie import COOKIE_NAME
 
@@ -249,3 +250,23 @@ def test_revoking_and_deleting_leave_no_empty_image_folder(user, make_image, cli
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for(user).delete(f"/api/images/{image.pk}/").status_code == 204
     assert not second_folder.exists() and second_folder.parent.is_dir()
+
+
+def test_the_template_tag_and_sign_url_bind_a_link_to_a_network(settings, rf):
+    (Path(settings.MEDIA_ROOT) / "videos" / "42").mkdir(parents=True, exist_ok=True)
+    (Path(settings.MEDIA_ROOT) / "a.txt").write_bytes(b"a")
+    request = rf.get("/", REMOTE_ADDR="192.0.2.9")
+    tag = Template('{% load signed_urls %}{% signed_url "a.txt" bind_ip=24 %}').render(Context({"request": request}))
+    out = StringIO()
+    call_command("sign_url", "a.txt", "--bind-ip", "192.0.2.9/24", "--base-url", "https://files.example.com", stdout=out)
+    for url in (html.unescape(tag), out.getvalue().strip()):
+        assert "&ip=24" in url
+        verify_url(url, remote_addr="192.0.2.200")
+        with pytest.raises(BadSignature):
+            verify_url(url, remote_addr="192.0.3.9")
+    six = rf.get("/", REMOTE_ADDR="2001:db8:1:2::9")
+    stream = Template('{% load signed_urls %}{% signed_url "videos/42/" directory=True bind_ip=True bind_ip6=48 %}'
+                      ).render(Context({"request": six}))
+    assert ",ip48,id=" in stream
+    with pytest.raises(CommandError, match="an IPv4 client can be bound to a network of 8 to 32 bits, not 40"):
+        call_command("sign_url", "a.txt", "--bind-ip", "192.0.2.9/40", "--base-url", "https://files.example.com")

@@ -117,6 +117,9 @@ def test_links_are_refused_in_order_signature_cookie_expiry_revocation_start_the
     block = media_location().block
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
     assert checks == [
+        # A network binding's client field is computed before any check reads it (the HMAC one too).
+        (["($secure_link_client_length)"], [("set_by_lua", ["$secure_link_client_network", NETWORK_CALL, "$remote_addr",
+                                                              "$secure_link_client_length"])]),
         (["($secure_link_algorithm", "=", "hmac", ")"], [("set_by_lua", HMAC_CHECK)]),
         (["($secure_link_status", "=", "", ")"], [("return", ["403"])]),
         (["($secure_link_status", "=", "cookie", ")"], [("rewrite", ["^", "/_secure_link/folder$uri", "last"])]),
@@ -230,13 +233,18 @@ def test_the_link_names_its_algorithm_and_md5_needs_an_md5_key():
 
 
 NGINX_CAPTURE_NAMES = {"prefix": "secure_link_dir", "below": "secure_link_dir_below", "kid": "secure_link_dir_kid",
-                       "expires": "secure_link_dir_expires", "ip": "secure_link_dir_ip", "id": "secure_link_dir_id",
+                       "expires": "secure_link_dir_expires", "ip": "secure_link_dir_ip",
+                       "length": "secure_link_dir_length", "id": "secure_link_dir_id",
                        "nb": "secure_link_dir_nb", "token": "secure_link_dir_token", "file": "secure_link_dir_file"}
 
 
 def directory_location():
     (location,) = [d for d in find(CONFIG, "location", "~") if "secure_link_dir" in d.args[1]]
     return location
+
+
+NETWORK_CALL = ('return (package.loaded["secure_link.lua.network"] or require("secure_link.lua.network"))'
+                '.network(ngx.arg[1], ngx.arg[2])')
 
 
 def GRANT_STATE_CHECKS(not_before: str) -> list[tuple[list[str], list[tuple[str, list[str]]]]]:
@@ -336,6 +344,7 @@ def test_config_builds_the_directory_hmac_message_the_signer_signs():
 
 COOKIE_CAPTURE_NAMES = {"folder": "secure_link_cookie_folder", "kid": "secure_link_cookie_kid",
                         "expires": "secure_link_cookie_expires", "ip": "secure_link_cookie_ip",
+                        "length": "secure_link_cookie_length",
                         "id": "secure_link_cookie_id", "nb": "secure_link_cookie_nb",
                         "token": "secure_link_cookie_signature"}
 
@@ -378,7 +387,9 @@ def test_the_folder_check_is_internal_and_hands_over_to_the_roles_directory_loca
     block = folder_location().block
     assert block[0].name == "internal"
     checks = [(d.args, [(r.name, r.args) for r in d.block]) for d in block if d.name == "if"]
-    assert checks == [(["($secure_link_cookie_hmac_key)"], [("set_by_lua", [
+    assert checks == [(["($secure_link_cookie_length)"], [("set_by_lua", [
+                          "$secure_link_cookie_network", NETWORK_CALL, "$remote_addr", "$secure_link_cookie_length"])]),
+                      (["($secure_link_cookie_hmac_key)"], [("set_by_lua", [
                           "$secure_link_cookie_hmac", HMAC_CALL, "$secure_link_cookie_hmac_key|$secure_link_cookie_token&"
                           "$secure_link_cookie_hmac_head$secure_link_cookie_fields$secure_link_cookie_folder"])]),
                       (["($secure_link_cookie_status", "=", "", ")"], [("return", ["403"])]),

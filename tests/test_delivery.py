@@ -162,6 +162,25 @@ def test_a_cloudfront_link_with_a_start_and_an_address_carries_a_custom_policy(k
                          "DateGreaterThan": {"AWS:EpochTime": NOW + 10}}
 
 
+@pytest.mark.parametrize("client_ip, source_ip", [("192.0.2.7/24", "192.0.2.0/24"), ("::ffff:192.0.2.7/16", "192.0.0.0/16"),
+                                                  ("192.0.2.7/32", "192.0.2.7/32")])
+def test_a_cloudfront_link_bound_to_a_network_carries_it_as_the_policys_cidr(keys, client_ip, source_ip):
+    link = cloudfront_signer(keys).sign("/media/a.jpg", ttl=60, client_ip=client_ip)
+    grant = cloudfront_signer(keys).sign_folder_cookie("/media/videos/", ttl=60, client_ip=client_ip)
+    for policy in (parse_qs(urlsplit(link.url).query)["Policy"][0], grant.cookies["CloudFront-Policy"]):
+        condition = json.loads(cloudfront_base64_decode(policy))["Statement"][0]["Condition"]
+        assert condition["IpAddress"] == {"AWS:SourceIp": source_ip}
+
+
+def test_akamai_binds_one_address_and_refuses_a_network_it_cannot_express(keys):
+    signer = link_signer(keys.with_active("ak1"), DeliveryTarget("akamai", "https://media.example.com"),
+                         clock=lambda: NOW)
+    assert signer.sign("/media/a.jpg", ttl=60, client_ip="192.0.2.7/32").url == signer.sign(
+        "/media/a.jpg", ttl=60, client_ip="192.0.2.7").url
+    with pytest.raises(ValueError, match="akamai binds a token to one address, not to the network 192.0.2.0/24"):
+        signer.sign("/media/a.jpg", ttl=60, client_ip="192.0.2.7/24")
+
+
 @pytest.mark.parametrize("option, value", [("filename", "a.jpg"), ("disposition", "inline"), ("max_downloads", 3),
                                            ("link_id", "AbCdEfGh12345678")])
 def test_a_cdn_refuses_what_it_cannot_check_rather_than_mint_a_link_it_reads_otherwise(keys, option, value):

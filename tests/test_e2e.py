@@ -112,6 +112,16 @@ def test_bind_ip_through_nginx_binds_to_the_real_client_address(stack, api, uplo
     assert fetch(stack.base_url, path_of(minted["url"]), source_address="127.0.0.2").status == 403
 
 
+def test_a_link_bound_to_a_slash_24_opens_in_that_network_alone(stack, api, uploaded):
+    minted = api.post(f"{stack.base_url}/api/images/{uploaded['id']}/links/", json={"bind_ip": 24}, timeout=10).json()
+    assert "&ip=24" in minted["url"]  # minted by a client at 127.0.0.1
+    answers = {source: fetch(stack.base_url, path_of(minted["url"]), source_address=source).status
+               for source in ("127.0.0.2", "127.0.0.3", "127.0.1.2")}
+    assert answers == {"127.0.0.2": 200, "127.0.0.3": 200, "127.0.1.2": 403}
+    widened = path_of(minted["url"]).replace("&ip=24", "&ip=16")
+    assert fetch(stack.base_url, widened, source_address="127.0.1.2").status == 403
+
+
 def test_tampered_expired_and_foreign_links_are_refused(stack, uploaded):
     url = path_of(uploaded["download_url"])
     kid = urlsplit(uploaded["download_url"]).query.split("kid=")[1].split("&")[0]

@@ -261,6 +261,8 @@ def seeds(site: NginxSite) -> list[tuple[str, str]]:
         links += [
             (signer.sign(BLOB, ttl=300).url, "127.0.0.1"),
             (signer.sign(BLOB, ttl=300, client_ip="127.0.0.1").url, "127.0.0.1"),
+            (signer.sign(BLOB, ttl=300, client_ip="127.0.0.9/24").url, "127.0.0.1"),
+            (signer.sign_directory(VIDEOS, ttl=300, client_ip="127.0.0.9/16").url_for("index.m3u8"), "127.0.0.1"),
             (signer.sign(BLOB, ttl=300, filename="a b.bin", disposition="inline").url, "127.0.0.1"),
             (past(signer).sign(BLOB, ttl=60).url, "127.0.0.1"),
             (signer.sign_directory(VIDEOS, ttl=300).url_for("720p/seg001.ts"), "127.0.0.1"),

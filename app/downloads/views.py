@@ -31,6 +31,7 @@ from signing.django.counting import download_counts
 from signing.django.exceptions import LinkInvalid, api_exception_for
 from signing.django.links import (
     absolute_url,
+    bound_client,
     client_address,
     internal_redirect_target,
     issue_link,
@@ -153,7 +154,7 @@ class ImageViewSet(
                 ttl=given.get("ttl"),
                 filename=given.get("filename") or (image.original_name if names_downloads else None),
                 disposition=given["disposition"] if names_downloads or explicit_disposition else None,
-                client_ip=client_address(request) if given["bind_ip"] else None,
+                client_ip=bound_client(client_address(request), given["bind_ip"], given.get("bind_ip6")),
                 not_before=given.get("not_before"),
                 max_downloads=given.get("max_downloads"),
                 request=request,
@@ -200,7 +201,8 @@ class ImageViewSet(
         try:
             grant = issue_image_folder_cookies(
                 image, created_by=request.user, ttl=options.validated_data.get("ttl"),
-                client_ip=client_address(request) if options.validated_data["bind_ip"] else None,
+                client_ip=bound_client(client_address(request), options.validated_data["bind_ip"],
+                                       options.validated_data.get("bind_ip6")),
                 not_before=options.validated_data.get("not_before"))
         except NoFolderOfItsOwn as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)

@@ -8,12 +8,14 @@ ValueError that says so, never a link the CDN would read differently (docs/cdn.m
 
 from __future__ import annotations
 
+import ipaddress
+
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..addresses import canonical_client_address
+from ..addresses import canonical_client_address, client_network
 from ..encoding import LinkClock
 from ..exc import KeySetError
 from ..keys import Key, KeySet
@@ -111,8 +113,7 @@ class CDNLinkSigner(LinkClock):
         if self.target.name == "cloudcdn":  # an expiry alone (_refuse turned the rest away)
             signed = signer.sign_url(url, expires=expires)
         else:
-            client = canonical_client_address(client_ip) if client_ip else None
-            signed = signer.sign_url(url, expires=expires, not_before=not_before, ip=client)
+            signed = signer.sign_url(url, expires=expires, not_before=not_before, ip=self._client(client_ip))
         return SignedLink(signed, path, expires, kid, None, not_before, None)
 
     def sign_folder_cookie(
@@ -130,7 +131,7 @@ class CDNLinkSigner(LinkClock):
         signer = self._signer(kid)
         cookie_folder_bytes(folder, self.prefix)
         expires = self.expires_for(ttl)
-        client = canonical_client_address(client_ip) if client_ip else None
+        client = self._client(client_ip)
         if self.target.name == "cloudfront":
             cookies = signer.cookies(f"{self.target.base_url}{folder}*", expires=expires, not_before=not_before,
                                      ip=client)
@@ -139,6 +140,24 @@ class CDNLinkSigner(LinkClock):
         else:
             cookies = signer.cookie(f"{self.target.base_url}{folder}", expires=expires)
         return CookieGrant(cookies, folder, expires, kid, None, not_before)
+
+    def _client(self, client_ip: str | None) -> str | None:
+        """The CDN's form of a binding: the address, or ``ADDRESS/LENGTH``'s network as a CIDR
+        (CloudFront's ``AWS:SourceIp``); Akamai's ``ip`` field names one address (ValueError for a network)."""
+        if not client_ip:
+            return None
+        address, slash, length = client_ip.partition("/")
+        if not slash:
+            return canonical_client_address(client_ip)
+        if not length.isdigit():
+            raise ValueError(f"{client_ip!r}: give ADDRESS/LENGTH with a prefix length")
+        network = ipaddress.ip_network(client_network(address, int(length)))
+        if network.num_addresses == 1:  # /32 or /128: the address alone
+            return str(network.network_address)
+        if self.target.name == "akamai":
+            raise ValueError(f"akamai binds a token to one address, not to the network {network}: bind the "
+                             "address alone (bind_ip true)")
+        return str(network)
 
     def sign_directory(self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None,
                        kid: str | None = None) -> SignedLink:

@@ -141,7 +141,7 @@ def issue_link(
     that its links can be listed and removed with it. A CDN's links carry no link id: they
     are signed, not recorded (the record is None). Raises as :func:`sign_file`.
     """
-    from .models import IssuedLink
+    from .models import GrantKind
 
     issuer = LinkIssuer(request, ttl=ttl)
     recorded = issuer.signer.carries_link_ids
@@ -152,11 +152,8 @@ def issue_link(
     )
     if not recorded:
         return link, None
-    record = IssuedLink.objects.create(
-        id=link.link_id, owner=owner, subject=subject, path=link.path, created_by=created_by, kid=link.kid,
-        expires_at=link.expires_at, not_before=link.not_before_at, max_downloads=link.max_downloads,
-    )
-    return link, record
+    return link, _record_grant(GrantKind.FILE, link, owner=owner, subject=subject, created_by=created_by,
+                               max_downloads=link.max_downloads)
 
 
 def sign_directory(
@@ -211,12 +208,13 @@ def sign_folder_cookie(
 
 
 def _record_grant(kind: str, grant: SignedLink | CookieGrant, *, owner: AbstractBaseUser | None, subject: str,
-                  created_by: AbstractBaseUser | None) -> IssuedLink:
+                  created_by: AbstractBaseUser | None, max_downloads: int | None = None) -> IssuedLink:
+    """The row of a grant just signed (a file link, a directory link or folder cookies), by its link id."""
     from .models import IssuedLink
 
     return IssuedLink.objects.create(
         id=grant.link_id, owner=owner, subject=subject, path=grant.path, kind=kind, created_by=created_by,
-        kid=grant.kid, expires_at=grant.expires_at, not_before=grant.not_before_at,
+        kid=grant.kid, expires_at=grant.expires_at, not_before=grant.not_before_at, max_downloads=max_downloads,
     )
 
 
@@ -282,6 +280,25 @@ def set_folder_cookies(response: HttpResponseBase, grant: CookieGrant) -> HttpRe
     for name, morsel in grant.morsels(secure=config.cookie_secure, domain=config.cookie_domain).items():
         response.cookies[name] = morsel
     return response
+
+
+DEFAULT_IPV6_LENGTH = 64  # an IPv6 client's network when bind_ip is a length and bind_ip6 is not given
+
+
+def bound_client(address: str, bind_ip: bool | int, bind_ip6: int | None = None) -> str | None:
+    """The ``client_ip`` a grant is signed with for a client at ``address``: None (``bind_ip`` false),
+    the address itself (``true``), or ``ADDRESS/LENGTH``, the network of ``bind_ip`` bits for an IPv4
+    client (an IPv4-mapped one too) and of ``bind_ip6`` bits for an IPv6 one (64 when only ``bind_ip``
+    is a length; the address itself when ``bind_ip`` is true and ``bind_ip6`` not given)."""
+    if bind_ip is False:
+        return None
+    parsed = ipaddress.ip_address(address)
+    ipv4 = isinstance(parsed, ipaddress.IPv4Address) or parsed.ipv4_mapped is not None
+    if ipv4:
+        length = None if bind_ip is True else bind_ip
+    else:
+        length = bind_ip6 if bind_ip6 is not None else (None if bind_ip is True else DEFAULT_IPV6_LENGTH)
+    return address if length is None else f"{address}/{length}"
 
 
 def client_address(request: HttpRequest) -> str:

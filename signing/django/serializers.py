@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from ..addresses import IPV4_LENGTHS, IPV6_LENGTHS
 from ..nginx.disposition import DISPOSITIONS
 from ..nginx.signed_string import MAX_DOWNLOADS_LIMIT
 from .conf import link_settings
@@ -39,6 +40,38 @@ def check_not_before(attrs: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
+@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 8, "maximum": 32}]})
+class BindIPField(serializers.Field):
+    """``bind_ip``: false, true (the calling address alone) or a prefix length of 8 to 32 (its network)."""
+
+    default_error_messages = {"invalid": "Give true, false or a prefix length of 8 to 32 bits (IPv4)."}
+
+    def to_internal_value(self, data: Any) -> bool | int:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and data.lower() in ("true", "false"):  # a form's value
+            return data.lower() == "true"
+        if isinstance(data, int) or (isinstance(data, str) and data.isdigit() and not data.startswith("0")):
+            length = int(data)
+            if length in IPV4_LENGTHS:
+                return length
+        self.fail("invalid")
+        raise AssertionError  # fail() raises
+
+    def to_representation(self, value: bool | int) -> bool | int:
+        return value
+
+
+class BindingSerializer(serializers.Serializer):
+    """Who may use a grant: ``bind_ip`` and, for an IPv6 client, ``bind_ip6``."""
+
+    bind_ip = BindIPField(default=False, help_text=(
+        "true: only the calling address may use it; a prefix length (8 to 32): every address of the calling "
+        "client's network of that many bits (an IPv6 client's: bind_ip6, else /64)."))
+    bind_ip6 = serializers.IntegerField(required=False, min_value=min(IPV6_LENGTHS), max_value=max(IPV6_LENGTHS),
+                                        help_text="The prefix length (32 to 128) for an IPv6 client; needs bind_ip.")
+
+
 class TTLOptionsSerializer(serializers.Serializer):
     """A lifetime, at most ``SECURE_LINK_MAX_TTL``."""
 
@@ -48,12 +81,11 @@ class TTLOptionsSerializer(serializers.Serializer):
         return ttl_within_maximum(ttl)
 
 
-class LinkOptionsSerializer(TTLOptionsSerializer):
+class LinkOptionsSerializer(BindingSerializer, TTLOptionsSerializer):
     """How to mint a link: its lifetime, download name, disposition, binding, limit and start."""
 
     filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
     disposition = serializers.ChoiceField(choices=DISPOSITIONS, default="attachment")
-    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the link.")
     max_downloads = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_DOWNLOADS_LIMIT,
         help_text="How many times the file may be downloaded (each 200 or 206 answer counts once).",
@@ -71,8 +103,7 @@ class LinkOptionsSerializer(TTLOptionsSerializer):
         return filename
 
 
-class CookieOptionsSerializer(TTLOptionsSerializer):
-    bind_ip = serializers.BooleanField(default=False, help_text="Only the calling address may use the cookies.")
+class CookieOptionsSerializer(BindingSerializer, TTLOptionsSerializer):
     not_before = serializers.DateTimeField(
         required=False, help_text="ISO 8601 UTC, like expires_at: the cookies are refused (403) until then.",
     )

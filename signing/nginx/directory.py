@@ -1,7 +1,8 @@
 """Directory links: the URL form that carries a token in the path, and how nginx reads it.
 
-``/media/videos/42/-/k1,1767225600[,ip][,id=ID[,nb=NOT_BEFORE]],TOKEN/720p/seg001.ts``: the
-signed prefix (up to the first ``/-/``), then ``KID,EXPIRES``, the binding, the grant's own
+``/media/videos/42/-/k1,1767225600[,ip[LENGTH]][,id=ID[,nb=NOT_BEFORE]],TOKEN/720p/seg001.ts``: the
+signed prefix (up to the first ``/-/``), then ``KID,EXPIRES``, the binding (``ip``: the address,
+``ip24``: its /24 network), the grant's own
 fields (its link id and start time, signed as a file link's are; links minted before ids
 have none), the token, then the file below the prefix. Because the token is a path segment,
 a relative URL resolved against a playlist's URL keeps it. The pattern below is the one of
@@ -24,7 +25,7 @@ def directory_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a directory link under ``media_prefix`` (as in the nginx configs)."""
     return (
         rf"^(?P<prefix>{re.escape(media_prefix)}(?P<below>(?:[^/]+/)*?)){SEPARATOR}/"
-        r"(?P<kid>[a-z0-9][a-z0-9_-]*),(?P<expires>[0-9]+),(?:(?P<ip>ip),)?"
+        r"(?P<kid>[a-z0-9][a-z0-9_-]*),(?P<expires>[0-9]+),(?:(?P<ip>ip(?P<length>[89]|[1-9][0-9]{1,2})?),)?"
         r"(?:id=(?P<id>[A-Za-z0-9_-]{8,64}),(?:nb=(?P<nb>[1-9][0-9]{0,14}),)?)?(?P<token>[A-Za-z0-9_-]+)/"
         r"(?P<file>.+)$"
     )
@@ -70,7 +71,7 @@ def grant_fields(link_id: str | None, not_before: int | None, separator: str) ->
     return f"id={link_id}{separator}" + (f"nb={not_before}{separator}" if not_before is not None else "")
 
 
-def directory_url(quoted_prefix: str, kid: str, expires: int, bound: bool, token: str,
+def directory_url(quoted_prefix: str, kid: str, expires: int, binding: str | None, token: str,
                   link_id: str | None = None, not_before: int | None = None) -> str:
-    flag = ",ip" if bound else ""
+    flag = f",{binding}" if binding else ""
     return f"{quoted_prefix}{SEPARATOR}/{kid},{expires}{flag},{grant_fields(link_id, not_before, ',')}{token}/"

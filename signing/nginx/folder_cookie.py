@@ -34,7 +34,7 @@ def folder_cookie_pattern(media_prefix: str) -> str:
     """The PCRE/Python pattern of a folder cookie's value under ``media_prefix`` (as in rules.conf)."""
     return (
         rf"^(?P<folder>{re.escape(media_prefix)}(?:{_SEGMENT})*):(?P<kid>[a-z0-9][a-z0-9_-]*):"
-        r"(?P<expires>[0-9]+):(?:(?P<ip>ip):)?(?:id=(?P<id>[A-Za-z0-9_-]{8,64}):(?:nb=(?P<nb>[1-9][0-9]{0,14}):)?)?"
+        r"(?P<expires>[0-9]+):(?:(?P<ip>ip(?P<length>[89]|[1-9][0-9]{1,2})?):)?(?:id=(?P<id>[A-Za-z0-9_-]{8,64}):(?:nb=(?P<nb>[1-9][0-9]{0,14}):)?)?"
         r"(?P<token>[A-Za-z0-9_-]+)$"
     )
 
@@ -56,10 +56,11 @@ def cookie_folder_bytes(folder: str, media_prefix: str) -> bytes:
     return folder.encode("ascii")
 
 
-def folder_cookie_value(folder: str, kid: str, expires: int, bound: bool, token: str,
+def folder_cookie_value(folder: str, kid: str, expires: int, binding: str | None, token: str,
                         link_id: str | None = None, not_before: int | None = None) -> str:
-    """The cookie's value: ``FOLDER:KID:EXPIRES[:ip][:id=ID[:nb=NB]]:TOKEN``."""
-    return f"{folder}:{kid}:{expires}{':ip' if bound else ''}:{grant_fields(link_id, not_before, ':')}{token}"
+    """The cookie's value: ``FOLDER:KID:EXPIRES[:ip[LENGTH]][:id=ID[:nb=NB]]:TOKEN``."""
+    flag = f":{binding}" if binding else ""
+    return f"{folder}:{kid}:{expires}{flag}:{grant_fields(link_id, not_before, ':')}{token}"
 
 
 def nginx_cookie(cookie_headers: Sequence[bytes], name: bytes) -> bytes | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from ..addresses import canonical_client_address
+from ..addresses import client_binding
 from ..algorithms import NGINX_TARGET
 from ..encoding import LinkClock
 from ..exc import KeySetError
@@ -121,7 +121,8 @@ class SecureLinkSigner(LinkClock):
     ) -> SignedLink:
         """Sign the decoded URL ``path`` (``/media/a b.jpg``) for ``ttl`` seconds.
 
-        ``client_ip`` binds the link to one address. ``filename`` makes nginx send
+        ``client_ip`` binds the link to one address, or with ``ADDRESS/LENGTH`` to the network of
+        that many bits it lies in (IPv4 8 to 32, IPv6 32 to 128). ``filename`` makes nginx send
         ``Content-Disposition`` (``attachment`` unless ``disposition="inline"``). ``kid``
         signs with another key of the set than the active one. Every link carries a link id,
         random unless given (with an expiry bucket, derived from the link, so that one
@@ -177,10 +178,10 @@ class SecureLinkSigner(LinkClock):
         for bad options.
         """
         kid = self.active_kid if kid is None else kid
-        expires, bound, token, link_id = self._folder_token(
+        expires, binding, token, link_id = self._folder_token(
             DIRECTORY_KIND, directory_prefix_bytes(prefix, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid,
             link_id=link_id, not_before=not_before)
-        return SignedLink(directory_url(quote_path(prefix), kid, expires, bound, token, link_id, not_before), prefix,
+        return SignedLink(directory_url(quote_path(prefix), kid, expires, binding, token, link_id, not_before), prefix,
                           expires, kid, link_id, not_before)
 
     def sign_folder_cookie(
@@ -195,21 +196,22 @@ class SecureLinkSigner(LinkClock):
         ``A-Z a-z 0-9 . _ ~ -`` (a directory link can sign those).
         """
         kid = self.active_kid if kid is None else kid
-        expires, bound, token, link_id = self._folder_token(
+        expires, binding, token, link_id = self._folder_token(
             FOLDER_KIND, cookie_folder_bytes(folder, self.prefix), ttl=ttl, client_ip=client_ip, kid=kid,
             link_id=link_id, not_before=not_before)
-        value = folder_cookie_value(folder, kid, expires, bound, token, link_id, not_before)
+        value = folder_cookie_value(folder, kid, expires, binding, token, link_id, not_before)
         return CookieGrant({COOKIE_NAME: value}, folder, expires, kid, link_id, not_before)
 
     def _folder_token(
         self, kind: bytes, folder: bytes, *, ttl: int | timedelta, client_ip: str | None, kid: str,
         link_id: str | None, not_before: int | None,
-    ) -> tuple[int, bool, str, str]:
-        """``(expires, bound, token, link_id)`` of a grant of every file below ``folder``: a directory
-        link or a cookie. Its id is random unless given (with an expiry bucket, derived, as a file link's)."""
+    ) -> tuple[int, str | None, str, str]:
+        """``(expires, binding, token, link_id)`` of a grant of every file below ``folder``: a directory
+        link or a cookie. ``binding`` is its flag (``ip``, ``ip24``), None when unbound. Its id is random
+        unless given (with an expiry bucket, derived, as a file link's)."""
         key = self._key(kid)
         expires = self.expires_for(ttl)
-        client = canonical_client_address(client_ip) if client_ip else ""
+        length, client = client_binding(client_ip) if client_ip else ("", "")
         head = signed_string(b"%d" % expires, key.kid, client.encode(), kind, b"", b"")
         if link_id is None:
             link_id = new_link_id() if self._unbucketed else key.derived_link_id(head + folder)
@@ -217,7 +219,7 @@ class SecureLinkSigner(LinkClock):
         if not_before is not None and not_before > expires:
             raise ValueError(f"the grant would open at {not_before}, after it expires at {expires}")
         signed = head + link_fields(link_id, not_before) + folder
-        return expires, bool(client), key.tokenize(signed + key.suffix), link_id
+        return expires, f"ip{length}" if client else None, key.tokenize(signed + key.suffix), link_id
 
     def _key(self, kid: str) -> _PreparedKey:
         key = self._keys.get(kid)
@@ -240,12 +242,12 @@ class SecureLinkSigner(LinkClock):
         if filename is not None and (not filename or "\0" in filename):
             raise ValueError("filename must be a non-empty name without NUL")
         signed_filename = filename_field(filename) if filename else ""
-        client = canonical_client_address(client_ip) if client_ip else ""
+        length, client = client_binding(client_ip) if client_ip else ("", "")
         message_head = signed_string(b"", key.kid, client.encode(), disposition_field.encode(),
                                      signed_filename.encode(), b"")
         url_tail = f"&kid={kid}"
         if client:
-            url_tail += "&ip=1"
+            url_tail += f"&ip={length or 1}"
         if disposition_field:
             url_tail += f"&disposition={disposition_field}"
         if signed_filename:

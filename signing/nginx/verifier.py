@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ..addresses import client_network
 from ..algorithms import HMAC_SHA256, MD5, SigningAlgorithm
 from ..exc import BadSignature, LinkExpired, LinkNotYetValid
 from ..keys import Key, KeySet
@@ -33,6 +34,8 @@ _UNSIGNABLE = b"!"
 _DISPOSITION_FIELD = {b"": b"", **{kind.encode(): kind.encode() for kind in DISPOSITIONS}}
 _FILENAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%-")
 _ASCII_NAME_BYTES = _FILENAME_BYTES | frozenset(b"!$'()+@")
+# A prefix length in a link (ip=24, ,ip24,): what the rules let reach Lua's network check.
+_LENGTH = re.compile(rb"[89]|[1-9][0-9]{1,2}")
 # The link's own fields as $secure_link_fields reads them (nginx/secure_link/rules.conf).
 _LINK_FIELDS = re.compile(rb"(?P<secure_link_id>%s):(?P<secure_link_nb>(?:[1-9][0-9]{0,14})?):"
                           rb"(?P<secure_link_limit>(?:[1-9][0-9]{0,3})?)" % LINK_ID_PATTERN.pattern.encode())
@@ -160,7 +163,7 @@ class SecureLinkVerifier:
         key = self._keys.get(kid.lower())
         algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
         expires = algorithm.read_expires(expires_text)
-        client = remote_addr.encode("ascii") if parts["ip"] else b""
+        client = _bound_client(parts["length"], remote_addr) if parts["ip"] else b""
         link_id, not_before = parts["id"], parts["nb"]  # the patterns allow an nb only after an id
         fields = b"%s|%s||" % (link_id, not_before) if link_id else b""
         signed = signed_string(expires_text, kid, client, kind, b"", folder, fields)
@@ -203,10 +206,24 @@ def _link_fields(query: bytes) -> tuple[bytes, str | None, int | None, int | Non
 
 
 def _client_field(query: bytes, remote_addr: str) -> bytes:
+    """``$secure_link_client``: "" unbound, the address for ``ip=1``, its network for ``ip=LENGTH``."""
     bind = nginx_arg(query, b"ip") or b""
     if bind == b"":
         return b""
-    return remote_addr.encode("ascii") if bind == b"1" else _UNSIGNABLE
+    if bind == b"1":
+        return remote_addr.encode("ascii")
+    return _bound_client(bind, remote_addr) if _LENGTH.fullmatch(bind) else _UNSIGNABLE
+
+
+def _bound_client(length: bytes, remote_addr: str) -> bytes:
+    """The client field of a binding to the address (no ``length``) or to its network of ``length`` bits
+    (``network.lua``: "!" for a length its family does not allow)."""
+    if not length:
+        return remote_addr.encode("ascii")
+    try:
+        return client_network(remote_addr, int(length)).encode("ascii")
+    except ValueError:
+        return _UNSIGNABLE
 
 
 def _filename_field(query: bytes) -> bytes:

@@ -31,7 +31,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="the file's name in the storage (images/cat.jpg) or its /media/... URL path")
         parser.add_argument("--ttl", type=int, help="lifetime in seconds (default: SECURE_LINK_DEFAULT_TTL)")
-        parser.add_argument("--bind-ip", metavar="ADDR", help="only this client address may use the link")
+        parser.add_argument("--bind-ip", metavar="ADDR[/LENGTH]",
+                            help="only this client address may use the link; ADDR/LENGTH: every address of its network "
+                                 "of LENGTH bits (IPv4 8 to 32, IPv6 32 to 128)")
         parser.add_argument("--filename", help="download name sent as Content-Disposition")
         parser.add_argument("--inline", action="store_true", help="Content-Disposition: inline instead of attachment")
         parser.add_argument("--base-url", help="scheme and host (default: SECURE_LINK['ORIGIN_URL'], else BASE_URL)")
