@@ -153,3 +153,15 @@ def test_a_grants_requests_are_in_the_download_log_by_its_id(fleet, demo, stream
     token = link["url"].rstrip("/").rsplit(",", 1)[1]
     for server in fleet.verifiers.values():
         assert token not in (server.run_dir / "access.log").read_text()
+
+
+def test_a_link_bound_to_a_slash_24_opens_in_that_network_alone_at_every_verifier(fleet, demo):
+    image_id = demo["images"][0]["id"]
+    minted = requests.post(f"{fleet.stack.base_url}/api/images/{image_id}/links/", json={"bind_ip": 24},
+                           headers=token_auth(demo), timeout=10).json()  # by a client at 127.0.0.1
+    assert "&ip=24" in minted["url"]
+    path = minted["url"].split("://", 1)[1].split("/", 1)[1]
+    for name, server in fleet.verifiers.items():  # an edge forwards the client's address, the origin believes it
+        answers = {source: fetch(server.base_url, "/" + path, source_address=source).status
+                   for source in ("127.0.0.2", "127.0.0.3", "127.0.1.2")}
+        assert answers == {"127.0.0.2": 200, "127.0.0.3": 200, "127.0.1.2": 403}, name
