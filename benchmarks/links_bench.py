@@ -152,8 +152,9 @@ WITHOUT = {
     "download limits (the limit check)": ("location/check.conf", ("if ($secure_link_limit) {\n",), ""),
     "start times (the nb check)": ("location/check.conf", ("if ($secure_link_nb) {\n", "if ($secure_link_opens_at) {\n"),
                                    CHECK_VARIABLES),  # the error pages still name $secure_link_opens_at
+    "network bindings (the length check)": ("location/check.conf", ("if ($secure_link_client_length) {\n",), ""),
 }
-FEATURE_PAIRS = 3  # eleven scenarios
+FEATURE_PAIRS = 3  # twelve scenarios
 FLEET_KEYS = 5  # of each algorithm, in the fleet copy's includes: more than a rotation holds at once
 FLEET_EDGES = 10
 
