@@ -195,7 +195,8 @@ def body_bytes(line: str) -> int:
 
 # The variables check.conf declares (its Lua results), which the rules' maps and the error pages name: declared
 # where no request goes in a copy without the check.
-CHECK_VARIABLES = 'location = /_never {\n    set $secure_link_hmac "";\n    set $secure_link_opens_at "";\n    return 404;\n}\n'
+CHECK_VARIABLES = ('location = /_never {\n    set $secure_link_hmac "";\n    set $secure_link_opens_at "";\n'
+                   '    set $secure_link_client_network "";\n    return 404;\n}\n')
 
 
 def _variant(text: str, shipped_line: str, replacement: str) -> str:
