@@ -177,7 +177,7 @@ def _signed_against_static(report: Report, stack: Stack, data: BenchData, label:
     expected = (data.var_dir / "media" / name).read_bytes()
     for target in targets.values():
         _check(stack, target, {}, expected)
-    pairs = PAIRS if label == "20KB" else 5  # 10 MB: three scenarios, five pairs (kernel copies vary more by run)
+    pairs = PAIRS if label == "20KB" else 4  # 10 MB: three scenarios, four pairs (kernel copies vary more by run)
     progress(f"downloads: {label} signed against static, pinned, {pairs} alternating pairs of {SECONDS} s")
     paired, rejected = measure_trusted_pairs(stack.nginx, targets, progress=lambda message: progress(f"downloads: {label} {message}"),
                                              pairs=pairs)
