@@ -279,7 +279,7 @@ API token for user '{demo['username']}':  {token}
    curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie.png '{plain_url}'
    curl -fsS -b {downloads}/cookies.txt -o {downloads}/cookie-edge.png '{edge.base_url + plain_url[len(base):]}'
 
-Logs: access.log, downloads.log and error.log in {every_nginx} (nginx) and {edge_dir} (edge),
+Logs: access.log, downloads.log, failures.log (5xx) and error.log in {every_nginx} (nginx) and {edge_dir} (edge),
   gunicorn*.log in {var_dir}; they name links by id, never by token
 Keys: `manage.py rotate_key add`, then `manage.py rotate_key activate KID` (it checks that every origin and the
   edge accept KID first). A sync agent beside each nginx pulls the keys and the revoked link ids and reloads it

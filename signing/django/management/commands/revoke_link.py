@@ -30,4 +30,4 @@ class Command(BaseCommand):
             newly = links[link_id].revoke()
             state = "revoked" if newly else "was already revoked"
             self.stdout.write(f"{links[link_id]}: {state}; "
-                              f"403 at the origin now, at every edge within {bound:g} s")
+                              f"403 at every origin and edge within {bound:g} s (their agents pull it)")
