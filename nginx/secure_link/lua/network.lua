@@ -92,6 +92,19 @@ local function masked(value, bits, width)
     return band(value, band(lshift(0xffff, width - bits), lshift(1, width) - 1))
 end
 
+-- "a.b.c.d/bits" or "xxxx:...:xxxx/bits": the first `bits` of `parts` (each `width` bits wide), each
+-- written with `form` and joined by `separator`; "!" for fewer than `fewest` bits or more than all.
+local function network_text(parts, width, bits, fewest, form, separator)
+    if bits < fewest or bits > #parts * width then
+        return "!"
+    end
+    local out = {}
+    for i = 1, #parts do
+        out[i] = format(form, masked(parts[i], bits - (i - 1) * width, width))
+    end
+    return concat(out, separator) .. "/" .. format("%d", bits)
+end
+
 local _M = {}
 
 function _M.network(address, length)
@@ -108,24 +121,10 @@ function _M.network(address, length)
         if v6[1] == 0 and v6[2] == 0 and v6[3] == 0 and v6[4] == 0 and v6[5] == 0 and v6[6] == 0xffff then
             v4 = { rshift(v6[7], 8), band(v6[7], 255), rshift(v6[8], 8), band(v6[8], 255) }
         else
-            if bits < 32 or bits > 128 then
-                return "!"
-            end
-            local out = {}
-            for i = 1, 8 do
-                out[i] = format("%04x", masked(v6[i], bits - (i - 1) * 16, 16))
-            end
-            return concat(out, ":") .. "/" .. format("%d", bits)
+            return network_text(v6, 16, bits, 32, "%04x", ":")
         end
     end
-    if bits < 8 or bits > 32 then
-        return "!"
-    end
-    local out = {}
-    for i = 1, 4 do
-        out[i] = format("%d", masked(v4[i], bits - (i - 1) * 8, 8))
-    end
-    return concat(out, ".") .. "/" .. format("%d", bits)
+    return network_text(v4, 8, bits, 8, "%d", ".")
 end
 
 return _M
