@@ -118,7 +118,7 @@ class CDNLinkSigner(LinkClock):
 
     def sign_folder_cookie(
         self, folder: str, *, ttl: int | timedelta, client_ip: str | None = None, kid: str | None = None,
-        not_before: int | None = None,
+        link_id: str | None = None, not_before: int | None = None,
     ) -> CookieGrant:
         """The CDN's cookies for every file below the decoded ``folder`` (``/media/videos/42/``).
 
@@ -126,7 +126,7 @@ class CDNLinkSigner(LinkClock):
         CDN: ``Cloud-CDN-Cookie`` for the URL prefix ``BASE/FOLDER``; Akamai: the ACL token
         ``FOLDER*`` in ``__token__``. The folder follows the rules of our own folder cookies.
         """
-        self._refuse({"client_ip": client_ip, "not_before": not_before})
+        self._refuse({"client_ip": client_ip, "not_before": not_before, "link_id": link_id})
         kid = self.active_kid if kid is None else kid
         signer = self._signer(kid)
         cookie_folder_bytes(folder, self.prefix)
@@ -160,7 +160,7 @@ class CDNLinkSigner(LinkClock):
         return str(network)
 
     def sign_directory(self, prefix: str, *, ttl: int | timedelta, client_ip: str | None = None,
-                       kid: str | None = None) -> SignedLink:
+                       kid: str | None = None, link_id: str | None = None, not_before: int | None = None) -> SignedLink:
         """Directory links are our nginx's form; a CDN grants a folder by cookie (ValueError)."""
         raise ValueError(f"{self.target.name} cannot check directory links (a token in the path): "
                          "grant the folder with its cookies (sign_folder_cookie) instead")

@@ -143,14 +143,12 @@ def issue_link(
     """
     from .models import GrantKind
 
-    issuer = LinkIssuer(request, ttl=ttl)
-    recorded = issuer.signer.carries_link_ids
-    link = issuer.sign(
+    link = LinkIssuer(request, ttl=ttl).sign(
         name, filename=filename, disposition=disposition, client_ip=client_ip,
         not_before=None if not_before is None else int(not_before.timestamp()), max_downloads=max_downloads,
-        link_id=new_link_id() if recorded else None,  # random also with an expiry bucket: each issued link is its own
+        link_id=_issued_link_id(),
     )
-    if not recorded:
+    if link.link_id is None:
         return link, None
     return link, _record_grant(GrantKind.FILE, link, owner=owner, subject=subject, created_by=created_by,
                                max_downloads=link.max_downloads)
@@ -172,12 +170,9 @@ def sign_directory(
     (random unless given) and ``not_before`` (Unix seconds) when given; :func:`issue_directory`
     also records it, so that it can be revoked alone.
     """
-    signer = get_link_signer()
-    options: dict[str, object] = {"client_ip": client_ip}
-    if signer.carries_link_ids:  # a CDN's signer refuses directory links, with the reason
-        options |= {"link_id": link_id, "not_before": not_before}
-    signed = signer.sign_directory(
-        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, **options  # type: ignore[arg-type]
+    signed = get_link_signer().sign_directory(
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip,
+        link_id=link_id, not_before=not_before,
     )
     return signed.with_base(absolute_url("", request))
 
@@ -198,13 +193,16 @@ def sign_folder_cookie(
     grant. Raises UnsafePath for a folder a cookie cannot grant exactly (names outside
     ``A-Z a-z 0-9 . _ ~ -``), ValueError for an option the target cannot carry.
     """
-    signer = get_link_signer()
-    options: dict[str, object] = {"client_ip": client_ip, "not_before": not_before}
-    if link_id is not None and signer.carries_link_ids:
-        options["link_id"] = link_id
-    return signer.sign_folder_cookie(
-        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, **options  # type: ignore[arg-type]
+    return get_link_signer().sign_folder_cookie(
+        media_folder(name), ttl=link_settings().default_ttl if ttl is None else ttl, client_ip=client_ip,
+        link_id=link_id, not_before=not_before,
     )
+
+
+def _issued_link_id() -> str | None:
+    """A fresh id for a grant to record (random also with an expiry bucket: each issued grant is its own),
+    or None for a delivery target whose links carry none (a CDN's: signed, not recorded)."""
+    return new_link_id() if get_link_signer().carries_link_ids else None
 
 
 def _record_grant(kind: str, grant: SignedLink | CookieGrant, *, owner: AbstractBaseUser | None, subject: str,
@@ -234,7 +232,7 @@ def issue_directory(
     grant of the folder keeps working), its requests in the download log by its id."""
     from .models import GrantKind
 
-    link = sign_directory(name, ttl=ttl, client_ip=client_ip, request=request, link_id=new_link_id(),
+    link = sign_directory(name, ttl=ttl, client_ip=client_ip, request=request, link_id=_issued_link_id(),
                           not_before=None if not_before is None else int(not_before.timestamp()))
     return link, _record_grant(GrantKind.DIRECTORY, link, owner=owner, subject=subject, created_by=created_by)
 
@@ -254,7 +252,7 @@ def issue_folder_cookie(
     signed, not recorded (the record is None)."""
     from .models import GrantKind
 
-    grant = sign_folder_cookie(name, ttl=ttl, client_ip=client_ip, link_id=new_link_id(),
+    grant = sign_folder_cookie(name, ttl=ttl, client_ip=client_ip, link_id=_issued_link_id(),
                                not_before=None if not_before is None else int(not_before.timestamp()))
     if grant.link_id is None:
         return grant, None

@@ -24,22 +24,6 @@ def ttl_within_maximum(ttl: int) -> int:
     return ttl
 
 
-def check_not_before(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A ``not_before`` among ``attrs`` must be a positive Unix time before the grant expires (400 otherwise)."""
-    not_before = attrs.get("not_before")
-    if not_before is not None:
-        if not_before.timestamp() < 1:
-            raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
-                                              code="invalid")
-        ttl = attrs.get("ttl") or link_settings().default_ttl
-        if not_before.timestamp() >= timezone.now().timestamp() + ttl:
-            raise serializers.ValidationError(
-                {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
-                code="invalid",
-            )
-    return attrs
-
-
 @extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 8, "maximum": 32}]})
 class BindIPField(serializers.Field):
     """``bind_ip``: false, true (the calling address alone) or a prefix length of 8 to 32 (its network)."""
@@ -62,16 +46,6 @@ class BindIPField(serializers.Field):
         return value
 
 
-class BindingSerializer(serializers.Serializer):
-    """Who may use a grant: ``bind_ip`` and, for an IPv6 client, ``bind_ip6``."""
-
-    bind_ip = BindIPField(default=False, help_text=(
-        "true: only the calling address may use it; a prefix length (8 to 32): every address of the calling "
-        "client's network of that many bits (an IPv6 client's: bind_ip6, else /64)."))
-    bind_ip6 = serializers.IntegerField(required=False, min_value=min(IPV6_LENGTHS), max_value=max(IPV6_LENGTHS),
-                                        help_text="The prefix length (32 to 128) for an IPv6 client; needs bind_ip.")
-
-
 class TTLOptionsSerializer(serializers.Serializer):
     """A lifetime, at most ``SECURE_LINK_MAX_TTL``."""
 
@@ -81,7 +55,35 @@ class TTLOptionsSerializer(serializers.Serializer):
         return ttl_within_maximum(ttl)
 
 
-class LinkOptionsSerializer(BindingSerializer, TTLOptionsSerializer):
+class GrantOptionsSerializer(TTLOptionsSerializer):
+    """What every grant (a link, folder cookies) may be minted with: its lifetime, who may use it
+    (``bind_ip``, ``bind_ip6``) and when it opens (``not_before``, before it expires)."""
+
+    bind_ip = BindIPField(default=False, help_text=(
+        "true: only the calling address may use it; a prefix length (8 to 32): every address of the calling "
+        "client's network of that many bits (an IPv6 client's: bind_ip6, else /64)."))
+    bind_ip6 = serializers.IntegerField(required=False, min_value=min(IPV6_LENGTHS), max_value=max(IPV6_LENGTHS),
+                                        help_text="The prefix length (32 to 128) for an IPv6 client; needs bind_ip.")
+    not_before = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 UTC, like expires_at: it is refused (403) until then.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        not_before = attrs.get("not_before")
+        if not_before is not None:
+            if not_before.timestamp() < 1:
+                raise serializers.ValidationError({"not_before": "Give a moment after 1970-01-01T00:00:01Z."},
+                                                  code="invalid")
+            ttl = attrs.get("ttl") or link_settings().default_ttl
+            if not_before.timestamp() >= timezone.now().timestamp() + ttl:
+                raise serializers.ValidationError(
+                    {"not_before": "The link would expire before it opens: give a later ttl or an earlier not_before."},
+                    code="invalid",
+                )
+        return attrs
+
+
+class LinkOptionsSerializer(GrantOptionsSerializer):
     """How to mint a link: its lifetime, download name, disposition, binding, limit and start."""
 
     filename = serializers.CharField(required=False, max_length=255, help_text="Download name; default: the original name.")
@@ -90,26 +92,14 @@ class LinkOptionsSerializer(BindingSerializer, TTLOptionsSerializer):
         required=False, min_value=1, max_value=MAX_DOWNLOADS_LIMIT,
         help_text="How many times the file may be downloaded (each 200 or 206 answer counts once).",
     )
-    not_before = serializers.DateTimeField(
-        required=False, help_text="ISO 8601 UTC, like expires_at: the link is refused (403) until then.",
-    )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return check_not_before(attrs)
-
     def validate_filename(self, filename: str) -> str:
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
             raise serializers.ValidationError("The file name must not contain control characters.", code="invalid")
         return filename
 
 
-class CookieOptionsSerializer(BindingSerializer, TTLOptionsSerializer):
-    not_before = serializers.DateTimeField(
-        required=False, help_text="ISO 8601 UTC, like expires_at: the cookies are refused (403) until then.",
-    )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return check_not_before(attrs)
+class CookieOptionsSerializer(GrantOptionsSerializer):
+    """How to mint folder cookies: the options every grant takes (no download name or limit)."""
 
 
 class FolderCookiesSerializer(serializers.Serializer):

@@ -27,7 +27,7 @@ from .directory import parse_directory_uri
 from .disposition import DISPOSITIONS, content_disposition
 from .folder_cookie import COOKIE_NAME, FOLDER_KIND, nginx_cookie, parse_folder_cookie
 from .query import nginx_arg
-from .signed_string import DIRECTORY_KIND, LINK_ID_PATTERN, signed_string
+from .signed_string import DIRECTORY_KIND, LINK_ID_PATTERN, link_fields, signed_string
 
 # Values of the optional fields, as nginx/secure_link/rules.conf maps them; "!" is never signed.
 _UNSIGNABLE = b"!"
@@ -164,13 +164,13 @@ class SecureLinkVerifier:
         algorithm = key.algorithm if key is not None else MD5  # the key's algorithm decides, as in nginx's maps
         expires = algorithm.read_expires(expires_text)
         client = _bound_client(parts["length"], remote_addr) if parts["ip"] else b""
-        link_id, not_before = parts["id"], parts["nb"]  # the patterns allow an nb only after an id
-        fields = b"%s|%s||" % (link_id, not_before) if link_id else b""
+        # The patterns allow an nb only after an id; a grant minted before ids has no fields.
+        link_id = parts["id"].decode() if parts["id"] else None
+        not_before = int(parts["nb"]) if parts["nb"] else None
+        fields = link_fields(link_id, not_before) if link_id else b""
         signed = signed_string(expires_text, kid, client, kind, b"", folder, fields)
         valid = self._valid(key, algorithm, expires, parts["token"], signed)
-        return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "",
-                                                          link_id.decode() if link_id else None,
-                                                          int(not_before) if not_before else None)
+        return self._status(valid, expires), VerifiedLink(uri, expires, kid.decode(), "", "", link_id, not_before)
 
     @staticmethod
     def _valid(key: Key | None, algorithm: SigningAlgorithm, expires: int, token: bytes, signed: bytes) -> bool:
